@@ -1,0 +1,28 @@
+# Likeness developer targets. The two README commands need only python3;
+# these are conveniences on top of the same venv.
+PY ?= .venv/bin/python
+PROTOS := $(wildcard proto/likeness/v1/*.proto)
+
+.PHONY: venv proto test lint bench serve clean
+
+venv:
+	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'
+
+# Regenerates the committed stubs in likeness/v1 with the pinned grpcio-tools.
+proto:
+	$(PY) -m likeness.protogen
+
+test:
+	bash .ci/run
+
+lint:
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
+
+bench:
+	$(PY) -m bench.run_all
+
+serve:
+	.venv/bin/likeness serve all
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

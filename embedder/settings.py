@@ -1,0 +1,35 @@
+"""Embedder configuration (environment variables ``LIKENESS_EMBEDDER_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EmbedderSettings(BaseSettings):
+    """Settings of the Embedder service; built in ``main()`` and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="LIKENESS_EMBEDDER_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 to serve other hosts.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    backend: Literal["likeness-mobilenet", "dlib-resnet"] = "likeness-mobilenet"
+    model_dir: Path | None = Field(
+        None, description="Model artifact folder; default: the model shipped in embedder/models."
+    )
+    detector: Literal["hog", "cnn"] = "hog"
+    upsample: int = Field(1, ge=0, le=3, description="Detector upsampling steps.")
+    detection_threshold: float = Field(0.0, description="Faces scoring below are dropped.")
+    max_detect_side: int = Field(1024, ge=128, description="Detect on a copy at most this large.")
+    max_image_pixels: int = Field(40_000_000, ge=1024)
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    workers: int = Field(4, ge=1, le=64, description="Concurrent requests served.")
+    max_batch: int = Field(32, ge=1, le=256, description="Faces embedded in one model call.")
+    batch_wait_ms: float = Field(2.0, ge=0, description="Wait to fill a batch, milliseconds.")
+    tf_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads; 0 = TF default.")
+    log_level: str = "INFO"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None

@@ -1,0 +1,1 @@
+"""Likeness: face verification and identification over gRPC."""

@@ -1,0 +1,45 @@
+"""Domain errors shared by the Likeness services.
+
+Each error type maps to exactly one gRPC status code in
+:mod:`likeness.interceptor`; code raises these and never builds statuses by
+hand, so the mapping lives in one place.
+"""
+
+from __future__ import annotations
+
+
+class LikenessError(Exception):
+    """Base class of every error a client may see; its message is safe to show."""
+
+
+class InvalidArgument(LikenessError):
+    """A request field is malformed (maps to INVALID_ARGUMENT)."""
+
+
+class NotFound(LikenessError):
+    """A named thing, or a face in an image, does not exist (NOT_FOUND)."""
+
+
+class AlreadyExists(LikenessError):
+    """The thing to create exists already (ALREADY_EXISTS)."""
+
+
+class FailedPrecondition(LikenessError):
+    """The request is valid but the system is not in a state to serve it
+    (FAILED_PRECONDITION): model mismatch, several faces, low quality."""
+
+
+class Unauthenticated(LikenessError):
+    """No or an unknown API key (UNAUTHENTICATED)."""
+
+
+class PermissionDenied(LikenessError):
+    """The API key lacks the role for this gallery (PERMISSION_DENIED)."""
+
+
+class Unavailable(LikenessError):
+    """A dependency (store, embedder) cannot be reached; retry later (UNAVAILABLE)."""
+
+
+class ResourceExhausted(LikenessError):
+    """A size or rate limit was exceeded (RESOURCE_EXHAUSTED)."""

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the Likeness API (do not edit; `make proto`)."""

@@ -1,0 +1,42 @@
+"""Registry configuration (environment variables ``LIKENESS_REGISTRY_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrySettings(BaseSettings):
+    """Settings of the Registry service; built in ``main()`` and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="LIKENESS_REGISTRY_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 to serve other hosts.")
+    port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(9095, ge=0, le=65535, description="Prometheus /metrics; 0 = off.")
+    embedder_address: str = Field("127.0.0.1:50051", description="host:port of the Embedder.")
+    embedder_timeout_s: float = Field(10.0, gt=0)
+    store: Literal["edge", "qdrant"] = Field("edge", description="edge = embedded Qdrant engine.")
+    data_dir: Path = Field(Path("var"), description="Edge store, API keys and audit log live here.")
+    qdrant_url: str = Field("http://127.0.0.1:6334", description="Qdrant server (store=qdrant).")
+    qdrant_api_key: str | None = None
+    qdrant_prefer_grpc: bool = True
+    hnsw_min_faces: int = Field(
+        20_000, ge=0, description="Edge: build the HNSW index in the background past this size."
+    )
+    api_keys_required: bool = Field(
+        False, description="Reject calls without a valid API key (set true in production)."
+    )
+    bootstrap_admin_key: str | None = Field(
+        None, description="An admin key (all galleries) accepted in addition to stored keys."
+    )
+    audit_log: Path | None = Field(None, description="JSON-lines audit log; default data_dir/audit.jsonl.")
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    workers: int = Field(16, ge=1, le=256)
+    grace_s: float = Field(10.0, ge=0, description="Shutdown drains in-flight calls this long.")
+    log_level: str = "INFO"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None

@@ -1,0 +1,84 @@
+"""The storage interface every Qdrant backend implements.
+
+Both backends (``edge``: qdrant-edge-py in-process; ``qdrant``: qdrant-client
+against a server, or ``:memory:`` in tests) must give the same answers: the
+contract tests in tests/test_store_contract.py run against each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from server.domain import GalleryConfig, SearchHit, StoredFace
+
+
+class FaceStore(Protocol):
+    """Galleries of enrolled faces with cosine k-NN search.
+
+    Errors: NotFound for an unknown gallery or face, AlreadyExists on
+    creating an existing gallery, Unavailable when the store cannot be
+    reached (all from likeness.errors). Writes are durable once the call
+    returns (WAL on the edge backend; write acknowledgement on the server).
+    """
+
+    backend: str
+
+    def create_gallery(self, config: GalleryConfig) -> None: ...
+
+    def get_gallery(self, name: str) -> GalleryConfig: ...
+
+    def list_galleries(self) -> list[GalleryConfig]: ...
+
+    def delete_gallery(self, name: str) -> int:
+        """Delete a gallery and all its faces; returns the number of faces."""
+        ...
+
+    def upsert_faces(self, gallery: str, faces: Sequence[StoredFace]) -> None:
+        """Insert faces; a face whose ``face_id`` exists is overwritten, never duplicated."""
+        ...
+
+    def existing_face_ids(self, gallery: str, face_ids: Sequence[str]) -> set[str]:
+        """Which of ``face_ids`` are stored."""
+        ...
+
+    def search(
+        self, gallery: str, vector: np.ndarray, limit: int, subject_id: str | None = None
+    ) -> list[SearchHit]:
+        """The ``limit`` faces most similar to ``vector`` (cosine, best first),
+        optionally only among ``subject_id``'s faces."""
+        ...
+
+    def subject_faces(self, gallery: str, subject_id: str) -> list[StoredFace]:
+        """All faces of a subject (empty list when the subject is unknown)."""
+        ...
+
+    def delete_subject(self, gallery: str, subject_id: str) -> int:
+        """Delete a subject's faces; returns how many were deleted."""
+        ...
+
+    def delete_face(self, gallery: str, face_id: str) -> str:
+        """Delete one face; returns its subject id; NotFound when absent."""
+        ...
+
+    def list_subjects(
+        self, gallery: str, after: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """(subject id, face count) in subject-id order, starting after ``after``."""
+        ...
+
+    def counts(self, gallery: str) -> tuple[int, int]:
+        """(subjects, faces) in a gallery."""
+        ...
+
+    def iter_faces(self, gallery: str) -> Iterator[StoredFace]:
+        """Every face of a gallery, vectors included (for export)."""
+        ...
+
+    def check_health(self) -> None:
+        """Raise Unavailable when the store cannot serve requests."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,196 @@
+"""Runs the embedder's front end (decode, detect, 68 landmarks, align) once
+over an image dataset and caches aligned crops, landmarks and, optionally,
+dlib-resnet teacher descriptors in resumable shards.
+
+A dataset is a folder of ``<person>/<image>`` (identity folders, e.g. LFW) or
+a flat folder of unlabelled images (e.g. UTKFace crops; every image is its own
+unknown person, label ""). Shards are ``shard-00000.npz`` ...; a shard that
+exists is skipped, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedder.align import align_face
+from embedder.decode import decode_image
+from embedder.detect import Detection, FaceDetector
+from likeness.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """What to cache: ``size`` is the crop side in pixels; ``centre_fallback``
+    uses a central box when no face is detected (right for pre-cropped,
+    centred datasets such as deep-funneled LFW); ``pick_centre`` keeps the
+    face nearest the image centre instead of the largest (LFW labels the
+    central face); ``teacher`` also computes dlib-resnet descriptors."""
+
+    size: int = 112
+    centre_fallback: bool = False
+    pick_centre: bool = True
+    teacher: bool = False
+    upsample: int = 1
+
+
+def list_images(root: Path, labelled: bool, exclude_people: Iterable[str] = ()) -> list[tuple[str, Path]]:
+    """(person, path) pairs under ``root``, sorted; people in ``exclude_people``
+    are left out. Unlabelled datasets give person ""."""
+    excluded = set(exclude_people)
+    items: list[tuple[str, Path]] = []
+    if labelled:
+        for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            if person_dir.name in excluded:
+                continue
+            items += [
+                (person_dir.name, f)
+                for f in sorted(person_dir.iterdir())
+                if f.suffix.lower() in IMAGE_SUFFIXES
+            ]
+    else:
+        items = [("", f) for f in sorted(root.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    return items
+
+
+class _Worker:
+    def __init__(self, spec: CacheSpec) -> None:
+        import dlib
+
+        from embedder.dlib_models import RESNET, dlib_model_path
+
+        self.spec = spec
+        self.detector = FaceDetector(upsample=spec.upsample)
+        self.dlib = dlib
+        self.resnet = (
+            dlib.face_recognition_model_v1(str(dlib_model_path(RESNET))) if spec.teacher else None
+        )
+
+    def pick(self, image: np.ndarray) -> Detection | None:
+        dets = self.detector.detect(image)
+        if dets and self.spec.pick_centre:
+            h, w = image.shape[:2]
+            return min(
+                dets,
+                key=lambda d: ((d.box[0] + d.box[2]) / 2 - w / 2) ** 2
+                + ((d.box[1] + d.box[3]) / 2 - h / 2) ** 2,
+            )
+        if dets:
+            return dets[0]
+        if self.spec.centre_fallback:
+            h, w = image.shape[:2]
+            box = (int(w * 0.3), int(h * 0.3), int(w * 0.7), int(h * 0.7))
+            return Detection(box=box, score=-1.0, landmarks=self.detector.landmarks(image, box))
+        return None
+
+    def __call__(self, path: Path) -> dict[str, np.ndarray] | None:
+        try:
+            image = decode_image(path.read_bytes())
+        except InvalidArgument:
+            return None
+        det = self.pick(image)
+        if det is None:
+            return None
+        aligned = align_face(image, det.landmarks, self.spec.size)
+        out = {
+            "crop": aligned.crop,
+            "landmarks": aligned.landmarks,
+            "detected": np.array(det.score >= 0),
+        }
+        if self.resnet is not None:
+            rect = self.dlib.rectangle(det.box[0], det.box[1], det.box[2] - 1, det.box[3] - 1)
+            shape = self.dlib.full_object_detection(
+                rect, [self.dlib.point(int(round(x)), int(round(y))) for x, y in det.landmarks]
+            )
+            out["teacher"] = np.array(
+                self.resnet.compute_face_descriptor(image, shape), dtype=np.float32
+            )
+        return out
+
+
+_worker: _Worker | None = None
+
+
+def _init(spec: CacheSpec) -> None:
+    global _worker
+    _worker = _Worker(spec)
+
+
+def _process(path: Path) -> dict[str, np.ndarray] | None:
+    assert _worker is not None
+    return _worker(path)
+
+
+def build_cache(
+    items: Sequence[tuple[str, Path]],
+    out_dir: Path,
+    spec: CacheSpec,
+    workers: int = 2,
+    shard_size: int = 512,
+    progress: bool = True,
+) -> None:
+    """Process ``items`` into shards under ``out_dir``; resumable (existing
+    shards are kept). Images that fail to decode or show no face are
+    recorded as skipped in ``skipped.txt``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "spec.json").write_text(json.dumps(spec.__dict__, indent=2))
+    shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
+    todo = [(i, s) for i, s in enumerate(shards) if not (out_dir / f"shard-{i:05d}.npz").exists()]
+    done_images = (len(shards) - len(todo)) * shard_size
+    bar = _progress(len(items), done_images, enabled=progress)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init, initargs=(spec,)) as pool:
+        for index, shard in todo:
+            results = pool.map(_process, [p for _, p in shard], chunksize=8)
+            kept = [(item, r) for item, r in zip(shard, results, strict=True) if r is not None]
+            skipped = [str(item[1]) for item, r in zip(shard, results, strict=True) if r is None]
+            arrays: dict[str, np.ndarray] = {
+                "person": np.array([item[0] for item, _ in kept], dtype=str),
+                "path": np.array([str(item[1]) for item, _ in kept], dtype=str),
+            }
+            if kept:
+                for key in kept[0][1]:
+                    arrays[key] = np.stack([r[key] for _, r in kept])
+            tmp = out_dir / f"shard-{index:05d}.tmp.npz"
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
+            tmp.rename(out_dir / f"shard-{index:05d}.npz")
+            if skipped:
+                with (out_dir / "skipped.txt").open("a") as fh:
+                    fh.writelines(s + "\n" for s in skipped)
+            bar(len(shard))
+    log.info("cache complete in %s", out_dir)
+
+
+def load_cache(out_dir: Path) -> dict[str, np.ndarray]:
+    """Concatenate every shard of a cache into one dict of arrays."""
+    parts = [dict(np.load(p)) for p in sorted(out_dir.glob("shard-[0-9]*.npz"))]
+    parts = [p for p in parts if len(p["person"])]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _progress(total: int, start: int, enabled: bool):  # type: ignore[no-untyped-def]
+    import sys
+    import time
+
+    state = {"done": start, "t0": time.monotonic(), "start": start}
+
+    def step(n: int) -> None:
+        state["done"] += n
+        if not enabled:
+            return
+        rate = (state["done"] - state["start"]) / max(1e-6, time.monotonic() - state["t0"])
+        eta = (total - state["done"]) / max(rate, 1e-6)
+        sys.stderr.write(f"\r{state['done']}/{total} images  {rate:.1f} img/s  ETA {eta:.0f}s")
+        sys.stderr.flush()
+
+    return step
