@@ -43,3 +43,7 @@ class Unavailable(LikenessError):
 
 class ResourceExhausted(LikenessError):
     """A size or rate limit was exceeded (RESOURCE_EXHAUSTED)."""
+
+
+class DeadlineExceeded(LikenessError):
+    """The caller's deadline passed before the work was done (DEADLINE_EXCEEDED)."""

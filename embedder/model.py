@@ -1,0 +1,94 @@
+"""The Likeness embedding network: MobileNetV2 on the aligned crop plus a
+landmark branch, fused into an L2-normalised embedding.
+
+Shared by serving (embedder.backends) and training (trainer): both build the
+network here and feed it through :func:`model_inputs`, so preprocessing can
+never drift between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.landmarks import NUM_LANDMARKS, normalise_landmarks
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture: ``alpha`` MobileNetV2 width, ``input_size`` crop side in
+    pixels, ``dim`` embedding length, ``landmark_branch`` whether the 68
+    normalised landmarks feed the embedding."""
+
+    alpha: float = 0.35
+    input_size: int = 112
+    dim: int = 128
+    landmark_branch: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def model_inputs(crops: np.ndarray, landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Network inputs from aligned crops (N, size, size, 3) RGB uint8 and their
+    landmarks (N, 68, 2) in crop pixels: pixels stay 0-255 float32 (the
+    network rescales), landmarks are normalised to [-1, 1] and flattened."""
+    return {
+        "image": crops.astype(np.float32),
+        "landmarks": normalise_landmarks(landmarks, size).reshape(len(crops), NUM_LANDMARKS * 2),
+    }
+
+
+def build_model(config: ModelConfig) -> Any:
+    """A Keras model mapping {"image": (N, S, S, 3) float32 0-255, "landmarks":
+    (N, 136) float32 in [-1, 1]} to (N, dim) L2-normalised embeddings."""
+    import keras
+    from keras import layers
+
+    size = config.input_size
+    image = keras.Input((size, size, 3), name="image")
+    marks = keras.Input((NUM_LANDMARKS * 2,), name="landmarks")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(image)
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=None
+    )
+    features = backbone(x)
+    # Global depthwise convolution (MobileFaceNet): keeps where on the face a
+    # feature fired, which global average pooling would throw away.
+    side = features.shape[1]
+    x = layers.DepthwiseConv2D(side, padding="valid", use_bias=False, name="gdc")(features)
+    x = layers.BatchNormalization(name="gdc_bn")(x)
+    x = layers.Flatten(name="gdc_flat")(x)
+    x = layers.Dropout(0.2, name="gdc_dropout")(x)
+    if config.landmark_branch:
+        m = layers.Dense(128, activation="relu", name="lm_dense1")(marks)
+        m = layers.Dense(64, activation="relu", name="lm_dense2")(m)
+        x = layers.Concatenate(name="fuse")([x, m])
+    x = layers.Dense(config.dim, use_bias=False, name="embedding_dense")(x)
+    x = layers.BatchNormalization(name="embedding_bn")(x)
+    out = layers.UnitNormalization(axis=-1, name="embedding")(x)
+    return keras.Model({"image": image, "landmarks": marks}, out, name="likeness_embedder")
+
+
+def load_imagenet_backbone(model: Any, npz_path: Path) -> int:
+    """Copy Keras-named MobileNetV2 ImageNet weights (``Conv1/kernel``, ...)
+    from an .npz into the model's backbone; returns how many arrays were
+    loaded. Raises ValueError when none match (wrong alpha)."""
+    weights = np.load(npz_path)
+    backbone = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    loaded = 0
+    for layer in backbone.layers:
+        for variable in layer.weights:
+            # Keras 2 named depthwise kernels "depthwise_kernel"; Keras 3 "kernel".
+            for name in (variable.name, f"depthwise_{variable.name}"):
+                key = f"{layer.name}/{name}"
+                if key in weights and tuple(weights[key].shape) == tuple(variable.shape):
+                    variable.assign(weights[key])
+                    loaded += 1
+                    break
+    if loaded == 0:
+        raise ValueError(f"no weight of {npz_path} matches the backbone")
+    return loaded

@@ -1,0 +1,107 @@
+"""The face pipeline: image bytes -> faces with landmarks, quality, embedding."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedder.align import align_face
+from embedder.backends import FaceInput
+from embedder.batcher import Batcher
+from embedder.decode import decode_image
+from embedder.detect import Detection, FaceDetector
+from embedder.quality import FaceQuality, face_quality
+from likeness.errors import FailedPrecondition, NotFound
+
+
+class Selection(enum.Enum):
+    """Which faces of an image to return (see likeness.v1.FaceSelection)."""
+
+    LARGEST = "largest"
+    ALL = "all"
+    REQUIRE_SINGLE = "require_single"
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One embedded face: ``box`` (left, top, right, bottom) and ``landmarks``
+    (68, 2) in image pixels; ``vector`` (dim,) float32, L2-normalised."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+    detection_score: float
+    quality: FaceQuality
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """Faces of one image, largest first; ``width``/``height`` of the decoded,
+    EXIF-rotated image in pixels."""
+
+    width: int
+    height: int
+    faces: list[FaceResult]
+
+
+class FacePipeline:
+    """Decode -> detect -> 68 landmarks -> align -> quality -> embed.
+
+    ``input_size`` is the side of the aligned crop in pixels (the model's).
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        batcher: Batcher,
+        input_size: int,
+        max_pixels: int = 40_000_000,
+    ) -> None:
+        self._detector = detector
+        self._batcher = batcher
+        self._size = input_size
+        self._max_pixels = max_pixels
+
+    def process(
+        self, data: bytes, selection: Selection = Selection.LARGEST, timeout_s: float | None = None
+    ) -> EmbedResult:
+        """Embed the selected faces of an encoded image.
+
+        Raises:
+            InvalidArgument: undecodable or oversized image (from decode_image).
+            NotFound: no face in the image.
+            FailedPrecondition: REQUIRE_SINGLE and not exactly one face.
+        """
+        image = decode_image(data, self._max_pixels)
+        height, width = image.shape[:2]
+        detections = self._select(self._detector.detect(image), selection)
+        inputs = [
+            FaceInput(image, det, align_face(image, det.landmarks, self._size))
+            for det in detections
+        ]
+        vectors = self._batcher.embed(inputs, timeout_s=timeout_s)
+        faces = [
+            FaceResult(
+                box=item.detection.box,
+                landmarks=item.detection.landmarks,
+                detection_score=item.detection.score,
+                quality=face_quality(item.detection.landmarks, item.aligned.crop, width, height),
+                vector=vector,
+            )
+            for item, vector in zip(inputs, vectors, strict=True)
+        ]
+        return EmbedResult(width=width, height=height, faces=faces)
+
+    @staticmethod
+    def _select(detections: list[Detection], selection: Selection) -> list[Detection]:
+        if not detections:
+            raise NotFound("no face found in the image")
+        if selection is Selection.REQUIRE_SINGLE and len(detections) != 1:
+            raise FailedPrecondition(
+                f"exactly one face required, found {len(detections)} faces in the image"
+            )
+        if selection is Selection.ALL:
+            return detections
+        return detections[:1]

@@ -1,0 +1,124 @@
+"""The Embedder gRPC server: construction, health, reflection, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from embedder.backends import load_backend
+from embedder.batcher import Batcher
+from embedder.detect import FaceDetector
+from embedder.pipeline import FacePipeline
+from embedder.servicer import EmbedderServicer
+from embedder.settings import EmbedderSettings
+from likeness import logs
+from likeness.interceptor import ErrorInterceptor
+from likeness.v1 import embedder_pb2, embedder_pb2_grpc
+
+log = logging.getLogger("likeness.embedder")
+SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+
+
+class EmbedderServer:
+    """A started-on-demand Embedder: the model and detector load in the
+    constructor (seconds), ``start()`` binds ``settings.host:settings.port``
+    (port 0 picks a free one, see ``port``)."""
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self.settings = settings
+        self.backend = load_backend(settings.backend, settings.model_dir, settings.tf_threads)
+        detector = FaceDetector(
+            kind=settings.detector,
+            upsample=settings.upsample,
+            score_threshold=settings.detection_threshold,
+            max_side=settings.max_detect_side,
+        )
+        self._batcher = Batcher(self.backend, settings.max_batch, settings.batch_wait_ms)
+        self.pipeline = FacePipeline(
+            detector, self._batcher, self.backend.manifest.input_size, settings.max_image_pixels
+        )
+        self._health = health.HealthServicer()
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="embed"),
+            interceptors=[ErrorInterceptor()],
+            options=options,
+            maximum_concurrent_rpcs=settings.workers * 16,
+        )
+        embedder_pb2_grpc.add_EmbedderServicer_to_server(
+            EmbedderServicer(self.pipeline, self.backend), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        address = f"{settings.host}:{settings.port}"
+        if settings.tls_cert and settings.tls_key:
+            creds = grpc.ssl_server_credentials(
+                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+            )
+            self.port = self._server.add_secure_port(address, creds)
+        else:
+            self.port = self._server.add_insecure_port(address)
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+        for name in ("", SERVICE_NAME):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "embedder listening",
+            extra={"address": self.address, "model": self.backend.manifest.fingerprint},
+        )
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Refuse new calls, let in-flight ones finish for ``grace_s`` seconds."""
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace_s).wait()
+        self._batcher.close()
+        self._stopped.set()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def create_server(settings: EmbedderSettings) -> EmbedderServer:
+    """Build (load models, bind the port) without starting."""
+    return EmbedderServer(settings)
+
+
+def serve(settings: EmbedderSettings) -> None:
+    """Run until SIGINT/SIGTERM, then drain in-flight calls."""
+    server = create_server(settings)
+    server.start()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server.wait()
+
+
+def main() -> None:
+    settings = EmbedderSettings()
+    logs.configure(settings.log_level)
+    serve(settings)
+
+
+if __name__ == "__main__":
+    main()

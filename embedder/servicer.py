@@ -1,0 +1,113 @@
+"""Embedder gRPC servicer: protobuf <-> pipeline values, nothing else."""
+
+from __future__ import annotations
+
+import grpc
+
+from embedder.backends import EmbeddingBackend
+from embedder.pipeline import EmbedResult, FacePipeline, Selection
+from embedder.quality import FaceQuality
+from likeness.errors import InvalidArgument, LikenessError
+from likeness.interceptor import status_of
+from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+
+MAX_BATCH_ITEMS = 64
+
+_SELECTION = {
+    common_pb2.FACE_SELECTION_UNSPECIFIED: Selection.LARGEST,
+    common_pb2.FACE_SELECTION_LARGEST: Selection.LARGEST,
+    common_pb2.FACE_SELECTION_ALL: Selection.ALL,
+    common_pb2.FACE_SELECTION_REQUIRE_SINGLE: Selection.REQUIRE_SINGLE,
+}
+
+
+def selection_from_proto(value: int) -> Selection:
+    """The pipeline's Selection for a FaceSelection enum value."""
+    try:
+        return _SELECTION[value]
+    except KeyError:
+        raise InvalidArgument(f"selection: unknown FaceSelection value {value}") from None
+
+
+def quality_to_proto(q: FaceQuality) -> common_pb2.Quality:
+    return common_pb2.Quality(
+        face_size_px=q.face_size_px,
+        sharpness=q.sharpness,
+        yaw_deg=q.yaw_deg,
+        pitch_deg=q.pitch_deg,
+        roll_deg=q.roll_deg,
+    )
+
+
+def result_to_proto(result: EmbedResult, fingerprint: str) -> embedder_pb2.EmbedResponse:
+    faces = []
+    for face in result.faces:
+        left, top, right, bottom = face.box
+        faces.append(
+            embedder_pb2.Face(
+                box=common_pb2.BoundingBox(left=left, top=top, right=right, bottom=bottom),
+                landmarks=[common_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks],
+                detection_score=face.detection_score,
+                quality=quality_to_proto(face.quality),
+                embedding=common_pb2.Embedding(
+                    values=face.vector.tolist(), model_fingerprint=fingerprint
+                ),
+            )
+        )
+    return embedder_pb2.EmbedResponse(
+        faces=faces, image_width=result.width, image_height=result.height
+    )
+
+
+class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
+    """Serves Embed, EmbedBatch and Info over one pipeline and backend."""
+
+    def __init__(self, pipeline: FacePipeline, backend: EmbeddingBackend) -> None:
+        self._pipeline = pipeline
+        self._manifest = backend.manifest
+        self._backend_name = backend.manifest.backend
+
+    def _embed(
+        self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.EmbedResponse:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining > 1e6:
+            remaining = None  # no deadline set by the client
+        result = self._pipeline.process(
+            request.image, selection_from_proto(request.selection), timeout_s=remaining
+        )
+        return result_to_proto(result, self._manifest.fingerprint)
+
+    def Embed(  # noqa: N802 (gRPC method name)
+        self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.EmbedResponse:
+        return self._embed(request, context)
+
+    def EmbedBatch(  # noqa: N802
+        self, request: embedder_pb2.EmbedBatchRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.EmbedBatchResponse:
+        if len(request.items) > MAX_BATCH_ITEMS:
+            raise InvalidArgument(
+                f"items: {len(request.items)} images, at most {MAX_BATCH_ITEMS} per batch"
+            )
+        results = []
+        for item in request.items:
+            try:
+                results.append(embedder_pb2.EmbedBatchResult(response=self._embed(item, context)))
+            except LikenessError as exc:
+                error = embedder_pb2.ItemError(code=status_of(exc).value[0], message=str(exc))
+                results.append(embedder_pb2.EmbedBatchResult(error=error))
+        return embedder_pb2.EmbedBatchResponse(results=results)
+
+    def Info(  # noqa: N802
+        self, request: embedder_pb2.InfoRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.InfoResponse:
+        m = self._manifest
+        return embedder_pb2.InfoResponse(
+            backend=self._backend_name,
+            model_id=m.model_id,
+            model_fingerprint=m.fingerprint,
+            dim=m.dim,
+            default_threshold=m.default_threshold,
+            input_size=m.input_size,
+        )

@@ -1,0 +1,115 @@
+"""Training data from face caches: splits, teacher targets, P x K batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainer.cache import load_cache
+
+
+@dataclass(frozen=True)
+class FaceData:
+    """Cached faces: ``crops`` (N, S, S, 3) uint8, ``landmarks`` (N, 68, 2) crop
+    pixels, ``person`` (N,) str ("" = unlabelled), ``teacher`` (N, 128) raw
+    dlib descriptors or None, ``path`` (N,) source files."""
+
+    crops: np.ndarray
+    landmarks: np.ndarray
+    person: np.ndarray
+    path: np.ndarray
+    teacher: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+    def subset(self, index: np.ndarray) -> FaceData:
+        return FaceData(
+            self.crops[index],
+            self.landmarks[index],
+            self.person[index],
+            self.path[index],
+            None if self.teacher is None else self.teacher[index],
+        )
+
+
+def load_faces(cache_dirs: Sequence[Path]) -> FaceData:
+    """Concatenate caches (see trainer.cache); teacher only if every cache has it."""
+    parts = [load_cache(d) for d in cache_dirs]
+    teacher = (
+        np.concatenate([p["teacher"] for p in parts]).astype(np.float32)
+        if all("teacher" in p for p in parts)
+        else None
+    )
+    return FaceData(
+        crops=np.concatenate([p["crop"] for p in parts]),
+        landmarks=np.concatenate([p["landmarks"] for p in parts]).astype(np.float32),
+        person=np.concatenate([p["person"] for p in parts]),
+        path=np.concatenate([p["path"] for p in parts]),
+        teacher=teacher,
+    )
+
+
+def check_no_forbidden(data: FaceData, forbidden: Iterable[str]) -> None:
+    """Raise ValueError if any face belongs to a forbidden (test) person."""
+    bad = set(data.person.tolist()) & set(forbidden)
+    if bad:
+        raise ValueError(f"{len(bad)} test people found in training data, e.g. {sorted(bad)[:3]}")
+
+
+def split_people(data: FaceData, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation): a seeded ``val_fraction`` of the labelled
+    people with >= 2 images is held out whole; unlabelled faces train."""
+    people, counts = np.unique(data.person[data.person != ""], return_counts=True)
+    eligible = people[counts >= 2]
+    rng = np.random.default_rng(seed)
+    n_val = round(len(eligible) * val_fraction)
+    val_people = set(rng.choice(eligible, size=n_val, replace=False).tolist()) if n_val else set()
+    is_val = np.array([p in val_people for p in data.person.tolist()])
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def centred_targets(teacher: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Teacher descriptors minus the training mean, L2-normalised (N, 128)."""
+    centred = teacher - mean[None, :]
+    return (centred / np.linalg.norm(centred, axis=1, keepdims=True)).astype(np.float32)
+
+
+class BatchSampler:
+    """P people x K images (labelled, for the triplet loss) plus ``extra``
+    faces drawn from every training face (for distillation). Deterministic:
+    batch ``step`` depends only on (seed, step), so a resumed run continues
+    with exactly the batches it would have seen."""
+
+    def __init__(self, data: FaceData, people: int, per_person: int, extra: int, seed: int) -> None:
+        self._p, self._k, self._extra, self._seed = people, per_person, extra, seed
+        labelled = np.flatnonzero(data.person != "")
+        groups: dict[str, list[int]] = {}
+        for i in labelled.tolist():
+            groups.setdefault(str(data.person[i]), []).append(i)
+        self._groups = [np.array(v) for _, v in sorted(groups.items()) if len(v) >= per_person]
+        if len(self._groups) < people:
+            raise ValueError(
+                f"{len(self._groups)} people with >= {per_person} images; need {people}"
+            )
+        self._all = np.arange(len(data))
+
+    @property
+    def people(self) -> int:
+        return len(self._groups)
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices (P*K + extra,), labels (P*K,)) for one step."""
+        rng = np.random.default_rng([self._seed, step])
+        chosen = rng.choice(len(self._groups), size=self._p, replace=False)
+        idx: list[int] = []
+        labels: list[int] = []
+        for label, g in enumerate(chosen):
+            members = rng.choice(self._groups[g], size=self._k, replace=False)
+            idx += members.tolist()
+            labels += [label] * self._k
+        idx += rng.choice(self._all, size=self._extra, replace=False).tolist()
+        return np.array(idx), np.array(labels)

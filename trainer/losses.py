@@ -1,0 +1,61 @@
+"""Training objectives on L2-normalised embeddings (TensorFlow).
+
+Distances are squared Euclidean on the unit sphere, d = 2 - 2 cos, in [0, 4].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+
+def pairwise_sq_distances(embeddings: Any) -> Any:
+    """(N, N) squared distances of (N, D) unit vectors: 2 - 2 * cosine, clipped at 0."""
+    cos = tf.matmul(embeddings, embeddings, transpose_b=True)
+    return tf.maximum(2.0 - 2.0 * cos, 0.0)
+
+
+def semi_hard_negatives(distances: Any, labels: Any) -> tuple[Any, Any]:
+    """Online semi-hard mining (FaceNet, Schroff et al. 2015).
+
+    For every anchor-positive pair (a, p) with the same label, a != p, the
+    negative is the closest one *farther* than the positive:
+    argmin_n {d(a, n) : d(a, n) > d(a, p)}; when no negative is farther, the
+    farthest negative. Returns (mask of valid (a, p) pairs, (N, N) chosen
+    negative distance per pair).
+    """
+    labels = tf.reshape(labels, [-1])
+    same = tf.equal(labels[:, None], labels[None, :])
+    n = tf.shape(labels)[0]
+    positive_mask = tf.logical_and(same, tf.logical_not(tf.eye(n, dtype=tf.bool)))
+    negative_mask = tf.logical_not(same)
+    big = tf.constant(1e9, distances.dtype)
+    # d_an[a, p, n]: distance anchor->negative candidate, broadcast over p.
+    d_ap = distances[:, :, None]
+    d_an = distances[:, None, :]
+    neg = negative_mask[:, None, :]
+    farther = tf.logical_and(neg, d_an > d_ap)
+    closest_farther = tf.reduce_min(tf.where(farther, d_an, big), axis=2)
+    has_farther = tf.reduce_any(farther, axis=2)
+    farthest = tf.reduce_max(tf.where(neg, d_an, -big), axis=2)
+    chosen = tf.where(has_farther, closest_farther, farthest)
+    has_negative = tf.reduce_any(negative_mask, axis=1)[:, None]
+    return tf.logical_and(positive_mask, has_negative), chosen
+
+
+def triplet_semi_hard_loss(embeddings: Any, labels: Any, margin: float) -> Any:
+    """Mean over valid anchor-positive pairs of max(d(a,p) - d(a,n) + margin, 0),
+    n chosen by :func:`semi_hard_negatives`; ``margin`` in squared-distance units."""
+    distances = pairwise_sq_distances(embeddings)
+    mask, d_an = semi_hard_negatives(distances, labels)
+    losses = tf.maximum(distances - d_an + margin, 0.0)
+    mask_f = tf.cast(mask, losses.dtype)
+    return tf.reduce_sum(losses * mask_f) / tf.maximum(tf.reduce_sum(mask_f), 1.0)
+
+
+def distillation_loss(embeddings: Any, targets: Any, weights: Any) -> Any:
+    """Weighted mean of 1 - cos(embedding, target) over rows with weight > 0;
+    ``targets`` are unit vectors (the teacher's), ``weights`` (N,) 0 or 1."""
+    cos = tf.reduce_sum(embeddings * targets, axis=1)
+    return tf.reduce_sum((1.0 - cos) * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)

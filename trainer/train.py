@@ -1,0 +1,268 @@
+"""Training: triplet loss with online semi-hard mining (FaceNet) on P x K
+batches, plus optional distillation from dlib-resnet descriptors.
+
+Resumable: ``<out>/checkpoint/`` holds weights, optimizer state and the step;
+batches and augmentation are functions of (seed, step), so a resumed run
+sees the same data it would have seen uninterrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.landmarks import NUM_LANDMARKS
+from embedder.model import ModelConfig, build_model, load_imagenet_backbone
+from trainer.data import (
+    BatchSampler,
+    FaceData,
+    centred_targets,
+    check_no_forbidden,
+    load_faces,
+    split_people,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (saved with the run).
+
+    ``margin`` is in squared unit-sphere distance (2 - 2 cos). Loss weights of
+    0 switch a term off: ``triplet_weight`` (the core objective, must stay on
+    for a shipped model), ``distill_weight`` (1 - cos to the centred dlib
+    descriptor of the same image).
+    """
+
+    caches: tuple[str, ...]
+    model: ModelConfig = field(default_factory=ModelConfig)
+    imagenet_weights: str | None = None
+    steps: int = 3000
+    people_per_batch: int = 48
+    images_per_person: int = 2
+    extra_per_batch: int = 64
+    margin: float = 0.2
+    triplet_weight: float = 1.0
+    distill_weight: float = 1.0
+    learning_rate: float = 2e-3
+    warmup_steps: int = 150
+    weight_decay: float = 5e-5
+    val_fraction: float = 0.08
+    seed: int = 1234
+    checkpoint_every: int = 100
+    eval_every: int = 500
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["caches"] = list(self.caches)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["caches"] = tuple(d["caches"])
+        d["model"] = ModelConfig(**d["model"])
+        return TrainConfig(**d)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run left its files and how far it got."""
+
+    out_dir: Path
+    steps_done: int
+    teacher_mean: np.ndarray | None
+    history: list[dict[str, float]]
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: Path,
+    forbidden_people: Sequence[str] = (),
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    max_minutes: float | None = None,
+) -> TrainResult:
+    """Train (or resume) a model into ``out_dir``.
+
+    ``forbidden_people``: names that must not appear in the data (LFW View 1
+    test people); training refuses to start if any does. ``max_minutes``
+    stops early (resumable) after that wall time.
+    """
+    import tensorflow as tf
+
+    from trainer.augment import augment
+    from trainer.losses import distillation_loss, triplet_semi_hard_loss
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = out_dir / "checkpoint"
+    state_file = ckpt / "state.json"
+    if state_file.exists():
+        saved = TrainConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
+        if saved != cfg:
+            raise ValueError(f"{out_dir} holds a run with another config; use a new folder")
+    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    data = load_faces([Path(c) for c in cfg.caches])
+    check_no_forbidden(data, forbidden_people)
+    train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
+    train_data = data.subset(train_idx)
+    np.save(out_dir / "val_index.npy", val_idx)
+    use_distill = cfg.distill_weight > 0
+    if use_distill and train_data.teacher is None:
+        raise ValueError("distillation needs caches built with teacher descriptors")
+    teacher_mean = (
+        train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
+    )
+    targets = (
+        centred_targets(train_data.teacher, teacher_mean)
+        if train_data.teacher is not None and teacher_mean is not None
+        else np.zeros((len(train_data), 128), np.float32)
+    )
+    if teacher_mean is not None:
+        np.save(out_dir / "teacher_mean.npy", teacher_mean)
+    sampler = BatchSampler(
+        train_data, cfg.people_per_batch, cfg.images_per_person, cfg.extra_per_batch, cfg.seed
+    )
+    log.info(
+        "training data",
+        extra={
+            "faces": len(train_data),
+            "triplet_people": sampler.people,
+            "val_faces": len(val_idx),
+        },
+    )
+
+    tf.keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg.model)
+    if cfg.imagenet_weights:
+        load_imagenet_backbone(model, Path(cfg.imagenet_weights))
+    optimizer = tf.keras.optimizers.AdamW(
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
+    optimizer.build(model.trainable_variables)
+    step0 = 0
+    history: list[dict[str, float]] = []
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        model.load_weights(str(ckpt / "model.weights.h5"))
+        opt_state = np.load(ckpt / "optimizer.npz")
+        for i, var in enumerate(optimizer.variables):
+            var.assign(opt_state[f"v{i}"])
+        step0 = int(state["step"])
+        history = state["history"]
+        log.info("resumed", extra={"step": step0})
+
+    size = cfg.model.input_size
+    n_trip = cfg.people_per_batch * cfg.images_per_person
+    batch_size = n_trip + cfg.extra_per_batch
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([batch_size, size, size, 3], tf.uint8),
+            tf.TensorSpec([batch_size, NUM_LANDMARKS, 2], tf.float32),
+            tf.TensorSpec([n_trip], tf.int32),
+            tf.TensorSpec([batch_size, 128], tf.float32),
+            tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([], tf.float32),
+        ]
+    )
+    def step_fn(crops: Any, marks: Any, labels: Any, tgt: Any, seed: Any, lr: Any) -> Any:
+        images, points = augment(tf.cast(crops, tf.float32), marks, seed, size)
+        points = (points / float(size)) * 2.0 - 1.0
+        inputs = {"image": images, "landmarks": tf.reshape(points, [batch_size, -1])}
+        with tf.GradientTape() as tape:
+            emb = model(inputs, training=True)
+            trip = triplet_semi_hard_loss(emb[:n_trip], labels, cfg.margin)
+            dist = distillation_loss(emb, tgt, tf.ones([batch_size]))
+            loss = cfg.triplet_weight * trip + (cfg.distill_weight * dist if use_distill else 0.0)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.learning_rate.assign(lr)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, trip, dist
+
+    started = time.monotonic()
+    window_t, window_n = time.monotonic(), 0
+    step = step0
+    for step in range(step0, cfg.steps):
+        idx, labels = sampler.batch(step)
+        loss, trip, dist = step_fn(
+            train_data.crops[idx],
+            train_data.landmarks[idx],
+            labels.astype(np.int32),
+            targets[idx],
+            np.array([cfg.seed, step], np.int32),
+            np.float32(learning_rate(step, cfg)),
+        )
+        window_n += batch_size
+        done = step + 1
+        if done % 25 == 0 or done == cfg.steps:
+            rate = window_n / max(1e-6, time.monotonic() - window_t)
+            window_t, window_n = time.monotonic(), 0
+            row = {
+                "step": float(done),
+                "loss": float(loss),
+                "triplet": float(trip),
+                "distill": float(dist),
+                "lr": learning_rate(step, cfg),
+                "images_per_s": rate,
+            }
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                row["val_accuracy"], row["val_auc"] = _validate(model, data.subset(val_idx), cfg)
+            history.append(row)
+            if progress:
+                progress(done, cfg.steps, row)
+        out_of_time = max_minutes is not None and time.monotonic() - started > max_minutes * 60
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time:
+            _save_checkpoint(ckpt, model, optimizer, done, history)
+        if out_of_time:
+            return TrainResult(out_dir, done, teacher_mean, history)
+    model.save_weights(str(out_dir / "final.weights.h5"))
+    return TrainResult(out_dir, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
+
+
+def _save_checkpoint(ckpt: Path, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]) -> None:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(ckpt / "model-tmp.weights.h5"))
+    np.savez(ckpt / "optimizer.tmp.npz", **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    (ckpt / "model-tmp.weights.h5").replace(ckpt / "model.weights.h5")
+    (ckpt / "optimizer.tmp.npz").replace(ckpt / "optimizer.npz")
+    tmp = ckpt / "state.tmp.json"
+    tmp.write_text(json.dumps({"step": step, "history": history}))
+    tmp.replace(ckpt / "state.json")
+
+
+def embed_faces(model: Any, data: FaceData, size: int, batch: int = 256) -> np.ndarray:
+    """Embeddings (N, dim) of cached faces with a Keras model, no augmentation."""
+    from embedder.model import model_inputs
+
+    out = [
+        np.asarray(model(model_inputs(data.crops[i : i + batch], data.landmarks[i : i + batch], size), training=False))
+        for i in range(0, len(data), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _validate(model: Any, val: FaceData, cfg: TrainConfig) -> tuple[float, float]:
+    from trainer.metrics import best_accuracy, roc_auc, sample_pairs
+
+    emb = embed_faces(model, val, cfg.model.input_size)
+    a, b, same = sample_pairs(val.person, n_different=3000, seed=cfg.seed)
+    scores = np.sum(emb[a] * emb[b], axis=1)
+    return best_accuracy(scores, same)[0], roc_auc(scores, same)
