@@ -8,6 +8,7 @@ Two backends share the :class:`EmbeddingBackend` interface:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +50,8 @@ class EmbeddingBackend(Protocol):
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    out: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
 
 
 class MobileNetBackend:
@@ -64,10 +66,9 @@ class MobileNetBackend:
         import tensorflow as tf
 
         if tf_threads:
-            try:
+            # RuntimeError: TF was initialised by an earlier backend in this process.
+            with contextlib.suppress(RuntimeError):
                 tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
-            except RuntimeError:
-                pass  # already initialised by an earlier backend in this process
         self.manifest = load_manifest(folder)
         cfg = ModelConfig(**self.manifest.config)
         self._config = cfg

@@ -20,7 +20,9 @@ class Batcher:
     caller its rows. One worker thread owns the backend, so backends need not
     be re-entrant."""
 
-    def __init__(self, backend: EmbeddingBackend, max_batch: int = 32, wait_ms: float = 2.0) -> None:
+    def __init__(
+        self, backend: EmbeddingBackend, max_batch: int = 32, wait_ms: float = 2.0
+    ) -> None:
         self._backend = backend
         self._max = max_batch
         self._wait = wait_ms / 1000.0
@@ -58,8 +60,10 @@ class Batcher:
             while count < self._max:
                 remaining = deadline - time.monotonic()
                 try:
-                    nxt = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else (
-                        self._queue.get_nowait()
+                    nxt = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else (self._queue.get_nowait())
                     )
                 except queue.Empty:
                     break

@@ -96,7 +96,7 @@ class FaceDetector:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
-def _box(rect: "dlib.rectangle", scale: float) -> tuple[int, int, int, int]:
+def _box(rect: dlib.rectangle, scale: float) -> tuple[int, int, int, int]:
     inv = 1.0 / scale
     return (
         round(rect.left() * inv),

@@ -48,14 +48,15 @@ def flip_landmarks(points: np.ndarray, width: float) -> np.ndarray:
     of the pixel array and of the points agree) and the indices are permuted
     so that e.g. the subject's right eye stays labelled as the right eye.
     """
-    mirrored = points[FLIP_PERMUTATION].copy()
+    mirrored: np.ndarray = points[FLIP_PERMUTATION].copy()
     mirrored[:, 0] = width - mirrored[:, 0]
     return mirrored
 
 
 def normalise_landmarks(points: np.ndarray, size: int) -> np.ndarray:
     """Map (68, 2) points in crop pixels of a ``size`` x ``size`` crop to [-1, 1]."""
-    return (points.astype(np.float32) / np.float32(size)) * 2.0 - 1.0
+    out: np.ndarray = (points.astype(np.float32) / np.float32(size)) * 2.0 - 1.0
+    return out
 
 
 def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

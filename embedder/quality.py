@@ -85,9 +85,7 @@ def head_pose(landmarks68: np.ndarray, width: int, height: int) -> tuple[float, 
     return yaw, pitch, roll
 
 
-def face_quality(
-    landmarks68: np.ndarray, crop: np.ndarray, width: int, height: int
-) -> FaceQuality:
+def face_quality(landmarks68: np.ndarray, crop: np.ndarray, width: int, height: int) -> FaceQuality:
     """All quality measures of one face (see :class:`FaceQuality`)."""
     right_eye, left_eye = eye_centres(landmarks68)
     yaw, pitch, roll = head_pose(landmarks68, width, height)

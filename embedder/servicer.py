@@ -13,7 +13,7 @@ from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 MAX_BATCH_ITEMS = 64
 
-_SELECTION = {
+_SELECTION: dict[int, Selection] = {
     common_pb2.FACE_SELECTION_UNSPECIFIED: Selection.LARGEST,
     common_pb2.FACE_SELECTION_LARGEST: Selection.LARGEST,
     common_pb2.FACE_SELECTION_ALL: Selection.ALL,
@@ -70,7 +70,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     def _embed(
         self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext
     ) -> embedder_pb2.EmbedResponse:
-        remaining = context.time_remaining()
+        remaining: float | None = context.time_remaining()
         if remaining is not None and remaining > 1e6:
             remaining = None  # no deadline set by the client
         result = self._pipeline.process(

@@ -33,7 +33,9 @@ class RegistrySettings(BaseSettings):
     bootstrap_admin_key: str | None = Field(
         None, description="An admin key (all galleries) accepted in addition to stored keys."
     )
-    audit_log: Path | None = Field(None, description="JSON-lines audit log; default data_dir/audit.jsonl.")
+    audit_log: Path | None = Field(
+        None, description="JSON-lines audit log; default data_dir/audit.jsonl."
+    )
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(16, ge=1, le=256)
     grace_s: float = Field(10.0, ge=0, description="Shutdown drains in-flight calls this long.")

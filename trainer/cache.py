@@ -44,7 +44,9 @@ class CacheSpec:
     upsample: int = 1
 
 
-def list_images(root: Path, labelled: bool, exclude_people: Iterable[str] = ()) -> list[tuple[str, Path]]:
+def list_images(
+    root: Path, labelled: bool, exclude_people: Iterable[str] = ()
+) -> list[tuple[str, Path]]:
     """(person, path) pairs under ``root``, sorted; people in ``exclude_people``
     are left out. Unlabelled datasets give person ""."""
     excluded = set(exclude_people)
@@ -82,8 +84,10 @@ class _Worker:
             h, w = image.shape[:2]
             return min(
                 dets,
-                key=lambda d: ((d.box[0] + d.box[2]) / 2 - w / 2) ** 2
-                + ((d.box[1] + d.box[3]) / 2 - h / 2) ** 2,
+                key=lambda d: (
+                    ((d.box[0] + d.box[2]) / 2 - w / 2) ** 2
+                    + ((d.box[1] + d.box[3]) / 2 - h / 2) ** 2
+                ),
             )
         if dets:
             return dets[0]
@@ -110,7 +114,7 @@ class _Worker:
         if self.resnet is not None:
             rect = self.dlib.rectangle(det.box[0], det.box[1], det.box[2] - 1, det.box[3] - 1)
             shape = self.dlib.full_object_detection(
-                rect, [self.dlib.point(int(round(x)), int(round(y))) for x, y in det.landmarks]
+                rect, [self.dlib.point(round(float(x)), round(float(y))) for x, y in det.landmarks]
             )
             out["teacher"] = np.array(
                 self.resnet.compute_face_descriptor(image, shape), dtype=np.float32

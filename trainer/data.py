@@ -75,7 +75,8 @@ def split_people(data: FaceData, val_fraction: float, seed: int) -> tuple[np.nda
 def centred_targets(teacher: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Teacher descriptors minus the training mean, L2-normalised (N, 128)."""
     centred = teacher - mean[None, :]
-    return (centred / np.linalg.norm(centred, axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (centred / np.linalg.norm(centred, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 class BatchSampler:

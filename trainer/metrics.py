@@ -81,7 +81,9 @@ def best_accuracy(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     return float(accs[i]), float(candidates[i])
 
 
-def kfold_accuracy(fold_scores: list[np.ndarray], fold_same: list[np.ndarray]) -> tuple[float, float]:
+def kfold_accuracy(
+    fold_scores: list[np.ndarray], fold_same: list[np.ndarray]
+) -> tuple[float, float]:
     """LFW View 2 protocol: for each fold, the threshold is chosen on the
     other folds; returns (mean, std) accuracy over folds."""
     accs = []
@@ -109,7 +111,7 @@ def sample_pairs(
     sp = np.array(same_pairs, dtype=np.int64).reshape(-1, 2)
     if len(sp) > max_same:
         sp = sp[rng.choice(len(sp), max_same, replace=False)]
-    diff = []
+    diff: list[tuple[int, int]] = []
     while len(diff) < n_different:
         i, j = rng.integers(0, len(labels), 2)
         if labels[i] != labels[j]:

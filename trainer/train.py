@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def train(
     cfg: TrainConfig,
     out_dir: Path,
-    forbidden_people: Sequence[str] = (),
+    forbidden_people: Iterable[str] = (),
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     max_minutes: float | None = None,
 ) -> TrainResult:
@@ -127,9 +127,7 @@ def train(
     use_distill = cfg.distill_weight > 0
     if use_distill and train_data.teacher is None:
         raise ValueError("distillation needs caches built with teacher descriptors")
-    teacher_mean = (
-        train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
-    )
+    teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
     targets = (
         centred_targets(train_data.teacher, teacher_mean)
         if train_data.teacher is not None and teacher_mean is not None
@@ -173,7 +171,7 @@ def train(
     n_trip = cfg.people_per_batch * cfg.images_per_person
     batch_size = n_trip + cfg.extra_per_batch
 
-    @tf.function(
+    @tf.function(  # type: ignore[untyped-decorator]
         input_signature=[
             tf.TensorSpec([batch_size, size, size, 3], tf.uint8),
             tf.TensorSpec([batch_size, NUM_LANDMARKS, 2], tf.float32),
@@ -237,10 +235,15 @@ def train(
     return TrainResult(out_dir, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
 
 
-def _save_checkpoint(ckpt: Path, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]) -> None:
+def _save_checkpoint(
+    ckpt: Path, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]
+) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(ckpt / "model-tmp.weights.h5"))
-    np.savez(ckpt / "optimizer.tmp.npz", **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    np.savez(
+        ckpt / "optimizer.tmp.npz",
+        **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
+    )
     (ckpt / "model-tmp.weights.h5").replace(ckpt / "model.weights.h5")
     (ckpt / "optimizer.tmp.npz").replace(ckpt / "optimizer.npz")
     tmp = ckpt / "state.tmp.json"
@@ -253,7 +256,12 @@ def embed_faces(model: Any, data: FaceData, size: int, batch: int = 256) -> np.n
     from embedder.model import model_inputs
 
     out = [
-        np.asarray(model(model_inputs(data.crops[i : i + batch], data.landmarks[i : i + batch], size), training=False))
+        np.asarray(
+            model(
+                model_inputs(data.crops[i : i + batch], data.landmarks[i : i + batch], size),
+                training=False,
+            )
+        )
         for i in range(0, len(data), batch)
     ]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -63,9 +63,7 @@ class FaceStore(Protocol):
         """Delete one face; returns its subject id; NotFound when absent."""
         ...
 
-    def list_subjects(
-        self, gallery: str, after: str | None, limit: int
-    ) -> list[tuple[str, int]]:
+    def list_subjects(self, gallery: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """(subject id, face count) in subject-id order, starting after ``after``."""
         ...
 

@@ -1,0 +1,190 @@
+"""The three trainer commands behind ``likeness train|evaluate|calibrate``.
+
+Folder conventions: ``cache_dir`` holds ``lfw-train`` (LFW minus every View 1
+test person), ``lfw-test`` (only View 1 test people: evaluation) and
+``unlabelled`` (optional, e.g. UTKFace crops: distillation only); a run folder
+holds config, checkpoints, history and the final weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.model import ModelConfig
+from trainer.cache import CacheSpec, build_cache, list_images
+from trainer.data import FaceData, load_faces
+from trainer.lfw import devtest_people
+from trainer.train import TrainConfig, TrainResult, embed_faces, train
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+def build_caches(
+    lfw_root: Path, cache_dir: Path, unlabelled: Path | None, workers: int = 2
+) -> list[Path]:
+    """Run the embedder front end over LFW (train and test people apart) and
+    the optional unlabelled folder; resumable. Returns the training caches."""
+    test_people = devtest_people(lfw_root)
+    images = lfw_root / "images_deepfunneled"
+    everyone = {p.name for p in images.iterdir() if p.is_dir()}
+    spec = CacheSpec(centre_fallback=True, teacher=True)
+    build_cache(list_images(images, True, test_people), cache_dir / "lfw-train", spec, workers)
+    build_cache(
+        list_images(images, True, everyone - test_people), cache_dir / "lfw-test", spec, workers
+    )
+    caches = [cache_dir / "lfw-train"]
+    if unlabelled is not None:
+        build_cache(
+            list_images(unlabelled, False),
+            cache_dir / "unlabelled",
+            CacheSpec(pick_centre=False, teacher=True),
+            workers,
+        )
+        caches.append(cache_dir / "unlabelled")
+    return caches
+
+
+def run_training(
+    lfw_root: Path,
+    cache_dir: Path,
+    run_dir: Path,
+    unlabelled: Path | None = None,
+    imagenet_weights: Path | None = None,
+    steps: int = 3000,
+    distill_weight: float = 1.0,
+    model: ModelConfig | None = None,
+    max_minutes: float | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Build caches (if needed) and train (or resume) into ``run_dir``;
+    writes ``history.json`` and ``training_curve.png`` there."""
+    caches = build_caches(lfw_root, cache_dir, unlabelled)
+    cfg = TrainConfig(
+        caches=tuple(str(c) for c in caches),
+        model=model or ModelConfig(),
+        imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
+        steps=steps,
+        distill_weight=distill_weight,
+    )
+    result = train(cfg, run_dir, devtest_people(lfw_root), progress, max_minutes)
+    (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))
+    plot_history(result.history, run_dir / "training_curve.png")
+    return result
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> Path:
+    """Loss terms and validation accuracy against the step, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [h["step"] for h in history]
+    for key in ("loss", "triplet", "distill"):
+        ax[0].plot(steps, [h[key] for h in history], label=key)
+    ax[0].set(xlabel="step", title="training loss")
+    ax[0].legend()
+    val = [(h["step"], h["val_accuracy"]) for h in history if "val_accuracy" in h]
+    if val:
+        ax[1].plot(*zip(*val, strict=True), marker="o")
+    ax[1].set(xlabel="step", ylabel="accuracy", title="validation pair accuracy (held-out people)")
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _run_model(run_dir: Path) -> tuple[Any, TrainConfig]:
+    from embedder.model import build_model
+
+    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    model = build_model(cfg.model)
+    final = run_dir / "final.weights.h5"
+    model.load_weights(
+        str(final if final.exists() else run_dir / "checkpoint" / "model.weights.h5")
+    )
+    return model, cfg
+
+
+def _validation_faces(run_dir: Path, cfg: TrainConfig) -> FaceData:
+    data = load_faces([Path(c) for c in cfg.caches])
+    return data.subset(np.load(run_dir / "val_index.npy"))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds (cosine similarity) at ``far`` on held-out training people."""
+
+    far: float
+    threshold: float
+    dlib_threshold: float
+    validation_faces: int
+
+
+def calibrate(run_dir: Path, far: float = 1e-3, seed: int = 7) -> Calibration:
+    """Threshold of the run's model and of dlib-resnet at ``far`` on the run's
+    validation people (never test people); saved as ``calibration.json``."""
+    from trainer.evaluate import calibrate_threshold, unit
+
+    model, cfg = _run_model(run_dir)
+    val = _validation_faces(run_dir, cfg)
+    emb = unit(_embed_tta(model, val, cfg.model.input_size))
+    result = Calibration(
+        far=far,
+        threshold=calibrate_threshold(emb, val.person, far, seed),
+        dlib_threshold=(
+            calibrate_threshold(unit(val.teacher), val.person, far, seed)
+            if val.teacher is not None
+            else float("nan")
+        ),
+        validation_faces=len(val),
+    )
+    (run_dir / "calibration.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def _embed_tta(model: Any, data: FaceData, size: int) -> np.ndarray:
+    from embedder.landmarks import flip_landmarks
+
+    flipped = FaceData(
+        data.crops[:, :, ::-1],
+        np.stack([flip_landmarks(p, size) for p in data.landmarks]),
+        data.person,
+        data.path,
+        None,
+    )
+    return np.asarray(embed_faces(model, data, size) + embed_faces(model, flipped, size))
+
+
+def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> tuple[str, Path]:
+    """Evaluate the run's model (with flip averaging) and dlib-resnet on the
+    same cached faces; returns (markdown table, ROC/DET plot path) and writes
+    ``evaluation.json`` into ``out_dir``."""
+    from trainer.evaluate import evaluate_backend, markdown_table, plot_roc, unit
+
+    model, cfg = _run_model(run_dir)
+    data = load_faces([cache_dir / "lfw-train", cache_dir / "lfw-test"])
+    test_mask = np.isin(data.person, sorted(devtest_people(lfw_root)))
+    ours = unit(_embed_tta(model, data, cfg.model.input_size))
+    reports = [evaluate_backend("likeness-mobilenet", ours, data, test_mask, lfw_root, False)]
+    if data.teacher is not None:
+        reports.append(
+            evaluate_backend("dlib-resnet", unit(data.teacher), data, test_mask, lfw_root, True)
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot = plot_roc(reports, out_dir / "roc_devtest.png")
+    summary = [{k: v for k, v in asdict(r).items() if k != "roc"} for r in reports]
+    (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    return markdown_table(reports), plot
