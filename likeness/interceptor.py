@@ -66,7 +66,7 @@ def _wrap_unary(behaviour: Callable[..., Any], method: str) -> Callable[..., Any
         try:
             return behaviour(request, context)
         except Exception as exc:
-            if _is_abort(exc):
+            if _aborted(context):
                 raise
             _abort(context, exc, method, rid)
 
@@ -80,17 +80,18 @@ def _wrap_stream(behaviour: Callable[..., Iterator[Any]], method: str) -> Callab
         try:
             yield from behaviour(request, context)
         except Exception as exc:
-            if _is_abort(exc):
+            if _aborted(context):
                 raise
             _abort(context, exc, method, rid)
 
     return handler
 
 
-def _is_abort(exc: BaseException) -> bool:
-    # context.abort() raises a bare Exception subclass internal to grpc; it
-    # has already set the status and must propagate untouched.
-    return type(exc).__module__.startswith("grpc")
+def _aborted(context: grpc.ServicerContext) -> bool:
+    # context.abort() sets the status, then raises a bare Exception that must
+    # propagate untouched.
+    code = getattr(context, "code", lambda: None)()
+    return code not in (None, grpc.StatusCode.OK)
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
