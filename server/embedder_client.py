@@ -1,0 +1,204 @@
+"""The registry's client of the Embedder service (gRPC only: no TensorFlow here).
+
+Errors of the embedder are mapped by status code, never by message text:
+UNAVAILABLE and DEADLINE_EXCEEDED become :class:`likeness.errors.Unavailable`;
+INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION and RESOURCE_EXHAUSTED become
+the matching :mod:`likeness.errors` type carrying the embedder's message.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from likeness import errors
+from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from server.domain import FaceQualityInfo
+
+_HEALTH_TIMEOUT_S = 2.0
+
+# Reconnect quickly after an embedder restart: grpc's default backoff grows
+# to two minutes, far longer than an embedder takes to come back.
+_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
+
+class Selection(enum.Enum):
+    """Which faces of an image are used (see likeness.v1.FaceSelection)."""
+
+    LARGEST = "largest"
+    ALL = "all"
+    REQUIRE_SINGLE = "require_single"
+
+
+_SELECTION_PB = {
+    Selection.LARGEST: common_pb2.FACE_SELECTION_LARGEST,
+    Selection.ALL: common_pb2.FACE_SELECTION_ALL,
+    Selection.REQUIRE_SINGLE: common_pb2.FACE_SELECTION_REQUIRE_SINGLE,
+}
+
+
+@dataclass(frozen=True)
+class EmbeddedFace:
+    """One face found by the embedder.
+
+    ``vector``: float32 (dim,) as sent (L2-normalised by the embedder);
+    ``box``: (left, top, right, bottom) in image pixels, right/bottom exclusive.
+    """
+
+    vector: np.ndarray
+    model_fingerprint: str
+    quality: FaceQualityInfo
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedder's model: ``default_threshold`` is a cosine similarity in [-1, 1]."""
+
+    model_fingerprint: str
+    dim: int
+    default_threshold: float
+    backend: str = ""
+    model_id: str = ""
+
+
+class EmbedderPort(Protocol):
+    """What the registry needs from an embedder."""
+
+    def embed(self, image: bytes, selection: Selection) -> list[EmbeddedFace]: ...
+
+    def info(self) -> ModelInfo: ...
+
+    def check_health(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _EmbedderError(Exception):
+    """The embedder answered a status the registry cannot explain to its
+    client (INTERNAL, UNIMPLEMENTED...): surfaces as INTERNAL with a request id."""
+
+
+_MAPPED: dict[grpc.StatusCode, type[errors.LikenessError]] = {
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.Unavailable,
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+}
+
+
+def _map_rpc_error(exc: grpc.RpcError, address: str) -> Exception:
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if isinstance(exc, grpc.Call) else None) or ""
+    cls = _MAPPED.get(code)
+    if cls is errors.Unavailable:
+        return errors.Unavailable(f"embedder at {address} unavailable ({code.name}): {details}")
+    if cls is not None:
+        return cls(details)
+    return _EmbedderError(f"embedder at {address} answered {code.name}: {details}")
+
+
+def _quality(q: common_pb2.Quality) -> FaceQualityInfo:
+    return FaceQualityInfo(
+        face_size_px=q.face_size_px,
+        sharpness=q.sharpness,
+        yaw_deg=q.yaw_deg,
+        pitch_deg=q.pitch_deg,
+        roll_deg=q.roll_deg,
+    )
+
+
+class EmbedderClient:
+    """Blocking client of one Embedder at ``address`` (host:port, plaintext).
+
+    ``timeout_s`` is the deadline of each call, seconds. Thread-safe.
+    """
+
+    def __init__(self, address: str, timeout_s: float, max_message_bytes: int) -> None:
+        self._address = address
+        self._timeout_s = timeout_s
+        options = (
+            *_CHANNEL_OPTIONS,
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        )
+        self._channel = grpc.insecure_channel(address, options=options)
+        self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def embed(self, image: bytes, selection: Selection) -> list[EmbeddedFace]:
+        """Embed the faces of one encoded image, largest first.
+
+        Raises InvalidArgument (bad image), NotFound (no face),
+        FailedPrecondition (REQUIRE_SINGLE and 0 or several faces),
+        ResourceExhausted (too large), Unavailable (embedder down or slow).
+        """
+        request = embedder_pb2.EmbedRequest(image=image, selection=_SELECTION_PB[selection])
+        try:
+            response = self._stub.Embed(request, timeout=self._timeout_s)
+        except grpc.RpcError as exc:
+            raise _map_rpc_error(exc, self._address) from None
+        faces = []
+        for face in response.faces:
+            box = face.box
+            faces.append(
+                EmbeddedFace(
+                    vector=np.asarray(face.embedding.values, dtype=np.float32),
+                    model_fingerprint=face.embedding.model_fingerprint,
+                    quality=_quality(face.quality),
+                    box=(box.left, box.top, box.right, box.bottom),
+                )
+            )
+        return faces
+
+    def info(self) -> ModelInfo:
+        """The embedder's model (asked on every call: an embedder restarted
+        with another model is noticed at once)."""
+        try:
+            response = self._stub.Info(embedder_pb2.InfoRequest(), timeout=self._timeout_s)
+        except grpc.RpcError as exc:
+            raise _map_rpc_error(exc, self._address) from None
+        return ModelInfo(
+            model_fingerprint=response.model_fingerprint,
+            dim=response.dim,
+            default_threshold=response.default_threshold,
+            backend=response.backend,
+            model_id=response.model_id,
+        )
+
+    def check_health(self) -> None:
+        """Raise Unavailable unless the embedder reports SERVING (grpc health,
+        overall service ""); an embedder without the health service is asked
+        for Info instead."""
+        try:
+            response = self._health.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=_HEALTH_TIMEOUT_S
+            )
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self.info()
+                return
+            code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
+            raise errors.Unavailable(
+                f"embedder at {self._address} failed its health check ({code})"
+            ) from None
+        if response.status != health_pb2.HealthCheckResponse.SERVING:
+            raise errors.Unavailable(f"embedder at {self._address} is not serving")
+
+    def close(self) -> None:
+        self._channel.close()

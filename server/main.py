@@ -1,0 +1,217 @@
+"""The Registry gRPC server: construction, health, reflection, shutdown.
+
+``python -m server.main`` serves with :class:`RegistrySettings` read from the
+environment (``LIKENESS_REGISTRY_*``) until SIGTERM or SIGINT, then drains
+in-flight calls for ``grace_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from concurrent import futures
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from likeness import errors, logs
+from likeness.interceptor import ErrorInterceptor
+from likeness.v1 import registry_pb2, registry_pb2_grpc
+from server.audit import AuditLog
+from server.auth import KEYS_FILE, Authenticator, KeyStore
+from server.embedder_client import EmbedderClient
+from server.metrics import Metrics
+from server.service import RegistryService
+from server.servicer import AdminServicer, RegistryServicer, make_guard
+from server.settings import RegistrySettings
+from server.store import open_store
+
+log = logging.getLogger("likeness.registry")
+
+REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
+ADMIN_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
+#: Seconds between two health checks of the store and the embedder.
+HEALTH_PERIOD_S = 1.0
+
+
+class RegistryServer:
+    """A Registry server built from settings; ``start()`` serves on
+    ``settings.host:port`` (``port`` is the bound port: settings.port 0 picks
+    a free one). Health (``grpc.health.v1``): "" and "likeness.v1.Registry"
+    are SERVING while both the store and the embedder answer, NOT_SERVING
+    otherwise (checked every HEALTH_PERIOD_S seconds)."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        self.settings = settings
+        self._store = open_store(settings)
+        self._embedder = EmbedderClient(
+            settings.embedder_address, settings.embedder_timeout_s, settings.max_message_bytes
+        )
+        self.service = RegistryService(self._store, self._embedder)
+        audit_path = settings.audit_log or settings.data_dir / "audit.jsonl"
+        self._audit = AuditLog(audit_path)
+        auth = Authenticator(
+            KeyStore(settings.data_dir / KEYS_FILE),
+            required=settings.api_keys_required,
+            bootstrap_admin_key=settings.bootstrap_admin_key,
+        )
+        guard = make_guard(auth, self._audit)
+        self.metrics = Metrics()
+        self._health = health.HealthServicer()
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="registry"),
+            interceptors=[self.metrics.interceptor(), ErrorInterceptor()],
+            options=options,
+            maximum_concurrent_rpcs=settings.workers * 16,
+        )
+        registry_pb2_grpc.add_RegistryServicer_to_server(
+            RegistryServicer(self.service, guard), self._server
+        )
+        registry_pb2_grpc.add_AdminServicer_to_server(AdminServicer(guard), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (REGISTRY_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            self._server,
+        )
+        address = f"{settings.host}:{settings.port}"
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            creds = grpc.ssl_server_credentials(
+                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+            )
+            self.port = self._server.add_secure_port(address, creds)
+        else:
+            self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {address}")
+        self.metrics_port: int | None = None
+        self.serving = False
+        self._stop_checks = threading.Event()
+        self._checker = threading.Thread(
+            target=self._check_loop, name="registry-health", daemon=True
+        )
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve (returns at once); health is checked once before returning."""
+        self._check_once()
+        self._server.start()
+        self._checker.start()
+        if self.settings.metrics_port:
+            self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
+        log.info(
+            "registry serving",
+            extra={
+                "address": self.address,
+                "port": self.port,
+                "store": self._store.backend,
+                "embedder": self.settings.embedder_address,
+                "metrics_port": self.metrics_port,
+                "api_keys_required": self.settings.api_keys_required,
+            },
+        )
+
+    def _set_serving(self, serving: bool, reason: str = "") -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", REGISTRY_SERVICE):
+            self._health.set(name, status)
+        self._health.set(ADMIN_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if serving != self.serving:
+            log.log(
+                logging.INFO if serving else logging.WARNING,
+                "registry health changed",
+                extra={"serving": serving, "reason": reason},
+            )
+        self.serving = serving
+
+    def _check_once(self) -> None:
+        try:
+            self.service.check_store()
+            self.service.check_embedder()
+        except errors.LikenessError as exc:
+            self._set_serving(False, str(exc))
+        except Exception as exc:  # a health probe must never kill the checker
+            log.exception("health check failed")
+            self._set_serving(False, type(exc).__name__)
+        else:
+            self._set_serving(True)
+
+    def _check_loop(self) -> None:
+        while not self._stop_checks.wait(HEALTH_PERIOD_S):
+            self._check_once()
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop accepting calls, let in-flight calls finish for ``grace_s``
+        seconds (default settings.grace_s), then release the store."""
+        if self._stopped.is_set():
+            return
+        grace = self.settings.grace_s if grace_s is None else grace_s
+        self._stop_checks.set()
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+        if self._checker.is_alive():
+            self._checker.join(timeout=5)
+        self.metrics.stop()
+        self._embedder.close()
+        self._store.close()
+        self._audit.close()
+        self._stopped.set()
+        log.info("registry stopped")
+
+    def wait(self) -> None:
+        """Block until the server has stopped."""
+        self._server.wait_for_termination()
+
+
+def create_server(settings: RegistrySettings) -> RegistryServer:
+    """A Registry server, not yet started (opens the store and the key file)."""
+    return RegistryServer(settings)
+
+
+def serve(settings: RegistrySettings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (call from the
+    main thread)."""
+    logs.configure(settings.log_level)
+    server = create_server(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop(settings.grace_s)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main() -> int:
+    """Entry point of ``python -m server.main``: settings from the environment."""
+    serve(RegistrySettings.model_validate({}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

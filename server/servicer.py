@@ -1,0 +1,470 @@
+"""Registry and Admin gRPC servicers: protobuf <-> domain, authorization and
+audit around each call; the logic is in :mod:`server.service`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import chain
+
+import grpc
+
+from likeness import errors
+from likeness.interceptor import REQUEST_ID_KEY, request_id, status_of
+from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from server.audit import AuditLog, AuditRecord
+from server.auth import ALL_GALLERIES, ApiKey, Authenticator, Principal, Role
+from server.domain import FaceQualityInfo, GalleryConfig, StoredFace
+from server.embedder_client import Selection
+from server.service import (
+    EmbeddingInput,
+    GalleryOptions,
+    ImportedFace,
+    Probe,
+    RegistryService,
+)
+
+_REGISTRY = "/likeness.v1.Registry/"
+_ADMIN = "/likeness.v1.Admin/"
+
+_SELECTIONS = {
+    common_pb2.FACE_SELECTION_UNSPECIFIED: Selection.REQUIRE_SINGLE,
+    common_pb2.FACE_SELECTION_REQUIRE_SINGLE: Selection.REQUIRE_SINGLE,
+    common_pb2.FACE_SELECTION_LARGEST: Selection.LARGEST,
+    common_pb2.FACE_SELECTION_ALL: Selection.ALL,
+}
+
+
+@dataclass
+class _Call:
+    """What the audit line of one call records; filled in by the handler."""
+
+    principal: Principal
+    subject: str | None = None
+    decision: str | None = None
+    score: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _rid(context: grpc.ServicerContext) -> str:
+    # The ErrorInterceptor puts the call's request id in the trailing
+    # metadata before the handler runs; reuse it so logs and audit agree.
+    for key, value in context.trailing_metadata() or ():  # type: ignore[attr-defined]
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            return value
+    return request_id(context)
+
+
+class _Guard:
+    """Authenticates, authorizes and audits calls (shared by both servicers)."""
+
+    def __init__(self, auth: Authenticator, audit: AuditLog) -> None:
+        self.auth = auth
+        self._audit = audit
+
+    @contextmanager
+    def call(
+        self,
+        context: grpc.ServicerContext,
+        method: str,
+        gallery: str | None,
+        subject: str = "",
+    ) -> Iterator[_Call]:
+        """Yield the call's record once the caller may run ``method`` on
+        ``gallery`` (None: on any one gallery); write the audit line when the
+        call ends, however it ends."""
+        rid = _rid(context)
+        principal = Principal("unauthenticated")
+        outcome = grpc.StatusCode.UNKNOWN.name
+        record: _Call | None = None
+        try:
+            principal = self.auth.authenticate(context.invocation_metadata())
+            self.auth.authorize(principal, method, gallery)
+            record = _Call(principal, subject=subject or None)
+            yield record
+            outcome = grpc.StatusCode.OK.name
+        except errors.LikenessError as exc:
+            outcome = status_of(exc).name
+            raise
+        except GeneratorExit:
+            outcome = grpc.StatusCode.CANCELLED.name  # the client left a stream early
+            raise
+        except Exception:
+            outcome = grpc.StatusCode.INTERNAL.name
+            raise
+        finally:
+            self._audit.write(
+                AuditRecord(
+                    who=principal.key_id,
+                    rpc=method.rsplit("/", 1)[-1],
+                    gallery=gallery,
+                    outcome=outcome,
+                    request_id=rid,
+                    subject=(record.subject if record else subject) or None,
+                    decision=record.decision if record else None,
+                    score=record.score if record else None,
+                )
+            )
+
+
+def _gallery_label(name: str) -> str:
+    # The name as the request gives it, "default" when empty: malformed names
+    # are rejected later by the service, with the field named.
+    return name or "default"
+
+
+def _quality_pb(quality: FaceQualityInfo | None) -> common_pb2.Quality | None:
+    if quality is None:
+        return None
+    return common_pb2.Quality(
+        face_size_px=quality.face_size_px,
+        sharpness=quality.sharpness,
+        yaw_deg=quality.yaw_deg,
+        pitch_deg=quality.pitch_deg,
+        roll_deg=quality.roll_deg,
+    )
+
+
+def _quality(q: common_pb2.Quality) -> FaceQualityInfo:
+    return FaceQualityInfo(q.face_size_px, q.sharpness, q.yaw_deg, q.pitch_deg, q.roll_deg)
+
+
+def _embedding(e: common_pb2.Embedding) -> EmbeddingInput:
+    return EmbeddingInput(values=list(e.values), model_fingerprint=e.model_fingerprint)
+
+
+def _probe(p: common_pb2.Probe) -> Probe:
+    kind = p.WhichOneof("kind")
+    if kind == "embedding":
+        return Probe(embedding=_embedding(p.embedding))
+    if kind == "image":
+        return Probe(image=p.image)
+    return Probe()
+
+
+def _gallery_pb(g: GalleryConfig) -> registry_pb2.Gallery:
+    return registry_pb2.Gallery(
+        name=g.name,
+        model_fingerprint=g.model_fingerprint,
+        dim=g.dim,
+        threshold=g.threshold,
+        min_face_size_px=g.min_face_size_px,
+        min_sharpness=g.min_sharpness,
+        max_abs_yaw_deg=g.max_abs_yaw_deg,
+        created_at=g.created_at,
+    )
+
+
+def _face_record(f: StoredFace) -> registry_pb2.FaceRecord:
+    return registry_pb2.FaceRecord(
+        face_id=f.face_id,
+        model_fingerprint=f.model_fingerprint,
+        created_at=f.created_at,
+        quality=_quality_pb(f.quality),
+    )
+
+
+def _exported(f: StoredFace) -> registry_pb2.ExportedFace:
+    return registry_pb2.ExportedFace(
+        subject_id=f.subject_id,
+        face_id=f.face_id,
+        embedding=common_pb2.Embedding(
+            values=f.vector.tolist(), model_fingerprint=f.model_fingerprint
+        ),
+        metadata=f.metadata,
+        created_at=f.created_at,
+        quality=_quality_pb(f.quality),
+    )
+
+
+def _imported(index: int, message: registry_pb2.ImportGalleryRequest) -> ImportedFace:
+    if not message.HasField("face"):
+        raise errors.InvalidArgument(f"face[{index}]: missing")
+    f = message.face
+    return ImportedFace(
+        subject_id=f.subject_id,
+        face_id=f.face_id,
+        embedding=_embedding(f.embedding),
+        metadata=dict(f.metadata),
+        created_at=f.created_at,
+        quality=_quality(f.quality) if f.HasField("quality") else None,
+    )
+
+
+def _decision(match: bool) -> str:
+    return "match" if match else "no_match"
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
+    """likeness.v1.Registry over a :class:`RegistryService`."""
+
+    def __init__(self, service: RegistryService, guard: _Guard) -> None:
+        self._service = service
+        self._guard = guard
+
+    def Enroll(  # noqa: N802
+        self, request: registry_pb2.EnrollRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.EnrollResponse:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "Enroll", gallery, request.subject_id) as call:
+            selection = _SELECTIONS.get(request.selection)
+            if selection is None:
+                raise errors.InvalidArgument(f"selection: unknown value {request.selection}")
+            result = self._service.enroll(
+                request.gallery,
+                request.subject_id,
+                images=list(request.images),
+                embeddings=[_embedding(e) for e in request.embeddings],
+                metadata=dict(request.metadata),
+                idempotency_key=request.idempotency_key,
+                selection=selection,
+            )
+            call.decision = "replayed" if result.replayed else "enrolled"
+        return registry_pb2.EnrollResponse(
+            subject_id=result.subject_id,
+            faces=[
+                registry_pb2.EnrolledFace(face_id=f.face_id, quality=_quality_pb(f.quality))
+                for f in result.faces
+            ],
+            possible_duplicates=[
+                registry_pb2.DuplicateCandidate(subject_id=d.subject_id, score=d.score)
+                for d in result.possible_duplicates
+            ],
+            replayed=result.replayed,
+        )
+
+    def Verify(  # noqa: N802
+        self, request: registry_pb2.VerifyRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.VerifyResponse:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "Verify", gallery, request.subject_id) as call:
+            result = self._service.verify(
+                request.gallery, request.subject_id, _probe(request.probe)
+            )
+            call.decision, call.score = _decision(result.match), result.score
+        return registry_pb2.VerifyResponse(
+            score=result.score,
+            threshold=result.threshold,
+            match=result.match,
+            face_id=result.face_id,
+            probe_quality=_quality_pb(result.probe_quality),
+        )
+
+    def Identify(  # noqa: N802
+        self, request: registry_pb2.IdentifyRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.IdentifyResponse:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "Identify", gallery) as call:
+            result = self._service.identify(
+                request.gallery,
+                _probe(request.probe),
+                top_k=request.top_k,
+                min_score=request.min_score if request.HasField("min_score") else None,
+            )
+            if result.unknown or not result.candidates:
+                call.decision = "unknown"
+            else:
+                best = result.candidates[0]
+                call.decision, call.subject, call.score = "match", best.subject_id, best.score
+        return registry_pb2.IdentifyResponse(
+            candidates=[
+                registry_pb2.Candidate(
+                    subject_id=c.subject_id, score=c.score, face_id=c.face_id, metadata=c.metadata
+                )
+                for c in result.candidates
+            ],
+            unknown=result.unknown,
+            threshold=result.threshold,
+            probe_quality=_quality_pb(result.probe_quality),
+        )
+
+    def Compare(  # noqa: N802
+        self, request: registry_pb2.CompareRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.CompareResponse:
+        # Without a gallery Compare touches none: a read role anywhere will do.
+        gallery = request.gallery or None
+        with self._guard.call(context, _REGISTRY + "Compare", gallery) as call:
+            result = self._service.compare(
+                _probe(request.a), _probe(request.b), gallery=request.gallery
+            )
+            call.decision, call.score = _decision(result.match), result.score
+        return registry_pb2.CompareResponse(
+            score=result.score,
+            threshold=result.threshold,
+            match=result.match,
+            quality_a=_quality_pb(result.quality_a),
+            quality_b=_quality_pb(result.quality_b),
+        )
+
+    def GetSubject(  # noqa: N802
+        self, request: registry_pb2.GetSubjectRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.Subject:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "GetSubject", gallery, request.subject_id):
+            record = self._service.get_subject(request.gallery, request.subject_id)
+        return registry_pb2.Subject(
+            gallery=record.gallery,
+            subject_id=record.subject_id,
+            faces=[_face_record(f) for f in record.faces],
+            metadata=record.metadata,
+        )
+
+    def ListSubjects(  # noqa: N802
+        self, request: registry_pb2.ListSubjectsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListSubjectsResponse:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "ListSubjects", gallery):
+            page = self._service.list_subjects(
+                request.gallery, request.page_size, request.page_token
+            )
+        return registry_pb2.ListSubjectsResponse(
+            subjects=[
+                registry_pb2.SubjectSummary(subject_id=s, face_count=n) for s, n in page.subjects
+            ],
+            next_page_token=page.next_page_token,
+        )
+
+    def DeleteSubject(  # noqa: N802
+        self, request: registry_pb2.DeleteSubjectRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.DeleteSubjectResponse:
+        gallery = _gallery_label(request.gallery)
+        method = _REGISTRY + "DeleteSubject"
+        with self._guard.call(context, method, gallery, request.subject_id) as call:
+            deleted = self._service.delete_subject(request.gallery, request.subject_id)
+            call.decision = "deleted"
+        return registry_pb2.DeleteSubjectResponse(faces_deleted=deleted)
+
+    def DeleteFace(  # noqa: N802
+        self, request: registry_pb2.DeleteFaceRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.DeleteFaceResponse:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "DeleteFace", gallery) as call:
+            subject = self._service.delete_face(request.gallery, request.face_id)
+            call.subject, call.decision = subject, "deleted"
+        return registry_pb2.DeleteFaceResponse(subject_id=subject)
+
+    def Stats(  # noqa: N802
+        self, request: registry_pb2.StatsRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.StatsResponse:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "Stats", gallery):
+            stats = self._service.stats(request.gallery)
+        return registry_pb2.StatsResponse(
+            gallery=_gallery_pb(stats.gallery),
+            subjects=stats.subjects,
+            faces=stats.faces,
+            store_backend=stats.store_backend,
+        )
+
+    def CreateGallery(  # noqa: N802
+        self, request: registry_pb2.CreateGalleryRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.Gallery:
+        def opt(name: str) -> float | None:
+            return float(getattr(request, name)) if request.HasField(name) else None
+
+        options = GalleryOptions(
+            threshold=opt("threshold"),
+            min_face_size_px=opt("min_face_size_px"),
+            min_sharpness=opt("min_sharpness"),
+            max_abs_yaw_deg=opt("max_abs_yaw_deg"),
+            shard_number=request.shard_number,
+            replication_factor=request.replication_factor,
+            write_consistency_factor=request.write_consistency_factor,
+        )
+        gallery = _gallery_label(request.name)
+        with self._guard.call(context, _REGISTRY + "CreateGallery", gallery):
+            config = self._service.create_gallery(request.name, options)
+        return _gallery_pb(config)
+
+    def ListGalleries(  # noqa: N802
+        self, request: registry_pb2.ListGalleriesRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListGalleriesResponse:
+        # Needs the read role on some gallery; lists only the galleries the
+        # caller may read.
+        with self._guard.call(context, _REGISTRY + "ListGalleries", None) as call:
+            galleries = [
+                g
+                for g in self._service.list_galleries()
+                if call.principal.allows(g.name, Role.READ)
+            ]
+        return registry_pb2.ListGalleriesResponse(galleries=[_gallery_pb(g) for g in galleries])
+
+    def DeleteGallery(  # noqa: N802
+        self, request: registry_pb2.DeleteGalleryRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.DeleteGalleryResponse:
+        gallery = _gallery_label(request.name)
+        with self._guard.call(context, _REGISTRY + "DeleteGallery", gallery) as call:
+            deleted = self._service.delete_gallery(request.name)
+            call.decision = "deleted"
+        return registry_pb2.DeleteGalleryResponse(faces_deleted=deleted)
+
+    def ExportGallery(  # noqa: N802
+        self, request: registry_pb2.ExportGalleryRequest, context: grpc.ServicerContext
+    ) -> Iterator[registry_pb2.ExportedFace]:
+        gallery = _gallery_label(request.gallery)
+        with self._guard.call(context, _REGISTRY + "ExportGallery", gallery):
+            _, faces = self._service.export_gallery(request.gallery)
+            for face in faces:
+                yield _exported(face)
+
+    def ImportGallery(  # noqa: N802
+        self,
+        request_iterator: Iterator[registry_pb2.ImportGalleryRequest],
+        context: grpc.ServicerContext,
+    ) -> registry_pb2.ImportGalleryResponse:
+        first = next(request_iterator, None)
+        name = first.gallery if first is not None else ""
+        messages = chain([first], request_iterator) if first is not None else iter(())
+        gallery = _gallery_label(name)
+        with self._guard.call(context, _REGISTRY + "ImportGallery", gallery) as call:
+            result = self._service.import_gallery(
+                name, (_imported(i, m) for i, m in enumerate(messages))
+            )
+            call.decision = f"imported={result.imported} skipped={result.skipped}"
+        return registry_pb2.ImportGalleryResponse(imported=result.imported, skipped=result.skipped)
+
+
+class AdminServicer(registry_pb2_grpc.AdminServicer):  # type: ignore[misc]
+    """likeness.v1.Admin: API keys (admin role on "*")."""
+
+    def __init__(self, guard: _Guard) -> None:
+        self._guard = guard
+
+    @staticmethod
+    def _key_pb(key: ApiKey) -> registry_pb2.ApiKey:
+        return registry_pb2.ApiKey(
+            key_id=key.key_id,
+            name=key.name,
+            scopes={g: r.label for g, r in key.scopes.items()},
+            created_at=key.created_at,
+            revoked=key.revoked,
+        )
+
+    def CreateApiKey(  # noqa: N802
+        self, request: registry_pb2.CreateApiKeyRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.CreateApiKeyResponse:
+        with self._guard.call(context, _ADMIN + "CreateApiKey", ALL_GALLERIES) as call:
+            key, secret = self._guard.auth.keys.create(request.name, dict(request.scopes))
+            call.subject, call.decision = key.key_id, "created"
+        return registry_pb2.CreateApiKeyResponse(key=self._key_pb(key), secret=secret)
+
+    def ListApiKeys(  # noqa: N802
+        self, request: registry_pb2.ListApiKeysRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.ListApiKeysResponse:
+        with self._guard.call(context, _ADMIN + "ListApiKeys", ALL_GALLERIES):
+            keys = self._guard.auth.keys.list()
+        return registry_pb2.ListApiKeysResponse(keys=[self._key_pb(k) for k in keys])
+
+    def RevokeApiKey(  # noqa: N802
+        self, request: registry_pb2.RevokeApiKeyRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.RevokeApiKeyResponse:
+        with self._guard.call(context, _ADMIN + "RevokeApiKey", ALL_GALLERIES) as call:
+            self._guard.auth.keys.revoke(request.key_id)
+            call.subject, call.decision = request.key_id, "revoked"
+        return registry_pb2.RevokeApiKeyResponse()
+
+
+def make_guard(auth: Authenticator, audit: AuditLog) -> _Guard:
+    """The authorization and audit wrapper shared by both servicers."""
+    return _Guard(auth, audit)
