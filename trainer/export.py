@@ -42,3 +42,32 @@ def export_model(
     write_manifest(out_dir, manifest)
     (out_dir / "MODEL_CARD.md").write_text(card)
     return manifest
+
+
+def update_threshold(folder: Path, threshold: float, note: dict[str, Any]) -> Manifest:
+    """Rewrite the ``default_threshold`` (cosine similarity) of an existing
+    artifact's manifest, e.g. dlib-resnet's, keeping its file hashes."""
+    import json
+    from dataclasses import replace
+
+    from embedder.manifest import MANIFEST
+
+    raw = json.loads((folder / MANIFEST).read_text())
+    known = {"model_id", "backend", "fingerprint", "dim", "input_size", "default_threshold"}
+    manifest = Manifest(
+        model_id=raw["model_id"],
+        backend=raw["backend"],
+        dim=raw["dim"],
+        input_size=raw["input_size"],
+        default_threshold=raw["default_threshold"],
+        weights=raw["weights"],
+        files=raw["files"],
+        config=raw.get("config", {}),
+        extra={k: v for k, v in raw.items() if k not in known | {"weights", "files", "config"}},
+    )
+    extra = {k: v for k, v in manifest.extra.items() if k != "provisional_threshold"}
+    updated = replace(
+        manifest, default_threshold=round(float(threshold), 4), extra={**extra, **note}
+    )
+    write_manifest(folder, updated)
+    return updated

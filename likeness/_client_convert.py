@@ -1,0 +1,214 @@
+"""Protobuf messages <-> the client's dataclasses (likeness._client_types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from likeness._client_types import (
+    ApiKey,
+    BoundingBox,
+    Candidate,
+    CompareResult,
+    DuplicateCandidate,
+    Embedding,
+    EmbedResult,
+    EnrolledFace,
+    EnrollResult,
+    ExportedFace,
+    Face,
+    FaceRecord,
+    FaceSelection,
+    Gallery,
+    GalleryStats,
+    IdentifyResult,
+    ModelInfo,
+    Point,
+    Quality,
+    Subject,
+    SubjectPage,
+    SubjectSummary,
+    VerifyResult,
+)
+from likeness.v1 import common_pb2, registry_pb2
+
+Probe = bytes | Embedding
+
+_SELECTION_PB = {
+    FaceSelection.DEFAULT: common_pb2.FACE_SELECTION_UNSPECIFIED,
+    FaceSelection.LARGEST: common_pb2.FACE_SELECTION_LARGEST,
+    FaceSelection.ALL: common_pb2.FACE_SELECTION_ALL,
+    FaceSelection.REQUIRE_SINGLE: common_pb2.FACE_SELECTION_REQUIRE_SINGLE,
+}
+
+
+def selection_pb(value: FaceSelection) -> common_pb2.FaceSelection:
+    return _SELECTION_PB[value]
+
+
+def quality(msg: Any, field: str) -> Quality | None:
+    """The Quality in ``msg.<field>``, None when unset."""
+    if not msg.HasField(field):
+        return None
+    q = getattr(msg, field)
+    return Quality(q.face_size_px, q.sharpness, q.yaw_deg, q.pitch_deg, q.roll_deg)
+
+
+def quality_pb(value: Quality | None) -> Any:
+    """The protobuf Quality of a value (None when unset)."""
+    if value is None:
+        return None
+    return common_pb2.Quality(
+        face_size_px=value.face_size_px,
+        sharpness=value.sharpness,
+        yaw_deg=value.yaw_deg,
+        pitch_deg=value.pitch_deg,
+        roll_deg=value.roll_deg,
+    )
+
+
+def embedding(msg: Any) -> Embedding:
+    return Embedding(tuple(msg.values), msg.model_fingerprint)
+
+
+def embedding_pb(value: Embedding) -> Any:
+    return common_pb2.Embedding(
+        values=list(value.values), model_fingerprint=value.model_fingerprint
+    )
+
+
+def probe_pb(probe: Probe) -> Any:
+    """A Probe message from image bytes or an embedding."""
+    if isinstance(probe, bytes | bytearray | memoryview):
+        return common_pb2.Probe(image=bytes(probe))
+    if isinstance(probe, Embedding):
+        return common_pb2.Probe(embedding=embedding_pb(probe))
+    raise TypeError(f"a probe is image bytes or an Embedding, not {type(probe).__name__}")
+
+
+def embed_result(msg: Any) -> EmbedResult:
+    faces = tuple(
+        Face(
+            box=BoundingBox(f.box.left, f.box.top, f.box.right, f.box.bottom),
+            landmarks=tuple(Point(p.x, p.y) for p in f.landmarks),
+            detection_score=f.detection_score,
+            quality=quality(f, "quality"),
+            embedding=embedding(f.embedding),
+        )
+        for f in msg.faces
+    )
+    return EmbedResult(faces, msg.image_width, msg.image_height)
+
+
+def model_info(msg: Any) -> ModelInfo:
+    return ModelInfo(
+        backend=msg.backend,
+        model_id=msg.model_id,
+        model_fingerprint=msg.model_fingerprint,
+        dim=msg.dim,
+        default_threshold=msg.default_threshold,
+        input_size=msg.input_size,
+    )
+
+
+def enroll_result(msg: Any) -> EnrollResult:
+    return EnrollResult(
+        subject_id=msg.subject_id,
+        faces=tuple(EnrolledFace(f.face_id, quality(f, "quality")) for f in msg.faces),
+        possible_duplicates=tuple(
+            DuplicateCandidate(d.subject_id, d.score) for d in msg.possible_duplicates
+        ),
+        replayed=msg.replayed,
+    )
+
+
+def verify_result(msg: Any) -> VerifyResult:
+    return VerifyResult(
+        score=msg.score,
+        threshold=msg.threshold,
+        match=msg.match,
+        face_id=msg.face_id,
+        probe_quality=quality(msg, "probe_quality"),
+    )
+
+
+def identify_result(msg: Any) -> IdentifyResult:
+    return IdentifyResult(
+        candidates=tuple(
+            Candidate(c.subject_id, c.score, c.face_id, dict(c.metadata)) for c in msg.candidates
+        ),
+        unknown=msg.unknown,
+        threshold=msg.threshold,
+        probe_quality=quality(msg, "probe_quality"),
+    )
+
+
+def compare_result(msg: Any) -> CompareResult:
+    return CompareResult(
+        score=msg.score,
+        threshold=msg.threshold,
+        match=msg.match,
+        quality_a=quality(msg, "quality_a"),
+        quality_b=quality(msg, "quality_b"),
+    )
+
+
+def subject(msg: Any) -> Subject:
+    return Subject(
+        gallery=msg.gallery,
+        subject_id=msg.subject_id,
+        faces=tuple(
+            FaceRecord(f.face_id, f.model_fingerprint, f.created_at, quality(f, "quality"))
+            for f in msg.faces
+        ),
+        metadata=dict(msg.metadata),
+    )
+
+
+def subject_page(msg: Any) -> SubjectPage:
+    return SubjectPage(
+        subjects=tuple(SubjectSummary(s.subject_id, s.face_count) for s in msg.subjects),
+        next_page_token=msg.next_page_token,
+    )
+
+
+def gallery(msg: Any) -> Gallery:
+    return Gallery(
+        name=msg.name,
+        model_fingerprint=msg.model_fingerprint,
+        dim=msg.dim,
+        threshold=msg.threshold,
+        min_face_size_px=msg.min_face_size_px,
+        min_sharpness=msg.min_sharpness,
+        max_abs_yaw_deg=msg.max_abs_yaw_deg,
+        created_at=msg.created_at,
+    )
+
+
+def gallery_stats(msg: Any) -> GalleryStats:
+    return GalleryStats(gallery(msg.gallery), msg.subjects, msg.faces, msg.store_backend)
+
+
+def exported_face(msg: Any) -> ExportedFace:
+    return ExportedFace(
+        subject_id=msg.subject_id,
+        face_id=msg.face_id,
+        embedding=embedding(msg.embedding),
+        metadata=dict(msg.metadata),
+        created_at=msg.created_at,
+        quality=quality(msg, "quality"),
+    )
+
+
+def exported_face_pb(value: ExportedFace) -> Any:
+    return registry_pb2.ExportedFace(
+        subject_id=value.subject_id,
+        face_id=value.face_id,
+        embedding=embedding_pb(value.embedding),
+        metadata=dict(value.metadata),
+        created_at=value.created_at,
+        quality=quality_pb(value.quality),
+    )
+
+
+def api_key(msg: Any) -> ApiKey:
+    return ApiKey(msg.key_id, msg.name, dict(msg.scopes), msg.created_at, msg.revoked)

@@ -1,0 +1,137 @@
+"""Typed exceptions of :mod:`likeness.client`, one per gRPC status code.
+
+Each carries the status code and the server's message. Where a domain error
+of :mod:`likeness.errors` exists for the code, the client error also derives
+from it, so ``except likeness.errors.NotFound`` catches a client's
+:class:`NotFoundError` as well.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from likeness import errors
+
+
+class LikenessRpcError(errors.LikenessError):
+    """A call failed with a gRPC status.
+
+    ``code``: the status code; ``details``: the server's message (safe to
+    show); ``method``: the full RPC name, e.g. "/likeness.v1.Registry/Verify";
+    ``target``: the address called.
+    """
+
+    def __init__(
+        self, code: grpc.StatusCode, details: str, *, method: str = "", target: str = ""
+    ) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.method = method
+        self.target = target
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.details}"
+
+
+class CancelledError(LikenessRpcError):
+    """CANCELLED: the call was cancelled, usually by the caller."""
+
+
+class UnknownError(LikenessRpcError):
+    """UNKNOWN: the server failed without saying how."""
+
+
+class InvalidArgumentError(LikenessRpcError, errors.InvalidArgument):
+    """INVALID_ARGUMENT: a malformed field or a bad image; nothing was stored."""
+
+
+class DeadlineExceededError(LikenessRpcError):
+    """DEADLINE_EXCEEDED: the call's deadline passed before an answer came."""
+
+
+class NotFoundError(LikenessRpcError, errors.NotFound):
+    """NOT_FOUND: unknown gallery, subject or face, or no face in the image."""
+
+
+class AlreadyExistsError(LikenessRpcError, errors.AlreadyExists):
+    """ALREADY_EXISTS: the gallery to create exists already."""
+
+
+class PermissionDeniedError(LikenessRpcError, errors.PermissionDenied):
+    """PERMISSION_DENIED: the API key lacks the role for this gallery."""
+
+
+class ResourceExhaustedError(LikenessRpcError, errors.ResourceExhausted):
+    """RESOURCE_EXHAUSTED: a size or rate limit was exceeded."""
+
+
+class FailedPreconditionError(LikenessRpcError, errors.FailedPrecondition):
+    """FAILED_PRECONDITION: model mismatch, 0 or several faces, or a face
+    below the gallery's quality gates; the message says which."""
+
+
+class AbortedError(LikenessRpcError):
+    """ABORTED: the operation was aborted by a conflict."""
+
+
+class OutOfRangeError(LikenessRpcError):
+    """OUT_OF_RANGE: a value past the valid range."""
+
+
+class UnimplementedError(LikenessRpcError):
+    """UNIMPLEMENTED: the server does not offer this RPC."""
+
+
+class InternalError(LikenessRpcError):
+    """INTERNAL: a server bug; the message carries a request id for its logs."""
+
+
+class UnavailableError(LikenessRpcError, errors.Unavailable):
+    """UNAVAILABLE: the server, its store or its embedder cannot be reached."""
+
+
+class DataLossError(LikenessRpcError):
+    """DATA_LOSS: unrecoverable data loss."""
+
+
+class UnauthenticatedError(LikenessRpcError, errors.Unauthenticated):
+    """UNAUTHENTICATED: missing or unknown API key."""
+
+
+_ERROR_OF: dict[grpc.StatusCode, type[LikenessRpcError]] = {
+    grpc.StatusCode.CANCELLED: CancelledError,
+    grpc.StatusCode.UNKNOWN: UnknownError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.ABORTED: AbortedError,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRangeError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
+    grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DATA_LOSS: DataLossError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+}
+
+
+def error_for(
+    code: grpc.StatusCode, details: str, *, method: str = "", target: str = ""
+) -> LikenessRpcError:
+    """The typed exception for a status code (the base class for an unexpected code)."""
+    cls = _ERROR_OF.get(code, LikenessRpcError)
+    return cls(code, details, method=method, target=target)
+
+
+def from_rpc_error(exc: grpc.RpcError, *, method: str, target: str) -> LikenessRpcError:
+    """Convert what grpc raised (a failed call) into the typed exception."""
+    if isinstance(exc, grpc.Call):
+        code = exc.code() or grpc.StatusCode.UNKNOWN
+        details = exc.details() or code.name.lower().replace("_", " ")
+    else:
+        code, details = grpc.StatusCode.UNKNOWN, str(exc) or "rpc failed"
+    return error_for(code, details, method=method, target=target)

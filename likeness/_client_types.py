@@ -1,0 +1,284 @@
+"""Result values of :mod:`likeness.client`: frozen dataclasses, no protobuf.
+
+Conventions (as in the API contract, proto/likeness/v1/common.proto):
+image coordinates are pixels of the EXIF-rotated image, x to the right, y
+downwards, origin at the top-left corner; scores are cosine similarity of
+L2-normalised embeddings in [-1, 1], and a decision is "match" when
+``score >= threshold``; times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The gallery every request uses unless it names another.
+DEFAULT_GALLERY = "default"
+
+
+class FaceSelection(enum.IntEnum):
+    """Which faces of an image a request uses (values of likeness.v1.FaceSelection).
+
+    ``DEFAULT`` is the RPC's documented default: LARGEST for Embed and for
+    probes, REQUIRE_SINGLE for Enroll.
+    """
+
+    DEFAULT = 0
+    LARGEST = 1
+    ALL = 2
+    REQUIRE_SINGLE = 3
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point in image pixels."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class BoundingBox:
+    """A face box in image pixels; ``right`` and ``bottom`` are exclusive."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Quality of one face: inter-ocular distance in pixels, Laplacian
+    variance of the aligned grey crop (under about 30 is blurred), and head
+    pose in degrees (0, 0, 0 is frontal)."""
+
+    face_size_px: float
+    sharpness: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """An L2-normalised embedding and the fingerprint of the model that made it."""
+
+    values: tuple[float, ...]
+    model_fingerprint: str
+
+    def as_array(self) -> np.ndarray:
+        """The vector as a float32 array of shape (dim,)."""
+        return np.asarray(self.values, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face found by the embedder: 68 iBUG 300-W landmarks in image pixels,
+    the detector's margin (higher is surer), its quality and embedding."""
+
+    box: BoundingBox
+    landmarks: tuple[Point, ...]
+    detection_score: float
+    quality: Quality | None
+    embedding: Embedding
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """The faces of one image, largest first; the decoded image size in pixels."""
+
+    faces: tuple[Face, ...]
+    image_width: int
+    image_height: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedder's model; ``default_threshold`` is the cosine similarity
+    calibrated at FAR = 1e-3, ``input_size`` the aligned crop side in pixels."""
+
+    backend: str
+    model_id: str
+    model_fingerprint: str
+    dim: int
+    default_threshold: float
+    input_size: int
+
+
+@dataclass(frozen=True)
+class EnrolledFace:
+    """A stored face; ``quality`` is None for a precomputed embedding."""
+
+    face_id: str
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """Another subject whose face matches a newly enrolled one (score >= threshold)."""
+
+    subject_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    """The answer to an enrolment; ``replayed`` is True when the idempotency
+    key had been seen before and nothing was stored this time."""
+
+    subject_id: str
+    faces: tuple[EnrolledFace, ...]
+    possible_duplicates: tuple[DuplicateCandidate, ...]
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """1:1 decision: the best score against the subject's faces, the gallery's
+    threshold, ``match = score >= threshold`` and the face that scored best."""
+
+    score: float
+    threshold: float
+    match: bool
+    face_id: str
+    probe_quality: Quality | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A subject returned by identify: its best face and score."""
+
+    subject_id: str
+    score: float
+    face_id: str
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """1:N answer: candidates best first; ``unknown`` is True when no subject
+    reaches ``threshold``."""
+
+    candidates: tuple[Candidate, ...]
+    unknown: bool
+    threshold: float
+    probe_quality: Quality | None
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """Two probes compared: ``match = score >= threshold``."""
+
+    score: float
+    threshold: float
+    match: bool
+    quality_a: Quality | None
+    quality_b: Quality | None
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """A stored face of a subject (no vector); ``created_at`` in Unix seconds."""
+
+    face_id: str
+    model_fingerprint: str
+    created_at: float
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """An enrolled subject with its faces and metadata."""
+
+    gallery: str
+    subject_id: str
+    faces: tuple[FaceRecord, ...]
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class SubjectSummary:
+    """A subject id and how many faces it has."""
+
+    subject_id: str
+    face_count: int
+
+
+@dataclass(frozen=True)
+class SubjectPage:
+    """One page of subjects, ordered by id; ``next_page_token`` is empty on the last page."""
+
+    subjects: tuple[SubjectSummary, ...]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """A gallery bound to one model; quality gates of 0 are off.
+
+    ``threshold``: cosine similarity; ``min_face_size_px``: inter-ocular
+    pixels; ``max_abs_yaw_deg``: degrees; ``created_at``: Unix seconds.
+    """
+
+    name: str
+    model_fingerprint: str
+    dim: int
+    threshold: float
+    min_face_size_px: float
+    min_sharpness: float
+    max_abs_yaw_deg: float
+    created_at: float
+
+
+@dataclass(frozen=True)
+class GalleryStats:
+    """Counts of a gallery and the store backend ("edge" or "qdrant")."""
+
+    gallery: Gallery
+    subjects: int
+    faces: int
+    store_backend: str
+
+
+@dataclass(frozen=True)
+class ExportedFace:
+    """One stored face with its embedding, as exported and imported."""
+
+    subject_id: str
+    face_id: str
+    embedding: Embedding
+    metadata: Mapping[str, str]
+    created_at: float
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """Faces written, and faces skipped because their id was already stored."""
+
+    imported: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key (never its secret): ``scopes`` maps gallery (or "*") to
+    role ("read", "enroll", "admin")."""
+
+    key_id: str
+    name: str
+    scopes: Mapping[str, str]
+    created_at: float
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    """A new key and its bearer secret, which the server shows only this once."""
+
+    key: ApiKey
+    secret: str

@@ -1,0 +1,274 @@
+"""``likeness galleries``: create, list, inspect, delete, export and import."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from likeness.cli import _jsonl
+from likeness.cli import _options as opt
+from likeness.cli import _output as out
+from likeness.cli._exit import ExitCode, fail
+from likeness.client import DEFAULT_GALLERY, Gallery
+
+app = typer.Typer(
+    help="Galleries: named sets of subjects bound to one model.", no_args_is_help=True
+)
+
+Name = Annotated[str, typer.Argument(help="Gallery name: 1-64 characters of [a-z0-9_-].")]
+
+
+def _gallery_rows(g: Gallery) -> list[tuple[str, str]]:
+    def gate(value: float, unit: str) -> str:
+        return "off" if value == 0 else f"{value:g}{unit}"
+
+    return [
+        ("model", g.model_fingerprint),
+        ("dimension", str(g.dim)),
+        ("threshold", out.score(g.threshold)),
+        ("min eye distance", gate(g.min_face_size_px, " px")),
+        ("min sharpness", gate(g.min_sharpness, "")),
+        ("max |yaw|", gate(g.max_abs_yaw_deg, "°")),
+        ("created", out.timestamp(g.created_at)),
+    ]
+
+
+@app.command("create")
+def create(
+    name: Name,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=-1.0,
+            max=1.0,
+            help="Match threshold, cosine similarity (default: the model's calibrated one).",
+            show_default=False,
+        ),
+    ] = None,
+    min_face_size_px: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Enrolment gate: least eye distance, pixels (0 = off).",
+            show_default=False,
+        ),
+    ] = None,
+    min_sharpness: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Enrolment gate: least Laplacian variance (0 = off).", show_default=False
+        ),
+    ] = None,
+    max_abs_yaw_deg: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=180.0,
+            help="Enrolment gate: most |yaw|, degrees (0 = off).",
+            show_default=False,
+        ),
+    ] = None,
+    shards: Annotated[
+        int, typer.Option(min=0, help="Qdrant backend: shards (0 = server default).")
+    ] = 0,
+    replication: Annotated[
+        int, typer.Option(min=0, help="Qdrant backend: replication factor (0 = default).")
+    ] = 0,
+    write_consistency: Annotated[
+        int, typer.Option(min=0, help="Qdrant backend: write consistency factor (0 = default).")
+    ] = 0,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Create a gallery bound to the embedder's current model."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        gallery = client.create_gallery(
+            name,
+            threshold=threshold,
+            min_face_size_px=min_face_size_px,
+            min_sharpness=min_sharpness,
+            max_abs_yaw_deg=max_abs_yaw_deg,
+            shard_number=shards,
+            replication_factor=replication,
+            write_consistency_factor=write_consistency,
+        )
+    if json_output:
+        out.emit_json(gallery)
+    else:
+        out.stdout().print(
+            out.key_values(f"created gallery {gallery.name!r}", _gallery_rows(gallery))
+        )
+
+
+@app.command("list")
+def list_galleries(
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Every gallery the API key may read."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        galleries = client.list_galleries()
+    if json_output:
+        out.emit_json(galleries)
+        return
+    table = out.table(
+        f"{len(galleries)} {'gallery' if len(galleries) == 1 else 'galleries'}",
+        "name",
+        "model",
+        "dim",
+        "threshold",
+        "created",
+    )
+    for g in galleries:
+        table.add_row(
+            g.name,
+            g.model_fingerprint,
+            str(g.dim),
+            out.score(g.threshold),
+            out.timestamp(g.created_at),
+        )
+    out.stdout().print(table)
+
+
+@app.command("stats")
+def stats(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Gallery name (default: --gallery).", show_default=False),
+    ] = None,
+    gallery: opt.Gallery = DEFAULT_GALLERY,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """A gallery's configuration and how many subjects and faces it holds."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        result = client.stats(gallery=name or gallery)
+    if json_output:
+        out.emit_json(result)
+        return
+    rows = [
+        ("subjects", str(result.subjects)),
+        ("faces", str(result.faces)),
+        ("store", result.store_backend),
+        *_gallery_rows(result.gallery),
+    ]
+    out.stdout().print(out.key_values(f"gallery {result.gallery.name!r}", rows))
+
+
+@app.command("delete")
+def delete(
+    name: Name,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Delete a gallery with every subject and face in it (asks first unless --yes)."""
+    if not yes and not typer.confirm(f"Delete gallery {name!r} and every face in it?"):
+        fail("not deleted", ExitCode.USAGE)
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        deleted = client.delete_gallery(name)
+    if json_output:
+        out.emit_json({"gallery": name, "faces_deleted": deleted})
+    else:
+        out.stdout().print(f"deleted gallery {name!r}: {out.plural(deleted, 'face')}")
+
+
+@app.command("export")
+def export(
+    name: Name,
+    file: Annotated[Path, typer.Argument(help="JSON-lines file to write (replaced if it exists).")],
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            envvar="LIKENESS_STREAM_TIMEOUT_S",
+            min=0.1,
+            help="Deadline of the whole export, seconds.",
+        ),
+    ] = 600.0,
+) -> None:
+    """Write every face of a gallery, embeddings included, to FILE (one JSON
+    object per line) to move it to another store without re-embedding."""
+    partial = file.with_name(file.name + ".partial")
+    count = 0
+    with opt.connect(
+        registry, api_key, tls, root_cert, timeout, stream_timeout_s=timeout
+    ) as client:
+        try:
+            with partial.open("w", encoding="utf-8") as sink:
+                for face in client.export_gallery(name):
+                    sink.write(_jsonl.dumps(face) + "\n")
+                    count += 1
+            partial.replace(file)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+    out.stderr().print(f"exported {out.plural(count, 'face')} of gallery {name!r} to {file}")
+
+
+@app.command("import")
+def import_(
+    name: Name,
+    file: Annotated[Path, typer.Argument(help="JSON-lines file written by `galleries export`.")],
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            envvar="LIKENESS_STREAM_TIMEOUT_S",
+            min=0.1,
+            help="Deadline of the whole import, seconds.",
+        ),
+    ] = 600.0,
+) -> None:
+    """Write the faces of FILE into gallery NAME (same model); faces already
+    there are skipped. FILE is checked whole before anything is sent."""
+    try:
+        with file.open(encoding="utf-8") as source:
+            count = sum(1 for _ in _jsonl.read(source, str(file)))
+    except _jsonl.FormatError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    with (
+        opt.connect(registry, api_key, tls, root_cert, timeout, stream_timeout_s=timeout) as client,
+        file.open(encoding="utf-8") as source,
+    ):
+        result = client.import_gallery(name, _jsonl.read(source, str(file)))
+    if json_output:
+        out.emit_json({"gallery": name, "read": count, **out.to_jsonable(result)})
+    else:
+        out.stdout().print(
+            f"imported into gallery {name!r}: {out.plural(result.imported, 'face')}, "
+            f"{result.skipped} already there"
+        )
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``galleries`` to ``root``."""
+    root.add_typer(app, name="galleries")

@@ -1,0 +1,241 @@
+"""``likeness serve``: run the Embedder, the Registry, or both in one process.
+
+The service modules are imported inside the command, so that ``serve
+registry`` (and every other command) works without TensorFlow installed.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, Protocol, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from likeness import errors, logs
+from likeness.cli._exit import ExitCode, fail
+
+
+class Target(enum.StrEnum):
+    EMBEDDER = "embedder"
+    REGISTRY = "registry"
+    ALL = "all"
+
+
+class Store(enum.StrEnum):
+    EDGE = "edge"
+    QDRANT = "qdrant"
+
+
+class _Server(Protocol):
+    port: int
+
+    def start(self) -> None: ...
+
+    def stop(self, grace_s: float) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Server)
+
+_PANEL = "Service"
+# Addresses that bind every interface; clients in this process dial loopback.
+_WILDCARDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The options the user set; the rest come from the settings' environment
+    variables (LIKENESS_EMBEDDER_*, LIKENESS_REGISTRY_*) or defaults."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _start(name: str, build: Callable[[], _S]) -> _S:
+    """Build and start a server; a failure to start is one line and exit 3."""
+    try:
+        server = build()
+        server.start()
+    except ValidationError:
+        raise
+    except (RuntimeError, ValueError, errors.LikenessError) as exc:
+        # grpc reports a port it cannot bind as RuntimeError; settings that
+        # contradict each other are ValueError; a store or model that cannot
+        # be opened raises a domain error.
+        fail(f"cannot start the {name}: {exc}", ExitCode.SERVICE)
+    return server
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        # Signal handlers can only be installed from the main thread; an
+        # embedding caller stops us another way (e.g. KeyboardInterrupt).
+        stop.wait()
+        return
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(
+    target: Annotated[
+        Target, typer.Argument(help="Which service to run; all = embedder then registry.")
+    ] = Target.ALL,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to bind (0.0.0.0 for other hosts) \\[default: 127.0.0.1].",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    embedder_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Embedder gRPC port, 0 = any free one \\[default: 50051].",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    registry_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Registry gRPC port, 0 = any free one \\[default: 50052].",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Registry Prometheus /metrics port, 0 = off \\[default: 9095].",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    embedder_address: Annotated[
+        str | None,
+        typer.Option(
+            help="serve registry: host:port of the Embedder \\[default: 127.0.0.1:50051]; "
+            "serve all uses its own.",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    store: Annotated[
+        Store | None,
+        typer.Option(
+            help="Registry store: edge = embedded engine in --data-dir, qdrant = a Qdrant "
+            "server \\[default: edge].",
+            show_default=False,
+            rich_help_panel="Storage",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Edge store, API keys and audit log live here \\[default: var].",
+            show_default=False,
+            rich_help_panel="Storage",
+        ),
+    ] = None,
+    qdrant_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Qdrant server for --store qdrant \\[default: http://127.0.0.1:6334].",
+            show_default=False,
+            rich_help_panel="Storage",
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Embedder model folder \\[default: the shipped model].",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    grace_s: Annotated[
+        float,
+        typer.Option(min=0.0, help="On shutdown, let calls in flight finish this long (s)."),
+    ] = 10.0,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="Log level of the JSON-lines log on stderr \\[default: INFO]."),
+    ] = None,
+) -> None:
+    """Run the services until Ctrl-C or SIGTERM, then shut down gracefully.
+
+    Prints one line per service (name, address, model or store) on stdout
+    once it accepts calls. Options left out come from the environment
+    (LIKENESS_EMBEDDER_*, LIKENESS_REGISTRY_*) or the defaults shown.
+    """
+    started: list[_Server] = []
+    try:
+        embedder_dial: str | None = None
+        if target in (Target.EMBEDDER, Target.ALL):
+            from embedder.server import create_server as create_embedder
+            from embedder.settings import EmbedderSettings
+
+            es = EmbedderSettings(
+                **_given(host=host, port=embedder_port, model_dir=model_dir, log_level=log_level)
+            )
+            logs.configure(es.log_level)
+            embedder = _start("embedder", lambda: create_embedder(es))
+            started.append(embedder)
+            dial_host = "127.0.0.1" if es.host in _WILDCARDS else es.host
+            embedder_dial = f"{dial_host}:{embedder.port}"
+            typer.echo(
+                f"embedder  listening on {es.host}:{embedder.port}  "
+                f"model {es.backend} ({es.model_dir or 'shipped'})"
+            )
+        if target in (Target.REGISTRY, Target.ALL):
+            from server.main import create_server as create_registry
+            from server.settings import RegistrySettings
+
+            rs = RegistrySettings(
+                **_given(
+                    host=host,
+                    port=registry_port,
+                    metrics_port=metrics_port,
+                    embedder_address=embedder_dial or embedder_address,
+                    store=store.value if store else None,
+                    data_dir=data_dir,
+                    qdrant_url=qdrant_url,
+                    log_level=log_level,
+                )
+            )
+            logs.configure(rs.log_level)
+            registry = _start("registry", lambda: create_registry(rs))
+            started.append(registry)
+            where = rs.data_dir.resolve() if rs.store == "edge" else rs.qdrant_url
+            typer.echo(
+                f"registry  listening on {rs.host}:{registry.port}  store {rs.store} {where}  "
+                f"embedder {rs.embedder_address}"
+            )
+        _wait_for_signal()
+    finally:
+        for server in reversed(started):
+            server.stop(grace_s)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to ``app``."""
+    app.command()(serve)

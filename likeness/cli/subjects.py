@@ -1,0 +1,115 @@
+"""``likeness subjects``: list, show and delete enrolled subjects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from likeness.cli import _options as opt
+from likeness.cli import _output as out
+from likeness.client import DEFAULT_GALLERY
+
+app = typer.Typer(help="Enrolled subjects of a gallery.", no_args_is_help=True)
+
+SubjectId = Annotated[str, typer.Argument(help="Subject id.")]
+
+
+@app.command("list")
+def list_subjects(
+    gallery: opt.Gallery = DEFAULT_GALLERY,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Every subject of the gallery with its number of faces, ordered by id."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        subjects = list(client.iter_subjects(gallery=gallery))
+    if json_output:
+        out.emit_json(subjects)
+        return
+    table = out.table(
+        f"gallery {gallery!r}: {out.plural(len(subjects), 'subject')}", "subject", "faces"
+    )
+    for s in subjects:
+        table.add_row(s.subject_id, str(s.face_count))
+    out.stdout().print(table)
+
+
+@app.command("show")
+def show_subject(
+    subject: SubjectId,
+    gallery: opt.Gallery = DEFAULT_GALLERY,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """A subject's faces (id, time of enrolment in UTC, quality) and metadata."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        found = client.get_subject(subject, gallery=gallery)
+    if json_output:
+        out.emit_json(found)
+        return
+    table = out.table(
+        f"{found.subject_id} ({gallery}): {out.plural(len(found.faces), 'face')}; "
+        f"metadata: {out.metadata(found.metadata)}",
+        "face",
+        "enrolled",
+        "quality",
+    )
+    for face in found.faces:
+        table.add_row(face.face_id, out.timestamp(face.created_at), out.quality(face.quality))
+    out.stdout().print(table)
+
+
+@app.command("delete")
+def delete_subject(
+    subject: SubjectId,
+    gallery: opt.Gallery = DEFAULT_GALLERY,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Delete a subject and all its faces: identify never returns it again."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        deleted = client.delete_subject(subject, gallery=gallery)
+    if json_output:
+        out.emit_json({"subject_id": subject, "gallery": gallery, "faces_deleted": deleted})
+    else:
+        out.stdout().print(
+            f"deleted {subject} from gallery {gallery!r}: {out.plural(deleted, 'face')}"
+        )
+
+
+@app.command("delete-face")
+def delete_face(
+    face_id: Annotated[str, typer.Argument(help="Face id (see `subjects show`).")],
+    gallery: opt.Gallery = DEFAULT_GALLERY,
+    json_output: opt.Json = False,
+    registry: opt.Registry = opt.DEFAULT_REGISTRY,
+    api_key: opt.ApiKey = None,
+    tls: opt.Tls = False,
+    root_cert: opt.RootCert = None,
+    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+) -> None:
+    """Delete one enrolled face."""
+    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+        subject = client.delete_face(face_id, gallery=gallery)
+    if json_output:
+        out.emit_json({"face_id": face_id, "subject_id": subject, "gallery": gallery})
+    else:
+        out.stdout().print(f"deleted face {face_id} of {subject} from gallery {gallery!r}")
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``subjects`` to ``root``."""
+    root.add_typer(app, name="subjects")

@@ -1,0 +1,134 @@
+"""``likeness train | evaluate | calibrate``: the trainer's functions.
+
+The trainer needs the ``trainer`` extra (TensorFlow, dlib); it is imported
+inside each command so the rest of the CLI works without it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Lfw = Annotated[
+    Path,
+    typer.Option(
+        "--lfw",
+        help="LFW root: images_deepfunneled/ and the pairs/people files.",
+        envvar="LIKENESS_LFW",
+        exists=True,
+        file_okay=False,
+    ),
+]
+Run = Annotated[Path, typer.Option("--run", help="Run folder (config, checkpoints, results).")]
+CacheDir = Annotated[
+    Path, typer.Option("--cache-dir", help="Aligned-face caches (built once, resumable).")
+]
+
+
+def train(
+    lfw: Lfw,
+    run: Run = Path("runs/v1"),
+    cache_dir: CacheDir = Path("cache"),
+    unlabelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of unlabelled face images, used for distillation only.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    imagenet_weights: Annotated[
+        Path | None,
+        typer.Option(help="Keras-named MobileNetV2 ImageNet weights (.npz).", exists=True),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 3000,
+    distill_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the dlib-resnet distillation term; 0 = off.")
+    ] = 1.0,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop (resumably) after this many minutes.")
+    ] = None,
+) -> None:
+    """Build the face caches and train (or resume) a model into --run.
+
+    The people of LFW's View 1 test split never enter training. Rerun the
+    same command to resume after an interruption.
+    """
+    from trainer.workflow import run_training
+
+    def progress(step: int, total: int, row: dict[str, float]) -> None:
+        val = f"  val acc {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
+        typer.echo(
+            f"step {step}/{total}  loss {row['loss']:.4f}  triplet {row['triplet']:.4f}  "
+            f"distill {row['distill']:.4f}  {row['images_per_s']:.0f} img/s{val}",
+            err=True,
+        )
+
+    result = run_training(
+        lfw,
+        cache_dir,
+        run,
+        unlabelled=unlabelled,
+        imagenet_weights=imagenet_weights,
+        steps=steps,
+        distill_weight=distill_weight,
+        max_minutes=max_minutes,
+        progress=progress,
+    )
+    typer.echo(f"steps done: {result.steps_done}")
+    typer.echo(f"training curve: {run / 'training_curve.png'}")
+
+
+def evaluate(lfw: Lfw, run: Run = Path("runs/v1"), cache_dir: CacheDir = Path("cache")) -> None:
+    """Evaluate the run's model and dlib-resnet on LFW (View 1 DevTest,
+    View 2 for dlib-resnet, identification); prints a markdown table."""
+    from trainer.workflow import evaluate as run_evaluation
+
+    table, plot = run_evaluation(lfw, cache_dir, run, run)
+    typer.echo(table)
+    typer.echo(f"ROC/DET plot: {plot}")
+    typer.echo(f"figures: {run / 'evaluation.json'}")
+
+
+def calibrate(
+    run: Run = Path("runs/v1"),
+    far: Annotated[float, typer.Option(min=1e-6, max=0.5, help="Target false accept rate.")] = 1e-3,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the model artifact (weights, manifest, card) here.")
+    ] = None,
+    model_id: Annotated[str, typer.Option(help="Model id in the manifest.")] = "likeness-mnv2",
+    dlib_model: Annotated[
+        Path | None,
+        typer.Option(help="Also write dlib-resnet's calibrated threshold into this artifact."),
+    ] = None,
+) -> None:
+    """Choose the cosine threshold at --far on held-out training people and,
+    with --export, ship the run as a served model artifact."""
+    from trainer.workflow import calibrate as run_calibration
+    from trainer.workflow import export_run
+
+    result = run_calibration(run, far)
+    typer.echo(
+        f"threshold at FAR {far:g}: {result.threshold:.4f} "
+        f"(dlib-resnet {result.dlib_threshold:.4f})"
+    )
+    if export is not None:
+        command = "likeness " + shlex.join(sys.argv[1:])
+        typer.echo(f"exported: {export_run(run, export, result, command, model_id)}")
+    if dlib_model is not None:
+        from trainer.export import update_threshold
+
+        note = {"threshold_far": far, "calibration": "held-out LFW training people"}
+        update_threshold(dlib_model, result.dlib_threshold, note)
+        typer.echo(f"dlib-resnet threshold written to {dlib_model}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``evaluate`` and ``calibrate`` to ``app``."""
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(calibrate)

@@ -1,0 +1,546 @@
+"""A small typed client of the Likeness Registry, Admin and Embedder services.
+
+    with LikenessClient("127.0.0.1:50052", api_key=key) as client:
+        client.enroll("alice", images=[Path("alice.jpg").read_bytes()])
+        result = client.verify("alice", Path("probe.jpg").read_bytes())
+        if result.match:
+            ...
+
+Results are frozen dataclasses (see the names exported below). Failed calls
+raise a :class:`LikenessRpcError` subclass per gRPC status code
+(:class:`NotFoundError`, :class:`UnavailableError`, ...), carrying the code
+and the server's message. Every call has a deadline (``timeout_s``, in
+seconds, for the whole call including retries). UNAVAILABLE is retried with
+exponential backoff and jitter (:class:`RetryPolicy`) for calls that are safe
+to repeat: reads, Enroll (which always carries an idempotency key, generated
+when the caller gives none), DeleteSubject and RevokeApiKey (repeating them
+leaves the same state). Creates, DeleteFace, DeleteGallery and the streaming
+export/import are never retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from likeness import _client_convert as convert
+from likeness._client_errors import (
+    AbortedError,
+    AlreadyExistsError,
+    CancelledError,
+    DataLossError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    LikenessRpcError,
+    NotFoundError,
+    OutOfRangeError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnimplementedError,
+    UnknownError,
+    error_for,
+)
+from likeness._client_retry import Caller, RetryPolicy
+from likeness._client_types import (
+    DEFAULT_GALLERY,
+    ApiKey,
+    BoundingBox,
+    Candidate,
+    CompareResult,
+    CreatedApiKey,
+    DuplicateCandidate,
+    Embedding,
+    EmbedResult,
+    EnrolledFace,
+    EnrollResult,
+    ExportedFace,
+    Face,
+    FaceRecord,
+    FaceSelection,
+    Gallery,
+    GalleryStats,
+    IdentifyResult,
+    ImportResult,
+    ModelInfo,
+    Point,
+    Quality,
+    Subject,
+    SubjectPage,
+    SubjectSummary,
+    VerifyResult,
+)
+from likeness.v1 import (
+    embedder_pb2,
+    embedder_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
+
+__all__ = [
+    "DEFAULT_GALLERY",
+    "AbortedError",
+    "AlreadyExistsError",
+    "ApiKey",
+    "BoundingBox",
+    "CancelledError",
+    "Candidate",
+    "CompareResult",
+    "CreatedApiKey",
+    "DataLossError",
+    "DeadlineExceededError",
+    "DuplicateCandidate",
+    "EmbedResult",
+    "Embedding",
+    "EnrollResult",
+    "EnrolledFace",
+    "ExportedFace",
+    "Face",
+    "FaceRecord",
+    "FaceSelection",
+    "FailedPreconditionError",
+    "Gallery",
+    "GalleryStats",
+    "IdentifyResult",
+    "ImportResult",
+    "InternalError",
+    "InvalidArgumentError",
+    "LikenessClient",
+    "LikenessRpcError",
+    "ModelInfo",
+    "NotFoundError",
+    "OutOfRangeError",
+    "PermissionDeniedError",
+    "Point",
+    "Probe",
+    "Quality",
+    "ResourceExhaustedError",
+    "RetryPolicy",
+    "Subject",
+    "SubjectPage",
+    "SubjectSummary",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UnimplementedError",
+    "UnknownError",
+    "VerifyResult",
+    "error_for",
+]
+
+#: A probe face: encoded image bytes (JPEG, PNG, WebP, BMP) or an embedding
+#: of the gallery's model.
+Probe = convert.Probe
+
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_ENROLL_KEY_PREFIX = "client-"
+
+
+class LikenessClient:
+    """Client of one Registry (with its Admin service) and optionally one Embedder.
+
+    ``registry_address`` / ``embedder_address``: "host:port". ``api_key``: sent
+    as ``authorization: Bearer <key>`` on every call. ``tls``: False for
+    plaintext, True for TLS with the system's root certificates, or the path
+    of a PEM file of root certificates. ``timeout_s``: deadline of each unary
+    call in seconds, retries included; ``stream_timeout_s``: deadline of a
+    whole export or import. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        registry_address: str,
+        embedder_address: str | None = None,
+        *,
+        api_key: str | None = None,
+        tls: bool | str | Path = False,
+        timeout_s: float = 10.0,
+        stream_timeout_s: float = 600.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if timeout_s <= 0 or stream_timeout_s <= 0:
+            raise ValueError("timeouts must be positive seconds")
+        self.registry_address = registry_address
+        self.embedder_address = embedder_address
+        self.timeout_s = timeout_s
+        self.stream_timeout_s = stream_timeout_s
+        policy = retry or RetryPolicy()
+        metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
+        credentials = _credentials(tls)
+        self._registry_channel = _channel(registry_address, credentials)
+        self._registry_stub: Any = registry_pb2_grpc.RegistryStub(self._registry_channel)
+        self._admin_stub: Any = registry_pb2_grpc.AdminStub(self._registry_channel)
+        self._registry = Caller(registry_address, policy, metadata)
+        self._embedder_channel: grpc.Channel | None = None
+        self._embedder_stub: Any = None
+        self._embedder: Caller | None = None
+        if embedder_address is not None:
+            self._embedder_channel = _channel(embedder_address, credentials)
+            self._embedder_stub = embedder_pb2_grpc.EmbedderStub(self._embedder_channel)
+            self._embedder = Caller(embedder_address, policy, metadata)
+
+    def close(self) -> None:
+        """Close the channels; calls in flight are cancelled."""
+        self._registry_channel.close()
+        if self._embedder_channel is not None:
+            self._embedder_channel.close()
+
+    def __enter__(self) -> LikenessClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- Embedder ---------------------------------------------------------
+
+    def embed(self, image: bytes, selection: FaceSelection = FaceSelection.DEFAULT) -> EmbedResult:
+        """Detect, align, score and embed the faces of one encoded image
+        (default selection: the largest face). NotFoundError when no face."""
+        caller, stub = self._embedder_parts()
+        request = embedder_pb2.EmbedRequest(image=image, selection=convert.selection_pb(selection))
+        response = caller.unary(stub.Embed, request, timeout_s=self.timeout_s, retry=True)
+        return convert.embed_result(response)
+
+    def embed_batch(
+        self, images: Sequence[bytes], selection: FaceSelection = FaceSelection.DEFAULT
+    ) -> list[EmbedResult | LikenessRpcError]:
+        """Embed up to 64 images in one call; each item is its result or the
+        typed error the image alone would have got (returned, not raised)."""
+        caller, stub = self._embedder_parts()
+        request = embedder_pb2.EmbedBatchRequest(
+            items=[
+                embedder_pb2.EmbedRequest(image=i, selection=convert.selection_pb(selection))
+                for i in images
+            ]
+        )
+        response = caller.unary(stub.EmbedBatch, request, timeout_s=self.timeout_s, retry=True)
+        out: list[EmbedResult | LikenessRpcError] = []
+        for item in response.results:
+            if item.HasField("error"):
+                code = _status_code(item.error.code)
+                out.append(
+                    error_for(
+                        code,
+                        item.error.message,
+                        method="/likeness.v1.Embedder/EmbedBatch",
+                        target=self.embedder_address or "",
+                    )
+                )
+            else:
+                out.append(convert.embed_result(item.response))
+        return out
+
+    def info(self) -> ModelInfo:
+        """The embedder's model: fingerprint, dimension, calibrated threshold."""
+        caller, stub = self._embedder_parts()
+        response = caller.unary(
+            stub.Info, embedder_pb2.InfoRequest(), timeout_s=self.timeout_s, retry=True
+        )
+        return convert.model_info(response)
+
+    # -- Registry: faces and decisions -------------------------------------
+
+    def enroll(
+        self,
+        subject_id: str,
+        images: Sequence[bytes] = (),
+        embeddings: Sequence[Embedding] = (),
+        *,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        gallery: str = DEFAULT_GALLERY,
+        selection: FaceSelection = FaceSelection.DEFAULT,
+    ) -> EnrollResult:
+        """Add faces to a subject, creating it on its first face.
+
+        Each image must show exactly one face unless ``selection`` says
+        otherwise. ``metadata`` replaces the subject's metadata when
+        non-empty. A retried request with the same ``idempotency_key`` (at
+        most 128 characters, per gallery) stores nothing again and answers
+        ``replayed=True``; when None, a random key is generated so that this
+        call's own retries are safe.
+        """
+        request = registry_pb2.EnrollRequest(
+            gallery=gallery,
+            subject_id=subject_id,
+            images=list(images),
+            embeddings=[convert.embedding_pb(e) for e in embeddings],
+            metadata=dict(metadata or {}),
+            idempotency_key=idempotency_key or _ENROLL_KEY_PREFIX + uuid.uuid4().hex,
+            selection=convert.selection_pb(selection),
+        )
+        response = self._registry.unary(
+            self._registry_stub.Enroll, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.enroll_result(response)
+
+    def verify(
+        self, subject_id: str, probe: Probe, *, gallery: str = DEFAULT_GALLERY
+    ) -> VerifyResult:
+        """1:1: is the probe (image bytes or embedding) the claimed subject?
+        NotFoundError for an unknown subject or no face in the probe."""
+        request = registry_pb2.VerifyRequest(
+            gallery=gallery, subject_id=subject_id, probe=convert.probe_pb(probe)
+        )
+        response = self._registry.unary(
+            self._registry_stub.Verify, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.verify_result(response)
+
+    def identify(
+        self,
+        probe: Probe,
+        *,
+        top_k: int = 5,
+        min_score: float | None = None,
+        gallery: str = DEFAULT_GALLERY,
+    ) -> IdentifyResult:
+        """1:N, open set: the ``top_k`` (1-100) subjects most like the probe
+        scoring at least ``min_score`` (default: the gallery's threshold)."""
+        request = registry_pb2.IdentifyRequest(
+            gallery=gallery, probe=convert.probe_pb(probe), top_k=top_k
+        )
+        if min_score is not None:
+            request.min_score = min_score
+        response = self._registry.unary(
+            self._registry_stub.Identify, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.identify_result(response)
+
+    def compare(self, a: Probe, b: Probe, *, gallery: str = "") -> CompareResult:
+        """Compare two probes, storing nothing; ``gallery`` (optional) picks
+        the threshold and model check, empty = the embedder model's default."""
+        request = registry_pb2.CompareRequest(
+            a=convert.probe_pb(a), b=convert.probe_pb(b), gallery=gallery
+        )
+        response = self._registry.unary(
+            self._registry_stub.Compare, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.compare_result(response)
+
+    # -- Registry: subjects ----------------------------------------------
+
+    def get_subject(self, subject_id: str, *, gallery: str = DEFAULT_GALLERY) -> Subject:
+        """A subject with its faces and metadata; NotFoundError when unknown."""
+        request = registry_pb2.GetSubjectRequest(gallery=gallery, subject_id=subject_id)
+        response = self._registry.unary(
+            self._registry_stub.GetSubject, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.subject(response)
+
+    def list_subjects(
+        self, *, gallery: str = DEFAULT_GALLERY, page_size: int = 100, page_token: str = ""
+    ) -> SubjectPage:
+        """One page (``page_size`` 1-1000) of subjects ordered by id."""
+        request = registry_pb2.ListSubjectsRequest(
+            gallery=gallery, page_size=page_size, page_token=page_token
+        )
+        response = self._registry.unary(
+            self._registry_stub.ListSubjects, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.subject_page(response)
+
+    def iter_subjects(
+        self, *, gallery: str = DEFAULT_GALLERY, page_size: int = 500
+    ) -> Iterator[SubjectSummary]:
+        """Every subject of a gallery, ordered by id, fetched page by page."""
+        token = ""
+        while True:
+            page = self.list_subjects(gallery=gallery, page_size=page_size, page_token=token)
+            yield from page.subjects
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def delete_subject(self, subject_id: str, *, gallery: str = DEFAULT_GALLERY) -> int:
+        """Remove a subject and all its faces; returns how many faces were deleted."""
+        request = registry_pb2.DeleteSubjectRequest(gallery=gallery, subject_id=subject_id)
+        response = self._registry.unary(
+            self._registry_stub.DeleteSubject, request, timeout_s=self.timeout_s, retry=True
+        )
+        return int(response.faces_deleted)
+
+    def delete_face(self, face_id: str, *, gallery: str = DEFAULT_GALLERY) -> str:
+        """Remove one face; returns its subject id. NotFoundError when absent."""
+        request = registry_pb2.DeleteFaceRequest(gallery=gallery, face_id=face_id)
+        response = self._registry.unary(
+            self._registry_stub.DeleteFace, request, timeout_s=self.timeout_s, retry=False
+        )
+        return str(response.subject_id)
+
+    def stats(self, *, gallery: str = DEFAULT_GALLERY) -> GalleryStats:
+        """A gallery's configuration and its subject and face counts."""
+        request = registry_pb2.StatsRequest(gallery=gallery)
+        response = self._registry.unary(
+            self._registry_stub.Stats, request, timeout_s=self.timeout_s, retry=True
+        )
+        return convert.gallery_stats(response)
+
+    # -- Registry: galleries ---------------------------------------------
+
+    def create_gallery(
+        self,
+        name: str,
+        *,
+        threshold: float | None = None,
+        min_face_size_px: float | None = None,
+        min_sharpness: float | None = None,
+        max_abs_yaw_deg: float | None = None,
+        shard_number: int = 0,
+        replication_factor: int = 0,
+        write_consistency_factor: int = 0,
+    ) -> Gallery:
+        """Create a gallery bound to the embedder's model.
+
+        ``threshold``: cosine similarity (default: the model's calibrated
+        one); quality gates in inter-ocular pixels, Laplacian variance and
+        degrees (0 disables a gate; None keeps the server default); the
+        sharding fields apply to the "qdrant" backend only (0 = its default).
+        AlreadyExistsError when the gallery exists.
+        """
+        request = registry_pb2.CreateGalleryRequest(
+            name=name,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+        )
+        optional = {
+            "threshold": threshold,
+            "min_face_size_px": min_face_size_px,
+            "min_sharpness": min_sharpness,
+            "max_abs_yaw_deg": max_abs_yaw_deg,
+        }
+        for field, value in optional.items():
+            if value is not None:
+                setattr(request, field, value)
+        response = self._registry.unary(
+            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s, retry=False
+        )
+        return convert.gallery(response)
+
+    def list_galleries(self) -> list[Gallery]:
+        """Every gallery the key may read."""
+        response = self._registry.unary(
+            self._registry_stub.ListGalleries,
+            registry_pb2.ListGalleriesRequest(),
+            timeout_s=self.timeout_s,
+            retry=True,
+        )
+        return [convert.gallery(g) for g in response.galleries]
+
+    def delete_gallery(self, name: str) -> int:
+        """Delete a gallery with every subject and face; returns how many faces."""
+        request = registry_pb2.DeleteGalleryRequest(name=name)
+        response = self._registry.unary(
+            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s, retry=False
+        )
+        return int(response.faces_deleted)
+
+    def export_gallery(self, name: str) -> Iterator[ExportedFace]:
+        """Stream every stored face of a gallery, embeddings included. The
+        whole stream shares one deadline of ``stream_timeout_s`` seconds."""
+        method = "/likeness.v1.Registry/ExportGallery"
+        calls = self._registry_stub.ExportGallery(
+            registry_pb2.ExportGalleryRequest(gallery=name),
+            timeout=self.stream_timeout_s,
+            metadata=self._registry.metadata,
+        )
+        try:
+            for msg in calls:
+                yield convert.exported_face(msg)
+        except grpc.RpcError as exc:
+            raise self._registry.error(exc, method) from exc
+        finally:
+            calls.cancel()
+
+    def import_gallery(self, name: str, faces: Iterable[ExportedFace]) -> ImportResult:
+        """Write exported faces into gallery ``name`` (same model fingerprint);
+        faces whose id is already stored are skipped and counted."""
+        method = "/likeness.v1.Registry/ImportGallery"
+
+        def requests() -> Iterator[Any]:
+            for face in faces:
+                yield registry_pb2.ImportGalleryRequest(
+                    gallery=name, face=convert.exported_face_pb(face)
+                )
+
+        try:
+            response = self._registry_stub.ImportGallery(
+                requests(), timeout=self.stream_timeout_s, metadata=self._registry.metadata
+            )
+        except grpc.RpcError as exc:
+            raise self._registry.error(exc, method) from exc
+        return ImportResult(int(response.imported), int(response.skipped))
+
+    # -- Admin: API keys -------------------------------------------------
+
+    def create_api_key(self, name: str, scopes: Mapping[str, str]) -> CreatedApiKey:
+        """Create a key with ``scopes`` (gallery or "*" -> "read" | "enroll" |
+        "admin"); the returned secret is shown only this once."""
+        request = registry_pb2.CreateApiKeyRequest(name=name, scopes=dict(scopes))
+        response = self._registry.unary(
+            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s, retry=False
+        )
+        return CreatedApiKey(convert.api_key(response.key), response.secret)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included (never their secrets)."""
+        response = self._registry.unary(
+            self._admin_stub.ListApiKeys,
+            registry_pb2.ListApiKeysRequest(),
+            timeout_s=self.timeout_s,
+            retry=True,
+        )
+        return [convert.api_key(k) for k in response.keys]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key: later calls with it are UNAUTHENTICATED."""
+        self._registry.unary(
+            self._admin_stub.RevokeApiKey,
+            registry_pb2.RevokeApiKeyRequest(key_id=key_id),
+            timeout_s=self.timeout_s,
+            retry=True,
+        )
+
+    def _embedder_parts(self) -> tuple[Caller, Any]:
+        if self._embedder is None:
+            raise ValueError("this LikenessClient has no embedder_address")
+        return self._embedder, self._embedder_stub
+
+
+def _credentials(tls: bool | str | Path) -> grpc.ChannelCredentials | None:
+    if tls is False:
+        return None
+    if tls is True:
+        return grpc.ssl_channel_credentials()
+    return grpc.ssl_channel_credentials(root_certificates=Path(tls).read_bytes())
+
+
+def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+    options = [
+        ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ("grpc.primary_user_agent", "likeness-client"),
+    ]
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def _status_code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN
