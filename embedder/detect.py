@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,6 +60,10 @@ class FaceDetector:
         else:
             self._cnn = dlib.cnn_face_detection_model_v1(str(dlib_model_path(CNN_DETECTOR)))
         self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
+        # dlib's detectors keep scratch buffers per object and release the GIL:
+        # two threads running one detector at once crash the process (the
+        # shape predictor is safe to share).
+        self._detect_lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """All faces of ``image`` (H, W, 3) RGB uint8 scoring at least the
@@ -74,14 +79,15 @@ class FaceDetector:
                 interpolation=cv2.INTER_AREA,
             )
         found: list[tuple[tuple[int, int, int, int], float]] = []
-        if self._kind == "hog":
-            rects, scores, _ = self._hog.run(small, self._upsample, self._threshold)
-            for rect, score in zip(rects, scores, strict=True):
-                found.append((_box(rect, scale), float(score)))
-        else:
-            for det in self._cnn(small, self._upsample):
-                if det.confidence >= self._threshold:
-                    found.append((_box(det.rect, scale), float(det.confidence)))
+        with self._detect_lock:
+            if self._kind == "hog":
+                rects, scores, _ = self._hog.run(small, self._upsample, self._threshold)
+                for rect, score in zip(rects, scores, strict=True):
+                    found.append((_box(rect, scale), float(score)))
+            else:
+                for det in self._cnn(small, self._upsample):
+                    if det.confidence >= self._threshold:
+                        found.append((_box(det.rect, scale), float(det.confidence)))
         detections = [
             Detection(box=box, score=score, landmarks=self.landmarks(image, box))
             for box, score in found

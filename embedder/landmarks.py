@@ -44,8 +44,11 @@ FLIP_PERMUTATION: np.ndarray = _flip_permutation()
 def flip_landmarks(points: np.ndarray, width: float) -> np.ndarray:
     """Mirror (68, 2) points of an image ``width`` pixels wide horizontally.
 
-    The x coordinate becomes ``width - x`` (pixel-edge convention, so a flip
-    of the pixel array and of the points agree) and the indices are permuted
+    The x coordinate becomes ``width - x``. dlib reports pixel centres, so a
+    flipped point lands about half a pixel from the exact mirror of the pixel
+    array; training and serving share this function, so the model has learnt
+    with exactly this convention (change it only together with retraining).
+    The indices are permuted
     so that e.g. the subject's right eye stays labelled as the right eye.
     """
     mirrored: np.ndarray = points[FLIP_PERMUTATION].copy()

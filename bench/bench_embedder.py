@@ -1,0 +1,302 @@
+"""Benchmark of the Embedder: our model and pipeline against dlib's.
+
+    .venv/bin/python -m bench.bench_embedder [--images 500] [FOLDER]
+
+FOLDER defaults to ../shared/datasets/lfw/images_deepfunneled (any folder
+tree of JPEGs works). The same images (``--images`` of them, drawn with a
+fixed seed from the sorted file list, then sorted) feed every variant; calls
+of the variants being compared alternate in blocks of 20 images, so load
+drifting on a shared machine hits both alike and the same-run ratios stay
+fair.
+
+1. Embedding step, per face, on faces already detected and landmarked once
+   up front (the largest face of each image):
+   - ours: ``MobileNetBackend.embed`` on the aligned crop and its landmarks,
+     with flip test-time augmentation when the manifest asks for it (as
+     served);
+   - dlib-resnet: ``compute_face_descriptor`` on dlib's 150 px chip
+     (``get_face_chip``, padding 0.25: what the descriptor does inside), from
+     the same 68 landmarks;
+   each with one face per call, and in batches of ``--batch`` faces.
+2. End to end, image bytes -> embedding of the largest face:
+   - ours: ``FacePipeline.process`` of the service as built by
+     ``embedder.server.create_server`` from ``EmbedderSettings()`` (decode,
+     HOG, 68 landmarks, alignment, quality, batcher, model);
+   - a face_recognition-style dlib pipeline built from dlib calls: Pillow
+     decode to RGB, HOG (upsample 1), 68 landmarks, ResNet descriptor.
+
+Targets: embedding step >= 10x faster than dlib-resnet per face (median,
+single-face calls); end to end >= 2x the images/s of the dlib pipeline.
+TensorFlow threads are set from ``EmbedderSettings.tf_threads`` as the
+service does (0 = TensorFlow's default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from embedder.align import align_face
+from embedder.backends import FaceInput, MobileNetBackend
+from embedder.decode import decode_image
+from embedder.detect import FaceDetector
+from embedder.dlib_models import RESNET, SHAPE_68, dlib_model_path
+from embedder.server import create_server
+from embedder.settings import EmbedderSettings
+from likeness.errors import LikenessError
+
+DEFAULT_FOLDER = Path("../shared/datasets/lfw/images_deepfunneled")
+SEED = 20261124
+#: Items per block of alternating variants (see :func:`alternate`).
+BLOCK = 20
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Seconds per item of one variant."""
+
+    times: np.ndarray
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.times) * 1000)
+
+    @property
+    def p90_ms(self) -> float:
+        return float(np.percentile(self.times, 90) * 1000)
+
+    @property
+    def per_s(self) -> float:
+        return float(len(self.times) / self.times.sum())
+
+
+def pick_images(folder: Path, count: int, seed: int = SEED) -> list[Path]:
+    """``count`` JPEGs of ``folder`` (recursively), drawn with ``seed`` from the
+    sorted list, returned sorted."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg"})
+    if len(files) < count:
+        raise SystemExit(f"{folder} holds {len(files)} JPEGs, fewer than {count}")
+    return sorted(random.Random(seed).sample(files, count))
+
+
+class DlibPipeline:
+    """face_recognition's encoding path, from dlib calls: image bytes -> RGB
+    (Pillow) -> HOG (upsample 1) -> 68 landmarks -> ResNet descriptor of the
+    largest face (None when no face)."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
+        self.net = dlib.face_recognition_model_v1(str(dlib_model_path(RESNET)))
+
+    def process(self, data: bytes) -> np.ndarray | None:
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        rects = self._detector(image, 1)
+        if not rects:
+            return None
+        rect = max(rects, key=lambda r: r.area())
+        shape = self._predictor(image, rect)
+        return np.asarray(self.net.compute_face_descriptor(image, shape))
+
+    def chip(self, face: FaceInput) -> np.ndarray:
+        """dlib's aligned 150 px chip of a face, from its 68 landmarks."""
+        dlib = self._dlib
+        left, top, right, bottom = face.detection.box
+        shape = dlib.full_object_detection(
+            dlib.rectangle(left, top, right - 1, bottom - 1),
+            [dlib.point(round(float(x)), round(float(y))) for x, y in face.detection.landmarks],
+        )
+        chip: np.ndarray = dlib.get_face_chip(face.image, shape, size=150, padding=0.25)
+        return chip
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(
+    count: int, first: Callable[[int], Any], second: Callable[[int], Any], block: int = BLOCK
+) -> tuple[Stats, Stats]:
+    """Seconds of ``first(i)`` and ``second(i)`` for each i < count, run in
+    blocks of ``block`` items that alternate between the two variants, each
+    block after one untimed call (so neither variant pays for the other
+    having just evicted its weights from the CPU caches)."""
+    a, b = np.zeros(count), np.zeros(count)
+    for start in range(0, count, block):
+        items = range(start, min(start + block, count))
+        order = [(first, a), (second, b)]
+        if (start // block) % 2:
+            order.reverse()
+        for fn, out in order:
+            fn(start)
+            for i in items:
+                out[i] = _timed(functools.partial(fn, i))
+    return Stats(a), Stats(b)
+
+
+def batched(
+    count: int, size: int, first: Callable[[slice], Any], second: Callable[[slice], Any]
+) -> tuple[Stats, Stats]:
+    """Per-face seconds of batched calls over ``count`` faces in batches of ``size``."""
+    parts = [slice(start, min(start + size, count)) for start in range(0, count, size)]
+    first(parts[0])
+    second(parts[0])
+    a, b = np.zeros(len(parts)), np.zeros(len(parts))
+    for k, part in enumerate(parts):
+        a[k] = _timed(functools.partial(first, part)) / (part.stop - part.start)
+        b[k] = _timed(functools.partial(second, part)) / (part.stop - part.start)
+    return Stats(a), Stats(b)
+
+
+def _row(name: str, s: Stats) -> str:
+    return f"| {name} | {s.median_ms:.2f} | {s.p90_ms:.2f} | {s.per_s:.1f} |"
+
+
+def report(
+    args: argparse.Namespace,
+    backend: MobileNetBackend,
+    faces: int,
+    single: tuple[Stats, Stats],
+    batch: tuple[Stats, Stats],
+    e2e: tuple[Stats, Stats],
+    no_face: tuple[int, int],
+    tf_threads: int,
+    load: Sequence[float],
+) -> str:
+    ours_1, dlib_1 = single
+    ours_b, dlib_b = batch
+    ours_e, dlib_e = e2e
+    lines = [
+        f"Images: {args.images} from {args.folder} (seed {SEED}); faces embedded: {faces}.",
+        f"Model: {backend.manifest.fingerprint} (flip TTA: "
+        f"{bool(backend.manifest.extra.get('flip_tta', False))}); TensorFlow intra-op threads: "
+        f"{tf_threads or 'TF default'}; CPUs: {os.cpu_count()}; {platform.processor() or ''}",
+        f"Load average at start / end: {load[0]:.1f} / {load[1]:.1f}.",
+        "",
+        "Embedding step, per face (ms; /s = faces per second):",
+        "",
+        "| variant | median | p90 | /s |",
+        "| --- | ---: | ---: | ---: |",
+        _row("ours, 1 face per call", ours_1),
+        _row("dlib-resnet, 1 face per call", dlib_1),
+        _row(f"ours, batches of {args.batch}", ours_b),
+        _row(f"dlib-resnet, batches of {args.batch}", dlib_b),
+        "",
+        f"Embedding step speed-up (dlib median / ours median): "
+        f"{dlib_1.median_ms / ours_1.median_ms:.1f}x single, "
+        f"{dlib_b.median_ms / ours_b.median_ms:.1f}x batched (target >= 10x).",
+        "",
+        "End to end, image bytes -> embedding of the largest face, per image:",
+        "",
+        "| pipeline | median | p90 | images/s |",
+        "| --- | ---: | ---: | ---: |",
+        _row("ours (FacePipeline.process)", ours_e),
+        _row("dlib (HOG + 68 landmarks + ResNet)", dlib_e),
+        "",
+        f"End-to-end speed-up: {dlib_e.median_ms / ours_e.median_ms:.1f}x (medians), "
+        f"{ours_e.per_s / dlib_e.per_s:.1f}x (images/s) (target >= 2x). "
+        f"Images without a face: ours {no_face[0]}, dlib {no_face[1]}.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=32, help="faces per batched call")
+    args = parser.parse_args(argv)
+
+    load_start = os.getloadavg()[0]
+    paths = pick_images(args.folder, args.images)
+    blobs = [p.read_bytes() for p in paths]
+
+    settings = EmbedderSettings(port=0)
+    service = create_server(settings)  # built, never started: no port is served
+    backend = service.backend
+    if not isinstance(backend, MobileNetBackend):
+        raise SystemExit("set LIKENESS_EMBEDDER_BACKEND=likeness-mobilenet to benchmark our model")
+    import tensorflow as tf
+
+    tf_threads = tf.config.threading.get_intra_op_parallelism_threads()
+    dlib_pipe = DlibPipeline()
+    detector = FaceDetector(
+        kind=settings.detector,
+        upsample=settings.upsample,
+        score_threshold=settings.detection_threshold,
+        max_side=settings.max_detect_side,
+    )
+    size = backend.manifest.input_size
+
+    # Faces detected and landmarked once, for the embedding-step timings.
+    faces: list[FaceInput] = []
+    for data in blobs:
+        image = decode_image(data)
+        found = detector.detect(image)
+        if found:
+            faces.append(FaceInput(image, found[0], align_face(image, found[0].landmarks, size)))
+    chips = [dlib_pipe.chip(face) for face in faces]
+    crops = np.stack([f.aligned.crop for f in faces])
+    marks = np.stack([f.aligned.landmarks for f in faces])
+    net = dlib_pipe.net
+
+    single = alternate(
+        len(faces),
+        lambda i: backend.embed_arrays(crops[i : i + 1], marks[i : i + 1]),
+        lambda i: net.compute_face_descriptor(chips[i]),
+    )
+    batch = batched(
+        len(faces),
+        args.batch,
+        lambda s: backend.embed_arrays(crops[s], marks[s]),
+        lambda s: net.compute_face_descriptor(chips[s]),
+    )
+
+    missed: tuple[set[int], set[int]] = (set(), set())
+
+    def ours(i: int) -> None:
+        try:
+            service.pipeline.process(blobs[i])
+        except LikenessError:
+            missed[0].add(i)
+
+    def theirs(i: int) -> None:
+        if dlib_pipe.process(blobs[i]) is None:
+            missed[1].add(i)
+
+    e2e = alternate(len(blobs), ours, theirs)
+    no_face = (len(missed[0]), len(missed[1]))
+    service.stop(0)
+    text = report(
+        args,
+        backend,
+        len(faces),
+        single,
+        batch,
+        e2e,
+        no_face,
+        tf_threads,
+        (load_start, os.getloadavg()[0]),
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
