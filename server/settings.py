@@ -21,7 +21,10 @@ class RegistrySettings(BaseSettings):
     embedder_timeout_s: float = Field(10.0, gt=0)
     store: Literal["edge", "qdrant"] = Field("edge", description="edge = embedded Qdrant engine.")
     data_dir: Path = Field(Path("var"), description="Edge store, API keys and audit log live here.")
-    qdrant_url: str = Field("http://127.0.0.1:6334", description="Qdrant server (store=qdrant).")
+    qdrant_url: str = Field(
+        "http://127.0.0.1:6334",
+        description='Qdrant server (store=qdrant); ":memory:" = in-process, not persisted.',
+    )
     qdrant_api_key: str | None = None
     qdrant_prefer_grpc: bool = True
     hnsw_min_faces: int = Field(

@@ -1,0 +1,503 @@
+"""The FaceStore contract, run against both backends (edge in a tmp dir,
+qdrant in qdrant-client's local ``:memory:`` mode), plus what only one
+backend has: edge persistence, locking, crash durability and the background
+HNSW build; the qdrant backend's mapping of a dead server to Unavailable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from likeness import errors
+from server.domain import FaceQualityInfo, GalleryConfig, StoredFace
+from server.settings import RegistrySettings
+from server.store import FaceStore, open_store
+from server.store.edge import EdgeStore
+from server.store.qdrant import QdrantStore
+
+DIM = 32
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(name: str = "g1", dim: int = DIM, **extra: int) -> GalleryConfig:
+    return GalleryConfig(
+        name=name,
+        model_fingerprint="fp-1",
+        dim=dim,
+        threshold=0.42,
+        created_at=1_700_000_000.5,
+        min_face_size_px=40.0,
+        min_sharpness=0.1,
+        max_abs_yaw_deg=30.0,
+        **extra,
+    )
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
+
+
+def _faces(vectors: np.ndarray, per_subject: int = 3, gallery: str = "g1") -> list[StoredFace]:
+    return [
+        StoredFace(
+            face_id=str(uuid.uuid5(uuid.NAMESPACE_OID, f"face-{i}")),
+            subject_id=f"subj-{i // per_subject:05d}",
+            gallery=gallery,
+            vector=vec,
+            model_fingerprint="fp-1",
+            created_at=1_700_000_100.0 + i,
+            metadata={"row": str(i)},
+            quality=FaceQualityInfo(80.0 + i, 0.5, 1.0, -2.0, 3.0) if i % 2 else None,
+        )
+        for i, vec in enumerate(vectors)
+    ]
+
+
+def _brute_force(
+    vectors: np.ndarray, faces: list[StoredFace], query: np.ndarray, k: int
+) -> list[tuple[str, float]]:
+    scores = vectors @ (query / np.linalg.norm(query))
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(faces[i].face_id, float(scores[i])) for i in order]
+
+
+def _edge(path: Path, **kwargs: int) -> EdgeStore:
+    return EdgeStore(path, **kwargs)
+
+
+@pytest.fixture(params=["edge", "qdrant"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore]:
+    s: FaceStore = (
+        _edge(tmp_path / "edge") if request.param == "edge" else QdrantStore(location=":memory:")
+    )
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def filled(store: FaceStore) -> tuple[FaceStore, np.ndarray, list[StoredFace]]:
+    vectors = _unit(np.random.default_rng(7), 300)
+    faces = _faces(vectors)
+    store.create_gallery(_config())
+    store.upsert_faces("g1", faces)
+    return store, vectors, faces
+
+
+# -- galleries -----------------------------------------------------------------
+
+
+def test_gallery_lifecycle(store: FaceStore) -> None:
+    config = _config(shard_number=2, replication_factor=1, write_consistency_factor=1)
+    store.create_gallery(config)
+    store.create_gallery(_config("other-gallery_2", dim=8))
+
+    assert store.get_gallery("g1") == config
+    assert [g.name for g in store.list_galleries()] == ["g1", "other-gallery_2"]
+    with pytest.raises(errors.AlreadyExists):
+        store.create_gallery(_config())
+    assert store.counts("g1") == (0, 0)
+
+    store.upsert_faces("g1", _faces(_unit(np.random.default_rng(1), 4)))
+    assert store.delete_gallery("g1") == 4
+    with pytest.raises(errors.NotFound):
+        store.get_gallery("g1")
+    with pytest.raises(errors.NotFound):
+        store.delete_gallery("g1")
+    assert [g.name for g in store.list_galleries()] == ["other-gallery_2"]
+
+    store.create_gallery(_config())
+    assert store.counts("g1") == (0, 0), "a re-created gallery starts empty"
+
+
+@pytest.mark.parametrize("name", ["", "UPPER", "../escape", "a/b", "x" * 65, "sp ace"])
+def test_gallery_names_are_checked(store: FaceStore, name: str) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        store.create_gallery(_config(name))
+    with pytest.raises(errors.InvalidArgument):
+        store.get_gallery(name)
+
+
+def test_unknown_gallery_is_not_found(store: FaceStore) -> None:
+    vec = _unit(np.random.default_rng(2), 1)[0]
+    face_id = str(uuid.uuid4())
+    calls: list[Callable[[], object]] = [
+        lambda: store.get_gallery("nope"),
+        lambda: store.delete_gallery("nope"),
+        lambda: store.upsert_faces("nope", _faces(vec[None, :], gallery="nope")),
+        lambda: store.existing_face_ids("nope", [face_id]),
+        lambda: store.search("nope", vec, 3),
+        lambda: store.subject_faces("nope", "s"),
+        lambda: store.delete_subject("nope", "s"),
+        lambda: store.delete_face("nope", face_id),
+        lambda: store.list_subjects("nope", None, 10),
+        lambda: store.counts("nope"),
+        lambda: store.iter_faces("nope"),
+    ]
+    for call in calls:
+        with pytest.raises(errors.NotFound):
+            call()
+
+
+# -- writes --------------------------------------------------------------------
+
+
+def test_upsert_is_idempotent_by_face_id(store: FaceStore) -> None:
+    store.create_gallery(_config())
+    [face] = _faces(_unit(np.random.default_rng(3), 1))
+    store.upsert_faces("g1", [face])
+    store.upsert_faces("g1", [face])
+    assert store.counts("g1") == (1, 1)
+
+    moved = StoredFace(face.face_id, "someone-else", "g1", face.vector, "fp-1", 5.0, {"new": "yes"})
+    store.upsert_faces("g1", [moved])
+    assert store.counts("g1") == (1, 1)
+    assert store.subject_faces("g1", face.subject_id) == []
+    [stored] = store.subject_faces("g1", "someone-else")
+    assert stored.metadata == {"new": "yes"} and stored.created_at == 5.0
+
+
+def test_bad_faces_are_rejected_and_nothing_is_written(store: FaceStore) -> None:
+    store.create_gallery(_config())
+    good = _faces(_unit(np.random.default_rng(4), 2))
+    bad_vectors = [
+        np.zeros(DIM, np.float32),
+        np.full(DIM, np.nan, np.float32),
+        np.ones((2, DIM), np.float32),
+    ]
+    for vector in bad_vectors:
+        bad = StoredFace(str(uuid.uuid4()), "s", "g1", vector, "fp-1", 0.0)
+        with pytest.raises(errors.InvalidArgument):
+            store.upsert_faces("g1", [good[0], bad])
+    not_uuid = StoredFace("face-1", "s", "g1", good[1].vector, "fp-1", 0.0)
+    with pytest.raises(errors.InvalidArgument):
+        store.upsert_faces("g1", [good[0], not_uuid])
+    assert store.counts("g1") == (0, 0)
+    with pytest.raises(errors.InvalidArgument):
+        store.search("g1", np.zeros(DIM, np.float32), 3)
+    with pytest.raises(errors.InvalidArgument):
+        store.search("g1", good[0].vector, 0)
+
+
+def test_wrong_dim_is_invalid_argument(store: FaceStore) -> None:
+    store.create_gallery(_config())
+    [face] = _faces(_unit(np.random.default_rng(5), 1, dim=DIM + 1))
+    with pytest.raises(errors.InvalidArgument):
+        store.upsert_faces("g1", [face])
+    with pytest.raises(errors.InvalidArgument):
+        store.search("g1", face.vector, 3)
+    assert store.counts("g1") == (0, 0)
+
+
+def test_existing_face_ids(filled: tuple[FaceStore, np.ndarray, list[StoredFace]]) -> None:
+    store, _, faces = filled
+    absent = str(uuid.uuid4())
+    asked = [faces[0].face_id, absent, "not-a-uuid", faces[5].face_id]
+    assert store.existing_face_ids("g1", asked) == {faces[0].face_id, faces[5].face_id}
+    assert store.existing_face_ids("g1", []) == set()
+
+
+# -- reads ---------------------------------------------------------------------
+
+
+def test_search_matches_brute_force(
+    filled: tuple[FaceStore, np.ndarray, list[StoredFace]],
+) -> None:
+    store, vectors, faces = filled
+    queries = _unit(np.random.default_rng(8), 15)
+    for query in queries:
+        hits = store.search("g1", query * 3.0, 10)  # not unit length on purpose
+        expected = _brute_force(vectors, faces, query, 10)
+        assert [h.face_id for h in hits] == [fid for fid, _ in expected]
+        np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-4)
+        assert all(-1.0 <= h.score <= 1.0 for h in hits)
+    by_id = {f.face_id: f for f in faces}
+    top = store.search("g1", vectors[42], 1)[0]
+    assert top.face_id == faces[42].face_id and top.score == pytest.approx(1.0, abs=1e-5)
+    assert top.subject_id == faces[42].subject_id
+    assert top.metadata == by_id[top.face_id].metadata
+
+
+def test_subject_filter(filled: tuple[FaceStore, np.ndarray, list[StoredFace]]) -> None:
+    store, vectors, faces = filled
+    subject = faces[30].subject_id
+    own = [i for i, f in enumerate(faces) if f.subject_id == subject]
+    query = _unit(np.random.default_rng(9), 1)[0]
+    hits = store.search("g1", query, 10, subject_id=subject)
+    expected = _brute_force(vectors[own], [faces[i] for i in own], query, 10)
+    assert [h.face_id for h in hits] == [fid for fid, _ in expected]
+    np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-4)
+    assert {h.subject_id for h in hits} == {subject}
+    assert store.search("g1", query, 2, subject_id=subject) == hits[:2]
+    assert store.search("g1", query, 5, subject_id="nobody") == []
+
+
+def test_deleted_faces_are_never_returned(
+    filled: tuple[FaceStore, np.ndarray, list[StoredFace]],
+) -> None:
+    store, vectors, faces = filled
+    subject = faces[9].subject_id
+    gone = {f.face_id for f in faces if f.subject_id == subject}
+    assert store.delete_subject("g1", subject) == 3
+    assert store.delete_subject("g1", subject) == 0
+    assert store.subject_faces("g1", subject) == []
+
+    assert store.delete_face("g1", faces[100].face_id) == faces[100].subject_id
+    gone.add(faces[100].face_id)
+    with pytest.raises(errors.NotFound):
+        store.delete_face("g1", faces[100].face_id)
+    with pytest.raises(errors.NotFound):
+        store.delete_face("g1", "not-a-uuid")
+
+    for i in (9, 10, 11, 100):
+        hits = store.search("g1", vectors[i], len(faces))
+        assert len(hits) == len(faces) - 4
+        assert gone.isdisjoint(h.face_id for h in hits)
+        assert store.search("g1", vectors[i], 1)[0].score < 0.999
+    assert store.existing_face_ids("g1", sorted(gone)) == set()
+    assert gone.isdisjoint(f.face_id for f in store.iter_faces("g1"))
+    assert store.counts("g1") == (99, 296)
+
+
+def test_list_subjects_pages_in_order(
+    filled: tuple[FaceStore, np.ndarray, list[StoredFace]],
+) -> None:
+    store, _, faces = filled
+    store.upsert_faces("g1", _faces(_unit(np.random.default_rng(10), 2), per_subject=1))
+    expected: dict[str, int] = {}
+    for f in faces:
+        expected[f.subject_id] = expected.get(f.subject_id, 0) + 1
+    # The two extra faces overwrote face-0 and face-1, moving face-1 to subj-00001.
+    expected["subj-00000"] = 2
+    expected["subj-00001"] = 4
+    rows: list[tuple[str, int]] = []
+    after = None
+    while True:
+        page = store.list_subjects("g1", after, 7)
+        assert len(page) <= 7
+        rows.extend(page)
+        if len(page) < 7:
+            break
+        after = page[-1][0]
+    assert rows == sorted(expected.items())
+    assert store.list_subjects("g1", "subj-00050", 2) == [("subj-00051", 3), ("subj-00052", 3)]
+    assert store.list_subjects("g1", "subj-0004", 1) == [("subj-00040", 3)]
+    assert store.list_subjects("g1", "zzz", 5) == []
+    assert store.counts("g1") == (100, 300)
+
+
+def test_iter_faces_round_trip(filled: tuple[FaceStore, np.ndarray, list[StoredFace]]) -> None:
+    store, _, faces = filled
+    exported = {f.face_id: f for f in store.iter_faces("g1")}
+    assert set(exported) == {f.face_id for f in faces}
+    for face in faces:
+        got = exported[face.face_id]
+        np.testing.assert_allclose(got.vector, face.vector, atol=1e-6)
+        assert got.vector.dtype == np.float32 and got.vector.shape == (DIM,)
+        assert (got.subject_id, got.gallery, got.model_fingerprint) == (
+            face.subject_id,
+            "g1",
+            "fp-1",
+        )
+        assert got.created_at == face.created_at
+        assert got.metadata == face.metadata and got.quality == face.quality
+    subject = store.subject_faces("g1", faces[4].subject_id)
+    assert sorted(f.face_id for f in subject) == sorted(f.face_id for f in faces[3:6])
+
+
+def test_closed_store_is_unavailable(store: FaceStore) -> None:
+    store.create_gallery(_config())
+    store.close()
+    with pytest.raises(errors.Unavailable):
+        store.check_health()
+    with pytest.raises(errors.Unavailable):
+        store.counts("g1")
+
+
+# -- both backends agree -------------------------------------------------------
+
+
+def test_backends_agree(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    vectors = _unit(rng, 500)
+    faces = _faces(vectors, per_subject=5)
+    edge = _edge(tmp_path / "edge")
+    server = QdrantStore(location=":memory:")
+    try:
+        for s in (edge, server):
+            s.create_gallery(_config())
+            s.upsert_faces("g1", faces)
+        for query in _unit(rng, 20):
+            a = edge.search("g1", query, 20)
+            b = server.search("g1", query, 20)
+            assert [h.face_id for h in a] == [h.face_id for h in b]
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+            sa = edge.search("g1", query, 3, subject_id="subj-00042")
+            sb = server.search("g1", query, 3, subject_id="subj-00042")
+            assert [h.face_id for h in sa] == [h.face_id for h in sb]
+        assert edge.list_subjects("g1", None, 1000) == server.list_subjects("g1", None, 1000)
+        assert edge.counts("g1") == server.counts("g1") == (100, 500)
+    finally:
+        edge.close()
+        server.close()
+
+
+# -- edge only -----------------------------------------------------------------
+
+
+def test_edge_persists_across_reopen(tmp_path: Path) -> None:
+    vectors = _unit(np.random.default_rng(12), 50)
+    faces = _faces(vectors)
+    store = _edge(tmp_path)
+    store.create_gallery(_config())
+    store.upsert_faces("g1", faces)
+    store.delete_face("g1", faces[0].face_id)
+    store.close()
+
+    reopened = _edge(tmp_path)
+    try:
+        assert reopened.get_gallery("g1") == _config()
+        assert reopened.counts("g1") == (17, 49)
+        assert reopened.search("g1", vectors[3], 1)[0].face_id == faces[3].face_id
+        assert reopened.existing_face_ids("g1", [faces[0].face_id]) == set()
+    finally:
+        reopened.close()
+
+
+def test_edge_path_is_locked_to_one_store(tmp_path: Path) -> None:
+    first = _edge(tmp_path)
+    try:
+        with pytest.raises(errors.Unavailable, match="in use"):
+            _edge(tmp_path)
+    finally:
+        first.close()
+    _edge(tmp_path).close()  # released on close
+
+
+def test_edge_upsert_survives_kill_9(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import time, uuid, numpy as np
+        from pathlib import Path
+        from server.domain import GalleryConfig, StoredFace
+        from server.store.edge import EdgeStore
+        store = EdgeStore(Path({str(tmp_path)!r}))
+        store.create_gallery(GalleryConfig("g1", "fp-1", {DIM}, 0.4, 0.0))
+        vectors = np.random.default_rng(13).normal(size=(20, {DIM})).astype(np.float32)
+        store.upsert_faces("g1", [
+            StoredFace(str(uuid.uuid4()), f"s{{i // 3}}", "g1", v, "fp-1", 0.0)
+            for i, v in enumerate(vectors)
+        ])
+        print("acknowledged", flush=True)
+        time.sleep(60)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, cwd=REPO
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"acknowledged"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    store = _edge(tmp_path)
+    try:
+        assert store.counts("g1") == (7, 20)
+    finally:
+        store.close()
+
+
+def test_edge_background_hnsw_build(tmp_path: Path) -> None:
+    rng = np.random.default_rng(14)
+    vectors = _unit(rng, 900)
+    faces = _faces(vectors)
+    store = _edge(tmp_path, hnsw_min_faces=200)
+    try:
+        store.create_gallery(_config())
+        store.upsert_faces("g1", faces[:600])
+        assert store.index_info("g1").building
+        # Writes while the build runs must be replayed onto the new index.
+        store.upsert_faces("g1", faces[600:])
+        store.delete_subject("g1", faces[0].subject_id)
+        for query in _unit(rng, 5):  # searches keep working meanwhile
+            expected = _brute_force(vectors[3:], faces[3:], query, 5)
+            assert [h.face_id for h in store.search("g1", query, 5)] == [f for f, _ in expected]
+        assert store.wait_for_builds(60)
+        info = store.index_info("g1")
+        assert info.faces == 897 and info.indexed >= 600 and not info.building
+
+        queries = _unit(rng, 30)
+        found = 0
+        for query in queries:
+            hits = store.search("g1", query, 10)
+            exact = dict(_brute_force(vectors[3:], faces[3:], query, 10))
+            found += len(exact.keys() & {h.face_id for h in hits})
+            for h in hits:
+                if h.face_id in exact:
+                    assert h.score == pytest.approx(exact[h.face_id], abs=1e-4)
+        assert found / (10 * len(queries)) >= 0.97
+        assert store.counts("g1") == (299, 897)
+    finally:
+        store.close()
+    reopened = _edge(tmp_path, hnsw_min_faces=200)
+    try:
+        assert reopened.index_info("g1").indexed >= 600
+        assert reopened.counts("g1") == (299, 897)
+        assert [p.name for p in (tmp_path / "galleries" / "g1").glob("shard-*")] != []
+        assert len(list((tmp_path / "galleries" / "g1").glob("shard-*"))) == 1
+    finally:
+        reopened.close()
+
+
+# -- qdrant only ---------------------------------------------------------------
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("prefer_grpc", [True, False])
+def test_dead_qdrant_server_is_unavailable(prefer_grpc: bool) -> None:
+    store = QdrantStore(f"http://127.0.0.1:{_unused_port()}", prefer_grpc=prefer_grpc, timeout_s=2)
+    started = time.monotonic()
+    with pytest.raises(errors.Unavailable):
+        store.check_health()
+    with pytest.raises(errors.Unavailable):
+        store.search("g1", np.ones(DIM, np.float32), 3)
+    with pytest.raises(errors.Unavailable):
+        store.create_gallery(_config())
+    assert time.monotonic() - started < 5
+    store.close()
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    edge = open_store(RegistrySettings(store="edge", data_dir=tmp_path, hnsw_min_faces=0))
+    try:
+        assert edge.backend == "edge" and (tmp_path / "qdrant" / "LOCK").exists()
+        edge.check_health()
+    finally:
+        edge.close()
+    server = open_store(
+        RegistrySettings(store="qdrant", qdrant_url=f"http://127.0.0.1:{_unused_port()}")
+    )
+    assert server.backend == "qdrant"
+    with pytest.raises(errors.Unavailable):
+        server.check_health()
+    server.close()
