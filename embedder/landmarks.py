@@ -44,15 +44,12 @@ FLIP_PERMUTATION: np.ndarray = _flip_permutation()
 def flip_landmarks(points: np.ndarray, width: float) -> np.ndarray:
     """Mirror (68, 2) points of an image ``width`` pixels wide horizontally.
 
-    The x coordinate becomes ``width - x``. dlib reports pixel centres, so a
-    flipped point lands about half a pixel from the exact mirror of the pixel
-    array; training and serving share this function, so the model has learnt
-    with exactly this convention (change it only together with retraining).
-    The indices are permuted
+    Landmarks are pixel-centre coordinates (dlib, OpenCV), so reversing a row
+    of ``width`` pixels maps x to ``width - 1 - x``; the indices are permuted
     so that e.g. the subject's right eye stays labelled as the right eye.
     """
     mirrored: np.ndarray = points[FLIP_PERMUTATION].copy()
-    mirrored[:, 0] = width - mirrored[:, 0]
+    mirrored[:, 0] = width - 1.0 - mirrored[:, 0]
     return mirrored
 
 

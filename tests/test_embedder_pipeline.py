@@ -310,11 +310,12 @@ def _ellipse(cx: float, cy: float, a: float, b: float, degrees: list[float]) -> 
 
 
 def _symmetric_face(width: float) -> np.ndarray:
-    """A left-right symmetric 68-point face about x = width / 2, built from
+    """A left-right symmetric 68-point face about the image's centre line
+    x = (width - 1) / 2 (pixel-centre coordinates), built from
     the iBUG 300-W drawing order (jaw, brows and nose base run from image left
     to image right; eyes and lips run clockwise from their image-left corner),
     independently of the permutation under test."""
-    c = width / 2
+    c = (width - 1) / 2
     jaw = _ellipse(c, 100, 60, 70, [180 + i * 180 / 16 for i in range(17)])
     brows = np.array([[c + x, 60.0] for x in (-50, -40, -30, -20, -10, 10, 20, 30, 40, 50)])
     bridge = np.array([[c, y] for y in (70.0, 80.0, 90.0, 100.0)])
@@ -347,8 +348,8 @@ def test_flip_swaps_the_eye_index_ranges(lfw: list[LfwFace]) -> None:
     width = face.image.shape[1]
     points = face.detection.landmarks
     flipped = flip_landmarks(points, width)
-    mirrored_left_eye = np.column_stack([width - points[LEFT_EYE, 0], points[LEFT_EYE, 1]])
-    mirrored_right_eye = np.column_stack([width - points[RIGHT_EYE, 0], points[RIGHT_EYE, 1]])
+    mirrored_left_eye = np.column_stack([width - 1 - points[LEFT_EYE, 0], points[LEFT_EYE, 1]])
+    mirrored_right_eye = np.column_stack([width - 1 - points[RIGHT_EYE, 0], points[RIGHT_EYE, 1]])
     assert {tuple(p) for p in flipped[RIGHT_EYE]} == {tuple(p) for p in mirrored_left_eye}
     assert {tuple(p) for p in flipped[LEFT_EYE]} == {tuple(p) for p in mirrored_right_eye}
     # Labels keep their meaning: the subject's right eye stays on the image's left.

@@ -22,7 +22,9 @@ def augment(
     flip = tf.random.stateless_uniform([n], seeds[0]) < 0.5
     flipped_img = crops[:, :, ::-1, :]
     flipped_pts = tf.gather(landmarks, FLIP_PERMUTATION, axis=1)
-    flipped_pts = tf.stack([s - flipped_pts[..., 0], flipped_pts[..., 1]], axis=-1)
+    # Pixel centres sit at integer coordinates (cv2/dlib), so reversing a row of
+    # S pixels maps x to S - 1 - x.
+    flipped_pts = tf.stack([s - 1.0 - flipped_pts[..., 0], flipped_pts[..., 1]], axis=-1)
     crops = tf.where(flip[:, None, None, None], flipped_img, crops)
     landmarks = tf.where(flip[:, None, None], flipped_pts, landmarks)
 
@@ -33,7 +35,8 @@ def augment(
     cy, cx = 0.5 + shift[:, 0], 0.5 + shift[:, 1]
     boxes = tf.stack([cy - half, cx - half, cy + half, cx + half], axis=1)
     crops = tf.image.crop_and_resize(crops, boxes, tf.range(n), [size, size])
-    origin = tf.stack([cx - half, cy - half], axis=1)[:, None, :] * s
+    # crop_and_resize maps normalised coordinate c to pixel c * (S - 1).
+    origin = tf.stack([cx - half, cy - half], axis=1)[:, None, :] * (s - 1.0)
     landmarks = (landmarks - origin) / scale[:, None, None]
 
     gain = tf.random.stateless_uniform([n, 1, 1, 1], seeds[3], 0.75, 1.25)

@@ -100,7 +100,10 @@ def sample_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, same): index pairs over ``labels`` (one per face): all
     same-label pairs (at most ``max_same``, sampled) and ``n_different``
-    random different-label pairs."""
+    random different-label pairs. Raises ValueError when different-label
+    pairs are asked for but ``labels`` holds fewer than two labels."""
+    if n_different > 0 and len(np.unique(labels)) < 2:
+        raise ValueError("different-label pairs need at least two labels")
     rng = np.random.default_rng(seed)
     same_pairs = []
     for label in np.unique(labels):

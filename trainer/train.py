@@ -32,6 +32,8 @@ from trainer.data import (
 
 log = logging.getLogger(__name__)
 
+_TEACHER_DIM = 128  # dlib-resnet descriptor length
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -122,16 +124,20 @@ def train(
     data = load_faces([Path(c) for c in cfg.caches])
     check_no_forbidden(data, forbidden_people)
     train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
+    if len(val_idx) and len(np.unique(data.person[val_idx])) < 2:
+        raise ValueError("validation needs at least two people: raise val_fraction or set it to 0")
     train_data = data.subset(train_idx)
     np.save(out_dir / "val_index.npy", val_idx)
     use_distill = cfg.distill_weight > 0
     if use_distill and train_data.teacher is None:
         raise ValueError("distillation needs caches built with teacher descriptors")
+    if use_distill and cfg.model.dim != _TEACHER_DIM:
+        raise ValueError(f"distillation needs an embedding dim of {_TEACHER_DIM} (the teacher's)")
     teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
     targets = (
         centred_targets(train_data.teacher, teacher_mean)
         if train_data.teacher is not None and teacher_mean is not None
-        else np.zeros((len(train_data), 128), np.float32)
+        else np.zeros((len(train_data), _TEACHER_DIM), np.float32)
     )
     if teacher_mean is not None:
         np.save(out_dir / "teacher_mean.npy", teacher_mean)
@@ -163,6 +169,10 @@ def train(
         opt_state = np.load(ckpt / "optimizer.npz")
         for i, var in enumerate(optimizer.variables):
             var.assign(opt_state[f"v{i}"])
+        # Checkpoints written before the dropout RNG state was saved lack it.
+        for i, var in enumerate(_rng_states(model)):
+            if f"rng{i}" in opt_state:
+                var.assign(opt_state[f"rng{i}"])
         step0 = int(state["step"])
         history = state["history"]
         log.info("resumed", extra={"step": step0})
@@ -176,7 +186,7 @@ def train(
             tf.TensorSpec([batch_size, size, size, 3], tf.uint8),
             tf.TensorSpec([batch_size, NUM_LANDMARKS, 2], tf.float32),
             tf.TensorSpec([n_trip], tf.int32),
-            tf.TensorSpec([batch_size, 128], tf.float32),
+            tf.TensorSpec([batch_size, _TEACHER_DIM], tf.float32),
             tf.TensorSpec([2], tf.int32),
             tf.TensorSpec([], tf.float32),
         ]
@@ -188,7 +198,11 @@ def train(
         with tf.GradientTape() as tape:
             emb = model(inputs, training=True)
             trip = triplet_semi_hard_loss(emb[:n_trip], labels, cfg.margin)
-            dist = distillation_loss(emb, tgt, tf.ones([batch_size]))
+            dist = (
+                distillation_loss(emb, tgt, tf.ones([batch_size]))
+                if use_distill
+                else tf.constant(0.0)
+            )
             loss = cfg.triplet_weight * trip + (cfg.distill_weight * dist if use_distill else 0.0)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.learning_rate.assign(lr)
@@ -221,7 +235,7 @@ def train(
                 "lr": learning_rate(step, cfg),
                 "images_per_s": rate,
             }
-            if done % cfg.eval_every == 0 or done == cfg.steps:
+            if len(val_idx) and (done % cfg.eval_every == 0 or done == cfg.steps):
                 row["val_accuracy"], row["val_auc"] = _validate(model, data.subset(val_idx), cfg)
             history.append(row)
             if progress:
@@ -243,12 +257,20 @@ def _save_checkpoint(
     np.savez(
         ckpt / "optimizer.tmp.npz",
         **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
+        **{f"rng{i}": v.numpy() for i, v in enumerate(_rng_states(model))},
     )
     (ckpt / "model-tmp.weights.h5").replace(ckpt / "model.weights.h5")
     (ckpt / "optimizer.tmp.npz").replace(ckpt / "optimizer.npz")
     tmp = ckpt / "state.tmp.json"
     tmp.write_text(json.dumps({"step": step, "history": history}))
     tmp.replace(ckpt / "state.json")
+
+
+def _rng_states(model: Any) -> list[Any]:
+    """The model's random-generator states (dropout seeds): variables that
+    ``save_weights`` leaves out but a bit-exact resume needs."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def embed_faces(model: Any, data: FaceData, size: int, batch: int = 256) -> np.ndarray:

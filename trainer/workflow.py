@@ -188,3 +188,81 @@ def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> t
     summary = [{k: v for k, v in asdict(r).items() if k != "roc"} for r in reports]
     (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
     return markdown_table(reports), plot
+
+
+def export_run(
+    run_dir: Path, model_dir: Path, calibration: Calibration, command: str, model_id: str
+) -> Path:
+    """Ship the run's final weights as a served artifact in ``model_dir`` with
+    the calibrated threshold, the evaluation figures (if ``evaluate`` ran
+    into the run folder) and a model card. Returns the manifest path."""
+    from trainer.export import export_model
+
+    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    evaluation_file = run_dir / "evaluation.json"
+    evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else []
+    history = json.loads((run_dir / "history.json").read_text())
+    terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
+    if cfg.distill_weight > 0:
+        terms.append(f"distillation from dlib-resnet (weight {cfg.distill_weight})")
+    extra = {
+        "threshold_far": calibration.far,
+        "calibration": asdict(calibration),
+        "evaluation": evaluation,
+        "training": {"command": command, "config": cfg.to_dict(), "steps": history[-1]["step"]},
+    }
+    card = _model_card(model_id, cfg, calibration, evaluation, terms, command)
+    weights = run_dir / "final.weights.h5"
+    manifest = export_model(
+        weights, cfg.model, model_dir, model_id, calibration.threshold, True, extra, card
+    )
+    return model_dir / f"manifest.json ({manifest.fingerprint})"
+
+
+def _model_card(
+    model_id: str,
+    cfg: TrainConfig,
+    calibration: Calibration,
+    evaluation: list[dict[str, Any]],
+    terms: list[str],
+    command: str,
+) -> str:
+    rows = "\n".join(
+        f"| {e['backend']} | {e['devtest_accuracy']:.2%} | {e['devtest_auc']:.4f} "
+        f"| {e['devtest_tar_at_far_1e3']:.2%} | {e['rank1']:.2%} |"
+        for e in evaluation
+    )
+    m = cfg.model
+    return f"""# Model card: {model_id}
+
+**What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
+and its 68 landmarks to a {m.dim}-d unit vector; cosine similarity >=
+{calibration.threshold:.4f} means "same person" (calibrated at FAR = {calibration.far:g} on
+{calibration.validation_faces} faces of held-out training people). Each face is embedded
+as itself plus its mirror image (landmarks permuted), summed and normalised.
+
+**Architecture.** MobileNetV2 (alpha {m.alpha}) with a global depthwise
+convolution head, plus a landmark branch (136 -> 128 -> 64) fused before the
+embedding layer; {"ImageNet" if cfg.imagenet_weights else "random"} initialisation.
+
+**Training.** Objective: {", ".join(terms)}. Batches of
+{cfg.people_per_batch} people x {cfg.images_per_person} images plus
+{cfg.extra_per_batch} faces for distillation; {cfg.steps} steps; AdamW, peak
+learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.
+Data: LFW (deep-funneled) without any person of the View 1 test split, and
+UTKFace part 1 crops as unlabelled faces (distillation only, never as identities).
+Command: `{command}`
+
+**Evaluation** (LFW View 1 pairsDevTest, threshold from pairsDevTrain; rank-1 over
+the test people with one enrolled image each):
+
+| backend | DevTest accuracy | AUC | TAR@FAR=1e-3 | rank-1 |
+|---|---|---|---|---|
+{rows}
+
+**Limits.** LFW is a research benchmark of mostly frontal, well-lit celebrity
+photos; it says little about children, strong poses, low light or
+demographic differentials, none of which was measured here. The training data
+(LFW, UTKFace) is for research use only. Use a threshold calibrated on your own
+population before deciding anything that matters about a person.
+"""

@@ -1,0 +1,195 @@
+"""Verification and identification metrics on synthetic scores worked out by hand."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from trainer.metrics import (
+    accuracy_at,
+    best_accuracy,
+    equal_error_rate,
+    identification,
+    kfold_accuracy,
+    roc_auc,
+    roc_curve,
+    sample_pairs,
+    tar_at_far,
+    threshold_at_far,
+)
+
+SEPARATED = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
+SEPARATED_SAME = np.array([True, True, True, False, False, False])
+
+
+def _random_scores(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping classes: same ~ N(0.6, 0.15), different ~ N(0.3, 0.15)."""
+    rng = np.random.default_rng(seed)
+    same = rng.random(n) < 0.4
+    scores = np.where(same, rng.normal(0.6, 0.15, n), rng.normal(0.3, 0.15, n))
+    return scores, same
+
+
+def test_perfect_separation() -> None:
+    assert roc_auc(SEPARATED, SEPARATED_SAME) == 1.0
+    assert equal_error_rate(SEPARATED, SEPARATED_SAME) == 0.0
+    accuracy, threshold = best_accuracy(SEPARATED, SEPARATED_SAME)
+    assert accuracy == 1.0
+    # The midpoint between the lowest same (0.7) and the highest different (0.3).
+    assert threshold == pytest.approx(0.5)
+    assert tar_at_far(SEPARATED, SEPARATED_SAME, 0.0) == 1.0
+
+
+def test_reversed_scores_give_auc_zero() -> None:
+    assert roc_auc(-SEPARATED, SEPARATED_SAME) == 0.0
+    assert equal_error_rate(-SEPARATED, SEPARATED_SAME) == 1.0
+
+
+def test_small_roc_by_hand() -> None:
+    # Sorted: 0.9 same, 0.8 different, 0.7 same, 0.6 different.
+    scores = np.array([0.6, 0.9, 0.7, 0.8])
+    same = np.array([False, True, True, False])
+    roc = roc_curve(scores, same)
+    np.testing.assert_allclose(roc.thresholds, [np.inf, 0.9, 0.8, 0.7, 0.6])
+    np.testing.assert_allclose(roc.tar, [0.0, 0.5, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(roc.far, [0.0, 0.0, 0.5, 0.5, 1.0])
+    # 3 of the 4 (same, different) pairs are ordered right.
+    assert roc_auc(scores, same) == pytest.approx(0.75)
+    # FRR = 1 - TAR meets FAR at the point (FAR 0.5, TAR 0.5).
+    assert equal_error_rate(scores, same) == pytest.approx(0.5)
+    assert threshold_at_far(scores, same, 0.25) == pytest.approx(0.9)
+    assert tar_at_far(scores, same, 0.25) == pytest.approx(0.5)
+    assert accuracy_at(scores, same, 0.75) == pytest.approx(0.5)
+
+
+def test_tied_scores_are_one_roc_point() -> None:
+    scores = np.array([0.5, 0.5, 0.5, 0.5])
+    same = np.array([True, False, True, False])
+    roc = roc_curve(scores, same)
+    np.testing.assert_allclose(roc.far, [0.0, 1.0])
+    np.testing.assert_allclose(roc.tar, [0.0, 1.0])
+    assert roc_auc(scores, same) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("far", [0.0, 0.004, 0.01, 0.05, 0.1, 0.3])
+def test_threshold_at_far_meets_the_target_and_is_the_most_lenient(far: float) -> None:
+    scores, same = _random_scores(seed=3)
+    threshold = threshold_at_far(scores, same, far)
+    assert np.mean(scores[~same] >= threshold) <= far
+    # The next lower score as threshold would accept too many impostors.
+    lower = scores[scores < threshold]
+    if len(lower):
+        assert np.mean(scores[~same] >= lower.max()) > far
+    assert tar_at_far(scores, same, far) == pytest.approx(np.mean(scores[same] >= threshold))
+
+
+def test_tar_at_far_is_monotone_in_far() -> None:
+    scores, same = _random_scores(seed=5)
+    fars = [0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    tars = [tar_at_far(scores, same, f) for f in fars]
+    assert all(b >= a for a, b in itertools.pairwise(tars))
+    assert tars[-1] == 1.0 and tars[0] < tars[-2]
+
+
+def test_best_accuracy_threshold_lies_between_the_classes() -> None:
+    scores, same = _random_scores(seed=7)
+    accuracy, threshold = best_accuracy(scores, same)
+    assert np.median(scores[~same]) < threshold < np.median(scores[same])
+    assert accuracy == pytest.approx(accuracy_at(scores, same, threshold))
+    # No other threshold does better.
+    for t in np.linspace(-0.5, 1.5, 201):
+        assert accuracy_at(scores, same, float(t)) <= accuracy + 1e-12
+
+
+def test_kfold_accuracy_picks_each_threshold_on_the_other_folds() -> None:
+    fold_scores = [np.array([0.6, 0.7, 0.3, 0.4]) for _ in range(10)]
+    fold_same = [np.array([True, True, False, False]) for _ in range(10)]
+    assert kfold_accuracy(fold_scores, fold_same) == (1.0, 0.0)
+    # Fold 3 has a same pair at 0.45. Tuned on fold 3 itself the threshold
+    # would accept it; tuned on the other nine folds it lands at 0.5 and
+    # rejects it, so fold 3 scores 3/4 and the other folds 4/4.
+    fold_scores[3] = np.array([0.45, 0.7, 0.3, 0.4])
+    mean, std = kfold_accuracy(fold_scores, fold_same)
+    assert mean == pytest.approx((9 * 1.0 + 0.75) / 10)
+    assert std == pytest.approx(np.std([1.0] * 9 + [0.75]))
+
+
+def _unit(*rows: list[float]) -> np.ndarray:
+    m = np.array(rows, dtype=np.float64)
+    out: np.ndarray = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return out
+
+
+GALLERY = np.eye(6)[:4]  # people 10, 11, 12, 13 along the first four axes
+GALLERY_LABELS = np.array([10, 11, 12, 13])
+PROBES = _unit(
+    [1, 0.2, 0, 0, 0, 0],  # person 10, cosine ~0.98 to its gallery face
+    [0, 1, 0, 0, 0.5, 0],  # person 11, ~0.89
+    [0, 0, 1, 0, 0, 0.8],  # person 12, ~0.78
+    [0, 1, 0, 0.3, 0, 0],  # person 13, but closer to person 11: a rank-1 miss
+)
+PROBE_LABELS = np.array([10, 11, 12, 13])
+WEAK_IMPOSTORS = _unit([0.2, 0, 0, 0, 1, 0], [0, 0, 0.3, 0, 0, 1])
+
+
+def test_identification_rank1_and_dir_with_weak_impostors() -> None:
+    result = identification(GALLERY, GALLERY_LABELS, PROBES, PROBE_LABELS, WEAK_IMPOSTORS, far=0.0)
+    assert result.rank1 == pytest.approx(0.75)
+    # Impostors' best scores are ~0.20 and ~0.29: every right probe clears it.
+    assert result.threshold == pytest.approx(float(_unit([0, 0, 0.3, 0, 0, 1])[0, 2]), abs=1e-5)
+    assert result.dir_at_far == pytest.approx(0.75)
+
+
+def test_an_impostor_above_the_threshold_lowers_dir() -> None:
+    strong = np.vstack([WEAK_IMPOSTORS, _unit([0, 0.95, 0, 0, 0, 0.3])])  # ~0.954 to person 11
+    result = identification(GALLERY, GALLERY_LABELS, PROBES, PROBE_LABELS, strong, far=0.0)
+    assert result.rank1 == pytest.approx(0.75)
+    # Only person 10's probe (~0.98) beats the strong impostor.
+    assert 0.95 < result.threshold < 0.96
+    assert result.dir_at_far == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("far", [0.0, 0.01, 0.05, 0.1, 0.25])
+def test_identification_threshold_passes_the_asked_fraction_of_impostors(far: float) -> None:
+    rng = np.random.default_rng(11)
+    gallery = _unit(*rng.normal(size=(20, 16)).tolist())
+    impostors = _unit(*rng.normal(size=(200, 16)).tolist())
+    result = identification(gallery, np.arange(20), gallery, np.arange(20), impostors, far=far)
+    passed = np.mean((impostors @ gallery.T).max(axis=1) >= result.threshold)
+    assert passed == pytest.approx(np.floor(far * 200) / 200)
+    assert result.rank1 == 1.0 and result.far == far
+
+
+def test_sample_pairs_counts_and_labels() -> None:
+    labels = np.array(["a", "a", "a", "b", "b", "c"])
+    a, b, same = sample_pairs(labels, n_different=7, seed=0)
+    assert len(a) == len(b) == len(same) == 3 + 1 + 7  # C(3,2) + C(2,2) same pairs
+    assert same.sum() == 4
+    np.testing.assert_array_equal(labels[a] == labels[b], same)
+    assert (a != b).all()
+    assert {(int(i), int(j)) for i, j, s in zip(a, b, same, strict=True) if s} == {
+        (0, 1),
+        (0, 2),
+        (1, 2),
+        (3, 4),
+    }
+    again = sample_pairs(labels, n_different=7, seed=0)
+    for x, y in zip((a, b, same), again, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sample_pairs_caps_the_same_pairs() -> None:
+    labels = np.array([0] * 10 + [1] * 2)
+    a, b, same = sample_pairs(labels, n_different=5, seed=1, max_same=6)
+    assert same.sum() == 6 and (~same).sum() == 5
+    assert (labels[a[same]] == labels[b[same]]).all()
+    assert len({(int(i), int(j)) for i, j in zip(a[same], b[same], strict=True)}) == 6
+
+
+def test_sample_pairs_refuses_different_pairs_from_one_label() -> None:
+    with pytest.raises(ValueError, match="two labels"):
+        sample_pairs(np.array([4, 4, 4]), n_different=1, seed=0)
+    a, _, same = sample_pairs(np.array([4, 4, 4]), n_different=0, seed=0)
+    assert same.all() and len(a) == 3

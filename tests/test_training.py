@@ -1,0 +1,310 @@
+"""The trainer end to end on the 30 committed LFW images (10 people x 3):
+cache -> train -> resume -> export -> serve.
+
+One small run (32 px crops, 75 steps) is shared by the module. While it runs,
+its folder is copied at step 25 (the last checkpoint is step 20), which is
+what a run killed at that moment leaves behind; that copy is then resumed and
+must end exactly where the uninterrupted run ended.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from embedder.backends import MobileNetBackend
+from embedder.model import ModelConfig, build_model, model_inputs
+from likeness.errors import FailedPrecondition
+from trainer.cache import CacheSpec, build_cache, list_images, load_cache
+from trainer.data import (
+    BatchSampler,
+    FaceData,
+    centred_targets,
+    check_no_forbidden,
+    load_faces,
+    split_people,
+)
+from trainer.export import export_model
+from trainer.losses import distillation_loss, triplet_semi_hard_loss
+from trainer.train import TrainConfig, TrainResult, train
+
+pytestmark = [
+    pytest.mark.slow,
+    # Keras' own numpy-2 deprecation notice, thousands of times per weights file.
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+]
+
+LFW = Path(__file__).resolve().parent / "data" / "lfw"
+SIZE = 32
+PEOPLE = 10
+KILL_AT = 25  # progress reports come every 25 steps
+CHECKPOINT_EVERY = 10
+
+
+@dataclass(frozen=True)
+class Runs:
+    cfg: TrainConfig
+    data: FaceData
+    full: TrainResult
+    resumed: TrainResult
+    resumed_from: list[int]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed images as identity folders, plus one undecodable file."""
+    root = tmp_path_factory.mktemp("lfw")
+    for image in sorted(LFW.glob("*.jpg")):
+        person = image.stem.rsplit("_", 1)[0]
+        (root / person).mkdir(exist_ok=True)
+        shutil.copyfile(image, root / person / image.name)
+    (root / "Zz_Broken").mkdir()
+    (root / "Zz_Broken" / "Zz_Broken_0001.jpg").write_bytes(b"not a jpeg")
+    (root / "Zz_Broken" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cache")
+    items = list_images(dataset, labelled=True)
+    build_cache(
+        items, out, CacheSpec(size=SIZE, teacher=True), workers=1, shard_size=16, progress=False
+    )
+    return out
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def runs(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    cfg = TrainConfig(
+        caches=(str(cache),),
+        model=ModelConfig(alpha=0.35, input_size=SIZE, dim=128),
+        steps=75,
+        people_per_batch=PEOPLE,
+        images_per_person=3,
+        extra_per_batch=0,
+        learning_rate=1e-2,
+        warmup_steps=5,
+        val_fraction=0.0,
+        checkpoint_every=CHECKPOINT_EVERY,
+        eval_every=1000,
+    )
+    full_dir = tmp_path_factory.mktemp("run") / "full"
+    killed_dir = full_dir.parent / "killed"
+
+    def snapshot(done: int, total: int, row: dict[str, float]) -> None:
+        if done == KILL_AT and not killed_dir.exists():
+            shutil.copytree(full_dir, killed_dir)
+
+    full = train(cfg, full_dir, progress=snapshot)
+    logger = logging.getLogger("trainer.train")
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        resumed = train(cfg, killed_dir)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    resumed_from = [
+        int(getattr(r, "step", -1)) for r in handler.records if r.getMessage() == "resumed"
+    ]
+    return Runs(cfg, load_faces([cache]), full, resumed, resumed_from)
+
+
+def _model(weights: Path, config: ModelConfig) -> Any:
+    model = build_model(config)
+    model.load_weights(str(weights))
+    return model
+
+
+def _objective(model: Any, data: FaceData, margin: float) -> tuple[float, float]:
+    """(triplet, distillation) loss over every cached face as training sees
+    it (batch statistics: 75 steps barely move the moving averages), without
+    augmentation and, for a noise-free comparison, without dropout."""
+    assert data.teacher is not None
+    model.get_layer("gdc_dropout").rate = 0.0
+    labels = np.unique(data.person, return_inverse=True)[1]
+    targets = centred_targets(data.teacher, data.teacher.mean(axis=0))
+    emb = model(model_inputs(data.crops, data.landmarks, SIZE), training=True)
+    return (
+        float(triplet_semi_hard_loss(emb, labels, margin)),
+        float(distillation_loss(emb, targets, tf.ones([len(data)]))),
+    )
+
+
+def test_list_images_reads_identity_folders_and_excludes_people(dataset: Path) -> None:
+    items = list_images(dataset, labelled=True, exclude_people={"Emma_Watson", "Zz_Broken"})
+    people = [person for person, _ in items]
+    assert len(items) == 27 and "Emma_Watson" not in people
+    assert all(path.parent.name == person for person, path in items)
+    assert len(list_images(dataset / "Rick_Perry", labelled=False)) == 3
+
+
+def test_cache_holds_aligned_faces_landmarks_and_teacher(cache: Path, dataset: Path) -> None:
+    faces = load_cache(cache)
+    assert faces["crop"].shape == (30, SIZE, SIZE, 3) and faces["crop"].dtype == np.uint8
+    assert faces["landmarks"].shape == (30, 68, 2)
+    # Aligned: the eyes and mouth sit well inside the crop.
+    inner = faces["landmarks"][:, 36:68]
+    assert inner.min() > 0 and inner.max() < SIZE
+    assert faces["teacher"].shape == (30, 128) and np.isfinite(faces["teacher"]).all()
+    people, counts = np.unique(faces["person"], return_counts=True)
+    assert len(people) == PEOPLE and (counts == 3).all()
+    assert faces["detected"].all()
+    skipped = (cache / "skipped.txt").read_text().split()
+    assert skipped == [str(dataset / "Zz_Broken" / "Zz_Broken_0001.jpg")]
+
+
+def test_cache_rebuild_only_redoes_missing_shards(cache: Path, dataset: Path) -> None:
+    before = load_cache(cache)
+    shards = sorted(cache.glob("shard-*.npz"))
+    assert len(shards) == 2  # 31 images in shards of 16
+    kept = shards[0].stat().st_mtime_ns
+    shards[1].unlink()
+    build_cache(
+        list_images(dataset, labelled=True),
+        cache,
+        CacheSpec(size=SIZE, teacher=True),
+        workers=1,
+        shard_size=16,
+        progress=False,
+    )
+    assert shards[0].stat().st_mtime_ns == kept
+    after = load_cache(cache)
+    assert after.keys() == before.keys()
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+
+
+def test_batches_are_people_by_images_and_a_function_of_the_step(cache: Path) -> None:
+    data = load_faces([cache])
+    sampler = BatchSampler(data, people=4, per_person=2, extra=3, seed=9)
+    index, labels = sampler.batch(17)
+    assert len(index) == 4 * 2 + 3 and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    people = data.person[index[:8]]
+    assert (people[0::2] == people[1::2]).all() and len(set(people.tolist())) == 4
+    assert len(set(index[:8].tolist())) == 8
+    again = sampler.batch(17)
+    np.testing.assert_array_equal(index, again[0])
+    assert not np.array_equal(index, sampler.batch(18)[0])
+    with pytest.raises(ValueError, match="need 11"):
+        BatchSampler(data, people=11, per_person=2, extra=0, seed=9)
+
+
+def test_validation_people_are_held_out_whole(cache: Path) -> None:
+    data = load_faces([cache])
+    train_index, val_index = split_people(data, val_fraction=0.2, seed=3)
+    assert len(train_index) + len(val_index) == len(data)
+    held_out = set(data.person[val_index].tolist())
+    assert len(held_out) == 2 and not held_out & set(data.person[train_index].tolist())
+    np.testing.assert_array_equal(split_people(data, 0.2, seed=3)[1], val_index)
+
+
+def test_training_lowers_the_loss(runs: Runs) -> None:
+    cfg = runs.cfg
+    tf.keras.utils.set_random_seed(cfg.seed)  # train() builds its first model so
+    initial = _objective(build_model(cfg.model), runs.data, cfg.margin)
+    final = _objective(
+        _model(runs.full.out_dir / "final.weights.h5", cfg.model), runs.data, cfg.margin
+    )
+    assert final[0] < 0.75 * initial[0], (initial, final)
+    assert final[1] < 0.9 * initial[1], (initial, final)
+    history = runs.full.history
+    assert [row["step"] for row in history] == [25.0, 50.0, 75.0]
+    assert history[-1]["loss"] < 0.9 * history[0]["loss"], history
+    assert runs.full.steps_done == 75
+    assert runs.full.teacher_mean is not None and runs.data.teacher is not None
+    np.testing.assert_allclose(runs.full.teacher_mean, runs.data.teacher.mean(axis=0), rtol=1e-5)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(runs: Runs) -> None:
+    assert runs.resumed_from == [KILL_AT - KILL_AT % CHECKPOINT_EVERY]
+    assert runs.resumed.steps_done == runs.full.steps_done
+    assert [r["step"] for r in runs.resumed.history] == [r["step"] for r in runs.full.history]
+    for a, b in zip(runs.resumed.history, runs.full.history, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    full = _model(runs.full.out_dir / "final.weights.h5", runs.cfg.model)
+    resumed = _model(runs.resumed.out_dir / "final.weights.h5", runs.cfg.model)
+    for a, b in zip(full.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
+
+
+def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:
+    saved = (runs.full.out_dir / "config.json").read_text()
+    with pytest.raises(ValueError, match="another config"):
+        train(replace(runs.cfg, margin=0.3), runs.full.out_dir)
+    assert (runs.full.out_dir / "config.json").read_text() == saved
+    assert json.loads(saved)["margin"] == runs.cfg.margin
+
+
+def test_test_people_in_the_data_are_refused(runs: Runs, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="test people"):
+        check_no_forbidden(runs.data, {"Emma_Watson", "Someone_Else"})
+    check_no_forbidden(runs.data, {"Someone_Else"})
+    with pytest.raises(ValueError, match="test people"):
+        train(runs.cfg, tmp_path / "run", forbidden_people={"Kurt_Warner"})
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_a_validation_split_of_one_person_is_refused_up_front(runs: Runs, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="two people"):
+        train(replace(runs.cfg, val_fraction=0.1), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_distillation_needs_the_teacher_dimension(runs: Runs, tmp_path: Path) -> None:
+    small = replace(runs.cfg, model=replace(runs.cfg.model, dim=64))
+    with pytest.raises(ValueError, match="dim"):
+        train(small, tmp_path / "run")
+
+
+def test_exported_model_serves_the_trained_embeddings(runs: Runs, tmp_path: Path) -> None:
+    cfg = runs.cfg
+    weights = runs.full.out_dir / "final.weights.h5"
+    manifest = export_model(
+        weights, cfg.model, tmp_path / "model", "test-model", 0.4567891, False, {"n": 1}, "# card"
+    )
+    backend = MobileNetBackend(tmp_path / "model")
+    assert backend.manifest.fingerprint == manifest.fingerprint
+    assert manifest.fingerprint.startswith("test-model@")
+    assert (backend.manifest.dim, backend.manifest.input_size) == (128, SIZE)
+    assert backend.manifest.default_threshold == 0.4568
+    assert backend.manifest.config == cfg.model.to_dict()
+    assert backend.manifest.extra["n"] == 1 and backend.manifest.extra["flip_tta"] is False
+    assert (tmp_path / "model" / "MODEL_CARD.md").read_text() == "# card"
+    served = backend.embed_arrays(runs.data.crops, runs.data.landmarks)
+    inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
+    expected = np.asarray(_model(weights, cfg.model)(inputs, training=False))
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_tampered_export_is_refused(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    export_model(
+        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, False, {}, ""
+    )
+    weights = folder / "model.weights.h5"
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(FailedPrecondition, match="sha256"):
+        MobileNetBackend(folder)
