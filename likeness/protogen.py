@@ -41,8 +41,10 @@ def generate(out_dir: Path) -> None:
     init.write_text('"""Generated gRPC stubs of the Likeness API (do not edit; `make proto`)."""\n')
 
 
-def main() -> int:
-    generate(ROOT)
+def main(argv: list[str] | None = None) -> int:
+    """``python -m likeness.protogen [OUT_DIR]`` (default: the repository root)."""
+    args = sys.argv[1:] if argv is None else argv
+    generate(Path(args[0]) if args else ROOT)
     return 0
 
 
