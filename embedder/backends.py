@@ -82,7 +82,6 @@ class MobileNetBackend:
         }
         model = self._model
         self._fn: Any = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        self._lock = threading.Lock()
         self.embed_arrays(np.zeros((1, size, size, 3), np.uint8), np.zeros((1, 68, 2), np.float32))
 
     def embed_arrays(self, crops: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -71,8 +71,9 @@ class FacePipeline:
 
         Raises:
             InvalidArgument: undecodable or oversized image (from decode_image).
-            NotFound: no face in the image.
-            FailedPrecondition: REQUIRE_SINGLE and not exactly one face.
+            NotFound: no face in the image, whatever the selection.
+            FailedPrecondition: REQUIRE_SINGLE and several faces in the image.
+            DeadlineExceeded: ``timeout_s`` seconds passed waiting for the model.
         """
         image = decode_image(data, self._max_pixels)
         height, width = image.shape[:2]

@@ -11,6 +11,7 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
 
 from embedder.backends import load_backend
 from embedder.batcher import Batcher
@@ -63,7 +64,8 @@ class EmbedderServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         address = f"{settings.host}:{settings.port}"
-        if settings.tls_cert and settings.tls_key:
+        # EmbedderSettings guarantees both or neither are set.
+        if settings.tls_cert is not None and settings.tls_key is not None:
             creds = grpc.ssl_server_credentials(
                 [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
             )
@@ -85,10 +87,12 @@ class EmbedderServer:
             extra={"address": self.address, "model": self.backend.manifest.fingerprint},
         )
 
-    def stop(self, grace_s: float = 5.0) -> None:
-        """Refuse new calls, let in-flight ones finish for ``grace_s`` seconds."""
+    def stop(self, grace_s: float | None = None) -> None:
+        """Refuse new calls, let in-flight ones finish for ``grace_s`` seconds
+        (default: ``settings.grace_s``)."""
+        grace = self.settings.grace_s if grace_s is None else grace_s
         self._health.enter_graceful_shutdown()
-        self._server.stop(grace_s).wait()
+        self._server.stop(grace).wait()
         self._batcher.close()
         self._stopped.set()
 
@@ -102,7 +106,8 @@ def create_server(settings: EmbedderSettings) -> EmbedderServer:
 
 
 def serve(settings: EmbedderSettings) -> None:
-    """Run until SIGINT/SIGTERM, then drain in-flight calls."""
+    """Run until SIGINT/SIGTERM, then drain in-flight calls for
+    ``settings.grace_s`` seconds."""
     server = create_server(settings)
     server.start()
 
@@ -115,7 +120,13 @@ def serve(settings: EmbedderSettings) -> None:
 
 
 def main() -> None:
-    settings = EmbedderSettings()
+    try:
+        settings = EmbedderSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"embedder: invalid settings: {problems}") from None
     logs.configure(settings.log_level)
     serve(settings)
 

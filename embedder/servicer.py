@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from embedder.backends import EmbeddingBackend
 from embedder.pipeline import EmbedResult, FacePipeline, Selection
 from embedder.quality import FaceQuality
-from likeness.errors import InvalidArgument, LikenessError
-from likeness.interceptor import status_of
+from likeness.errors import DeadlineExceeded, InvalidArgument, LikenessError
+from likeness.interceptor import REQUEST_ID_KEY, request_id, status_of
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+
+log = logging.getLogger("likeness.embedder")
 
 MAX_BATCH_ITEMS = 64
 
@@ -71,6 +75,9 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         self, request: embedder_pb2.EmbedRequest, context: grpc.ServicerContext
     ) -> embedder_pb2.EmbedResponse:
         remaining: float | None = context.time_remaining()
+        if not context.is_active() or (remaining is not None and remaining <= 0):
+            # The caller has gone: detecting and embedding would be wasted.
+            raise DeadlineExceeded("deadline passed or call cancelled before the image was read")
         if remaining is not None and remaining > 1e6:
             remaining = None  # no deadline set by the client
         result = self._pipeline.process(
@@ -91,11 +98,31 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                 f"items: {len(request.items)} images, at most {MAX_BATCH_ITEMS} per batch"
             )
         results = []
-        for item in request.items:
+        expired: embedder_pb2.ItemError | None = None
+        for index, item in enumerate(request.items):
+            if expired is not None:
+                # Past the deadline every later item would fail the same way.
+                results.append(embedder_pb2.EmbedBatchResult(error=expired))
+                continue
             try:
                 results.append(embedder_pb2.EmbedBatchResult(response=self._embed(item, context)))
             except LikenessError as exc:
                 error = embedder_pb2.ItemError(code=status_of(exc).value[0], message=str(exc))
+                results.append(embedder_pb2.EmbedBatchResult(error=error))
+                if isinstance(exc, DeadlineExceeded):
+                    expired = error
+            except Exception:
+                # One image must not fail the others; like the interceptor, the
+                # client gets only the request id, the log gets the traceback.
+                rid = _request_id(context)
+                log.exception(
+                    "unhandled error in a batch item",
+                    extra={"method": "EmbedBatch", "item": index, "request_id": rid},
+                )
+                error = embedder_pb2.ItemError(
+                    code=grpc.StatusCode.INTERNAL.value[0],
+                    message=f"internal error (request id {rid})",
+                )
                 results.append(embedder_pb2.EmbedBatchResult(error=error))
         return embedder_pb2.EmbedBatchResponse(results=results)
 
@@ -111,3 +138,12 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             default_threshold=m.default_threshold,
             input_size=m.input_size,
         )
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    """The id the ErrorInterceptor put in the trailers, so that the item's
+    message, the trailers and the log agree; else the caller's or a new one."""
+    for key, value in context.trailing_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            return value
+    return request_id(context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,19 @@ class EmbedderSettings(BaseSettings):
     max_batch: int = Field(32, ge=1, le=256, description="Faces embedded in one model call.")
     batch_wait_ms: float = Field(2.0, ge=0, description="Wait to fill a batch, milliseconds.")
     tf_threads: int = Field(0, ge=0, description="TensorFlow intra-op threads; 0 = TF default.")
+    grace_s: float = Field(5.0, ge=0, description="Shutdown drains in-flight calls this long.")
     log_level: str = "INFO"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: Path | None = Field(None, description="PEM certificate chain; needs tls_key.")
+    tls_key: Path | None = Field(
+        None, validate_default=True, description="PEM private key; needs tls_cert."
+    )
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_needs_both(cls, key: Path | None, info: ValidationInfo) -> Path | None:
+        # One without the other would silently serve plaintext. A field (not
+        # model) validator, so that the error names a setting: tls_key runs
+        # after tls_cert and sees it, default included.
+        if (info.data.get("tls_cert") is None) != (key is None):
+            raise ValueError("tls_cert and tls_key must be set together (or neither)")
+        return key

@@ -12,10 +12,12 @@ raise a :class:`LikenessRpcError` subclass per gRPC status code
 and the server's message. Every call has a deadline (``timeout_s``, in
 seconds, for the whole call including retries). UNAVAILABLE is retried with
 exponential backoff and jitter (:class:`RetryPolicy`) for calls that are safe
-to repeat: reads, Enroll (which always carries an idempotency key, generated
-when the caller gives none), DeleteSubject and RevokeApiKey (repeating them
-leaves the same state). Creates, DeleteFace, DeleteGallery and the streaming
-export/import are never retried.
+to repeat with the same answer: reads, Enroll (which always carries an
+idempotency key, generated when the caller gives none) and RevokeApiKey
+(revoking a revoked key succeeds). Creates, deletes (a repeated delete whose
+first attempt succeeded but whose reply was lost would answer NOT_FOUND) and
+the streaming export/import are never retried: on UnavailableError the
+caller checks the state before repeating.
 """
 
 from __future__ import annotations
@@ -365,10 +367,15 @@ class LikenessClient:
             token = page.next_page_token
 
     def delete_subject(self, subject_id: str, *, gallery: str = DEFAULT_GALLERY) -> int:
-        """Remove a subject and all its faces; returns how many faces were deleted."""
+        """Remove a subject and all its faces; returns how many faces were deleted.
+
+        NotFoundError when the subject has no faces. Not retried: after an
+        UnavailableError the subject may or may not be gone (see
+        :meth:`get_subject`).
+        """
         request = registry_pb2.DeleteSubjectRequest(gallery=gallery, subject_id=subject_id)
         response = self._registry.unary(
-            self._registry_stub.DeleteSubject, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.DeleteSubject, request, timeout_s=self.timeout_s, retry=False
         )
         return int(response.faces_deleted)
 

@@ -509,3 +509,48 @@ def test_serve_registry_prints_its_address_and_stops_on_sigterm(tmp_path: Path) 
             proc.kill()
             proc.wait()
         stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "drained_s"),
+    [
+        ((), {}, 10.0),
+        ((), {"LIKENESS_REGISTRY_GRACE_S": "3.5"}, 3.5),
+        (("--grace-s", "0.5"), {"LIKENESS_REGISTRY_GRACE_S": "3.5"}, 0.5),
+    ],
+    ids=["default", "environment", "option"],
+)
+def test_serve_drains_for_the_settings_grace_unless_told(
+    option: tuple[str, ...],
+    env: dict[str, str],
+    drained_s: float,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import server.main
+
+    real_create = server.main.create_server
+    graces: list[float] = []
+
+    def create(settings: Any) -> Any:
+        registry = real_create(settings)
+        real_stop = registry._server.stop
+
+        def spy(grace: float) -> Any:
+            graces.append(grace)
+            return real_stop(grace)
+
+        monkeypatch.setattr(registry._server, "stop", spy)
+        return registry
+
+    monkeypatch.setattr(server.main, "create_server", create)
+    monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda: None)
+    monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
+    args = ["serve", "registry", "--registry-port", "0", "--metrics-port", "0"]
+    args += ["--data-dir", str(tmp_path), "--embedder-address", f"127.0.0.1:{closed_port()}"]
+    result = CliRunner().invoke(
+        app, [*args, *option], env={"LIKENESS_REGISTRY_GRACE_S": None, **env}
+    )
+    assert result.exit_code == 0, result.output
+    assert "registry  listening on 127.0.0.1:" in result.stdout
+    assert graces == [drained_s]

@@ -116,6 +116,10 @@ class FakeRegistry(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
             next_page_token=str(end) if end < len(names) else "",
         )
 
+    def DeleteSubject(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        self._enter("DeleteSubject", request, context)
+        return registry_pb2.DeleteSubjectResponse(faces_deleted=2)
+
     def DeleteFace(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self._enter("DeleteFace", request, context)
         return registry_pb2.DeleteFaceResponse(subject_id="alice")
@@ -210,15 +214,20 @@ def test_other_codes_are_not_retried(
 
 
 def test_calls_unsafe_to_repeat_are_not_retried(fake: FakeRegistry, address: str) -> None:
-    fake.fail_with["DeleteFace"] = [grpc.StatusCode.UNAVAILABLE]
-    fake.fail_with["CreateGallery"] = [grpc.StatusCode.UNAVAILABLE]
+    # A repeated delete whose first attempt succeeded (reply lost) would
+    # answer NOT_FOUND; a repeated create ALREADY_EXISTS.
+    unsafe = ("DeleteSubject", "DeleteFace", "CreateGallery")
+    for name in unsafe:
+        fake.fail_with[name] = [grpc.StatusCode.UNAVAILABLE]
     with LikenessClient(address, retry=FAST_RETRY) as client:
+        with pytest.raises(UnavailableError):
+            client.delete_subject("alice")
         with pytest.raises(UnavailableError):
             client.delete_face("f1")
         with pytest.raises(UnavailableError):
             client.create_gallery("staff")
-    assert len(fake.seen["DeleteFace"]) == 1
-    assert len(fake.seen["CreateGallery"]) == 1
+        assert client.delete_subject("alice") == 2
+    assert [len(fake.seen[name]) for name in unsafe] == [2, 1, 1]
 
 
 def test_enroll_retries_reuse_one_generated_idempotency_key(

@@ -24,11 +24,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from pydantic import ValidationError
 
 from embedder.backends import DEFAULT_MODEL
+from embedder.pipeline import EmbedResult, FacePipeline, Selection
 from embedder.server import EmbedderServer, create_server
-from embedder.servicer import MAX_BATCH_ITEMS
+from embedder.servicer import MAX_BATCH_ITEMS, EmbedderServicer
 from embedder.settings import EmbedderSettings
+from likeness.errors import DeadlineExceeded
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -391,3 +394,150 @@ def test_concurrent_calls_get_their_own_rows(stub: embedder_pb2_grpc.EmbedderStu
         [face] = reply.faces
         assert face.box == serial[name].faces[0].box
         np.testing.assert_allclose(_vector(face), _vector(serial[name].faces[0]), atol=1e-4)
+
+
+# -- settings, shutdown, and the servicer alone ------------------------------------------
+
+
+@pytest.mark.parametrize("given", ["tls_cert", "tls_key"])
+def test_tls_cert_without_key_is_refused(given: str, tmp_path: Path) -> None:
+    # One without the other used to serve plaintext without a word.
+    with pytest.raises(ValidationError, match="tls_cert and tls_key must be set together"):
+        EmbedderSettings(**{given: tmp_path / "x.pem"})
+    both = EmbedderSettings(tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "k.pem")
+    assert both.tls_cert is not None and both.tls_key is not None
+
+
+def test_tls_half_set_in_the_environment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIKENESS_EMBEDDER_TLS_CERT", str(tmp_path / "c.pem"))
+    with pytest.raises(ValidationError, match="tls_key"):
+        EmbedderSettings()
+
+
+def test_stop_drains_for_the_settings_grace_by_default(
+    server: EmbedderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIKENESS_EMBEDDER_GRACE_S", "0.25")
+    settings = EmbedderSettings(host="127.0.0.1", port=0)
+    assert settings.grace_s == 0.25
+    # A second server on the already loaded model: only construction is tested.
+    monkeypatch.setattr("embedder.server.load_backend", lambda *args: server.backend)
+    second = create_server(settings)
+    graces: list[float | None] = []
+    real_stop = second._server.stop
+
+    def spy(grace: float | None) -> Any:
+        graces.append(grace)
+        return real_stop(grace)
+
+    monkeypatch.setattr(second._server, "stop", spy)
+    second.start()
+    second.stop()
+    assert graces == [0.25]
+
+
+class _Context:
+    """A servicer context whose caller is gone (or not) and has a deadline."""
+
+    def __init__(self, *, active: bool = True, remaining: float = 30.0) -> None:
+        self._active = active
+        self._remaining = remaining
+
+    def is_active(self) -> bool:
+        return self._active
+
+    def time_remaining(self) -> float:
+        return self._remaining
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-request-id", "rid-from-caller"),)
+
+    def trailing_metadata(self) -> None:
+        return None
+
+
+class _Pipeline:
+    """Stands in for FacePipeline: answers no faces, or raises per image bytes."""
+
+    def __init__(self, raises: dict[bytes, Exception] | None = None) -> None:
+        self.raises = raises or {}
+        self.seen: list[bytes] = []
+
+    def process(
+        self, data: bytes, selection: Selection = Selection.LARGEST, timeout_s: float | None = None
+    ) -> EmbedResult:
+        self.seen.append(data)
+        if data in self.raises:
+            raise self.raises[data]
+        return EmbedResult(width=64, height=64, faces=[])
+
+
+def _servicer(pipeline: _Pipeline, server: EmbedderServer) -> EmbedderServicer:
+    return EmbedderServicer(cast("FacePipeline", pipeline), server.backend)
+
+
+@pytest.mark.parametrize(
+    "context", [_Context(active=False), _Context(remaining=0.0)], ids=["cancelled", "expired"]
+)
+def test_a_gone_caller_is_deadline_exceeded_before_any_work(
+    context: _Context, server: EmbedderServer
+) -> None:
+    pipeline = _Pipeline()
+    servicer = _servicer(pipeline, server)
+    grpc_context = cast("grpc.ServicerContext", context)
+    with pytest.raises(DeadlineExceeded):
+        servicer.Embed(embedder_pb2.EmbedRequest(image=b"a"), grpc_context)
+    items = [embedder_pb2.EmbedRequest(image=b"a")] * 3
+    reply = servicer.EmbedBatch(embedder_pb2.EmbedBatchRequest(items=items), grpc_context)
+    codes = [r.error.code for r in reply.results]
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED.value[0]] * 3
+    assert pipeline.seen == []
+
+
+def test_batch_stops_working_once_the_deadline_passed(server: EmbedderServer) -> None:
+    late = DeadlineExceeded("deadline passed while waiting for the model")
+    pipeline = _Pipeline({b"2": late})
+    servicer = _servicer(pipeline, server)
+    items = [embedder_pb2.EmbedRequest(image=str(i).encode()) for i in range(1, 6)]
+    reply = servicer.EmbedBatch(
+        embedder_pb2.EmbedBatchRequest(items=items), cast("grpc.ServicerContext", _Context())
+    )
+    assert [r.WhichOneof("result") for r in reply.results] == ["response"] + ["error"] * 4
+    for result in reply.results[1:]:
+        assert result.error.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+        assert result.error.message == str(late)
+    assert pipeline.seen == [b"1", b"2"]
+
+
+def test_batch_item_failing_unexpectedly_is_internal_and_spares_the_others(
+    stub: embedder_pb2_grpc.EmbedderStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedder.pipeline
+
+    real_decode = embedder.pipeline.decode_image
+    boom = b"explode-here"
+
+    def decode(data: bytes, max_pixels: int) -> np.ndarray:
+        if data == boom:
+            raise RuntimeError("secret internal state /etc/passwd")
+        return real_decode(data, max_pixels)
+
+    monkeypatch.setattr("embedder.pipeline.decode_image", decode)
+    good = embedder_pb2.EmbedRequest(image=_image("Emma_Watson_0001.jpg"))
+    request = embedder_pb2.EmbedBatchRequest(
+        items=[good, embedder_pb2.EmbedRequest(image=boom), good]
+    )
+    for sent in ([("x-request-id", "batch-rid-7")], None):
+        reply, call = stub.EmbedBatch.with_call(request, timeout=120, metadata=sent)
+        assert [r.WhichOneof("result") for r in reply.results] == ["response", "error", "response"]
+        assert len(reply.results[0].response.faces) == len(reply.results[2].response.faces) == 1
+        error = reply.results[1].error
+        assert error.code == grpc.StatusCode.INTERNAL.value[0]
+        assert "secret" not in error.message and "RuntimeError" not in error.message
+        # The id in the item's message is the one in the trailers (and the log).
+        [rid] = [v for k, v in call.trailing_metadata() if k == "x-request-id"]
+        assert error.message == f"internal error (request id {rid})"
+        if sent:
+            assert rid == "batch-rid-7"

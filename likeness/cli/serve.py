@@ -37,7 +37,7 @@ class _Server(Protocol):
 
     def start(self) -> None: ...
 
-    def stop(self, grace_s: float) -> None: ...
+    def stop(self, grace_s: float | None = None) -> None: ...
 
 
 _S = TypeVar("_S", bound=_Server)
@@ -173,9 +173,14 @@ def serve(
         ),
     ] = None,
     grace_s: Annotated[
-        float,
-        typer.Option(min=0.0, help="On shutdown, let calls in flight finish this long (s)."),
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="On shutdown, let calls in flight finish this long (s) \\[default: "
+            "LIKENESS_EMBEDDER_GRACE_S or 5, LIKENESS_REGISTRY_GRACE_S or 10].",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[
         str | None,
         typer.Option(help="Log level of the JSON-lines log on stderr \\[default: INFO]."),
@@ -233,6 +238,7 @@ def serve(
         _wait_for_signal()
     finally:
         for server in reversed(started):
+            # None: each server drains for its own settings' grace_s.
             server.stop(grace_s)
 
 
