@@ -28,7 +28,9 @@ PAGE_SIZE_MAX = 1000
 #: A vector whose L2 norm is within this of 1 is accepted (and re-normalised).
 NORM_TOLERANCE = 1e-3
 
-_GALLERY_RE = re.compile(r"[a-z0-9_-]{1,64}")
+#: A gallery name: 1-64 characters of [a-z0-9_-] (also checked by the
+#: stores, which build paths and collection names from it).
+GALLERY_NAME_RE = re.compile(r"[a-z0-9_-]{1,64}")
 # Printable ASCII without the space: '!' (0x21) to '~' (0x7e).
 _SUBJECT_RE = re.compile(r"[\x21-\x7e]{1,128}")
 _TOKEN_PREFIX = b"s1:"
@@ -42,7 +44,7 @@ def gallery_name(name: str, field: str = "gallery") -> str:
     """The gallery name, "default" when empty; 1-64 characters of [a-z0-9_-]."""
     if not name:
         return DEFAULT_GALLERY
-    if not _GALLERY_RE.fullmatch(name):
+    if not GALLERY_NAME_RE.fullmatch(name):
         raise errors.InvalidArgument(
             f"{field}: {_shorten(name)} is not a gallery name (1-{GALLERY_NAME_MAX} "
             "characters of a-z, 0-9, '_' and '-')"
@@ -65,14 +67,21 @@ def subject_id(value: str, field: str = "subject_id") -> str:
     return value
 
 
+def canonical_uuid(value: object) -> str | None:
+    """The canonical (lower-case, hyphenated) form of a UUID string; None
+    when ``value`` is not one."""
+    try:
+        return str(uuid.UUID(value))  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def face_id(value: str, field: str = "face_id") -> str:
     """A face id: a UUID, returned in its canonical lower-case form."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError):
-        raise errors.InvalidArgument(
-            f"{field}: {_shorten(value)} is not a face id (a UUID)"
-        ) from None
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise errors.InvalidArgument(f"{field}: {_shorten(str(value))} is not a face id (a UUID)")
+    return canonical
 
 
 def idempotency_key(value: str) -> str | None:

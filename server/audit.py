@@ -10,6 +10,7 @@ secrets.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -29,18 +30,20 @@ class AuditRecord:
     subject: str | None = None
     decision: str | None = None
     score: float | None = None
-    detail: str | None = None
 
 
 class AuditLog:
-    """Appends :class:`AuditRecord` lines to ``path`` (None: audit off). Thread-safe."""
+    """Appends :class:`AuditRecord` lines to ``path`` (None: audit off),
+    creating it with mode 0o600. Thread-safe."""
 
     def __init__(self, path: Path | None) -> None:
         self._lock = threading.Lock()
         self._out: TextIO | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = path.open("a", encoding="utf-8")
+            # Owner-only: the log names who did what to which subject.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._out = os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, record: AuditRecord) -> None:
         """Append one line (flushed at once, so a crash loses no written record)."""

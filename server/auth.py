@@ -15,7 +15,9 @@ presented key that is unknown, revoked or malformed is always rejected.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import fcntl
 import hashlib
 import hmac
 import json
@@ -24,7 +26,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,9 @@ ALL_GALLERIES = "*"
 ANONYMOUS = "anonymous"
 BOOTSTRAP_KEY_ID = "bootstrap"
 KEYS_FILE = "api_keys.json"
+#: Lock file next to the keys file: create and revoke hold an exclusive
+#: flock on it while they read, change and write the keys file.
+KEYS_LOCK_FILE = "api_keys.lock"
 _KEY_NAME_MAX = 128
 
 
@@ -127,17 +132,57 @@ def _sha256(secret: str) -> str:
 
 
 class KeyStore:
-    """API keys in a JSON file (atomic replace on every change). Thread-safe."""
+    """API keys in a JSON file (atomic replace on every change). Thread-safe.
+
+    Several registry replicas may share the file: :meth:`find` rereads it
+    whenever its modification time (ns) changed, and :meth:`create` /
+    :meth:`revoke` reread, change and write it under an exclusive ``flock``
+    of ``api_keys.lock`` in the same directory, so no replica's change is lost
+    and a revoked key is refused by every replica on its next call.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._lock_path = path.with_name(KEYS_LOCK_FILE)
         self._lock = threading.Lock()
-        self._keys: dict[str, ApiKey] = self._load()
+        self._stamp: tuple[int, int, int] | None = None
+        self._keys: dict[str, ApiKey] = {}
+        self._refresh()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        # The inode changes on every atomic replace, so two writes within one
+        # mtime tick are still told apart.
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_ino, st.st_size
+
+    def _refresh(self) -> None:
+        """Reread the file when its mtime (or inode, size) changed; the caller
+        holds ``_lock`` or is the constructor."""
+        stamp = self._file_stamp()
+        if stamp is not None and stamp == self._stamp:
+            return
+        self._keys = self._load()
+        self._stamp = stamp
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
 
     def _load(self) -> dict[str, ApiKey]:
-        if not self._path.exists():
+        try:
+            text = self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return {}
-        raw = json.loads(self._path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
         keys = {}
         for item in raw.get("keys", []):
             key = ApiKey(
@@ -177,6 +222,7 @@ class KeyStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._stamp = self._file_stamp()
 
     def create(self, name: str, scopes: Mapping[str, str]) -> tuple[ApiKey, str]:
         """A new key and its secret (the only time the secret is seen).
@@ -203,7 +249,8 @@ class KeyStore:
             revoked=False,
             secret_sha256=_sha256(secret),
         )
-        with self._lock:
+        with self._lock, self._file_lock():
+            self._refresh()
             self._keys[key.key_id] = key
             self._save()
         return key, secret
@@ -211,11 +258,13 @@ class KeyStore:
     def list(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
         with self._lock:
+            self._refresh()
             return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key for good; NotFound for an unknown id."""
-        with self._lock:
+        with self._lock, self._file_lock():
+            self._refresh()
             key = self._keys.get(key_id)
             if key is None:
                 raise errors.NotFound(f"key_id: no API key {key_id[:64]!r}")
@@ -229,6 +278,7 @@ class KeyStore:
         """The live key whose secret this is, else None."""
         digest = _sha256(secret)
         with self._lock:
+            self._refresh()
             keys = list(self._keys.values())
         for key in keys:
             if hmac.compare_digest(key.secret_sha256, digest) and not key.revoked:

@@ -9,7 +9,9 @@ the matching :mod:`likeness.errors` type carrying the embedder's message.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -20,7 +22,12 @@ from likeness import errors
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from server.domain import FaceQualityInfo
 
+log = logging.getLogger("likeness.registry.embedder")
+
 _HEALTH_TIMEOUT_S = 2.0
+#: What a client is told when the embedder cannot serve; the address and
+#: grpc's connection text go to the log only.
+UNAVAILABLE_MESSAGE = "the embedder is unavailable"
 
 # Reconnect quickly after an embedder restart: grpc's default backoff grows
 # to two minutes, far longer than an embedder takes to come back.
@@ -74,9 +81,11 @@ class ModelInfo:
 class EmbedderPort(Protocol):
     """What the registry needs from an embedder."""
 
-    def embed(self, image: bytes, selection: Selection) -> list[EmbeddedFace]: ...
+    def embed(
+        self, image: bytes, selection: Selection, timeout_s: float | None = None
+    ) -> list[EmbeddedFace]: ...
 
-    def info(self) -> ModelInfo: ...
+    def info(self, timeout_s: float | None = None) -> ModelInfo: ...
 
     def check_health(self) -> None: ...
 
@@ -103,13 +112,18 @@ def _map_rpc_error(exc: grpc.RpcError, address: str) -> Exception:
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or ""
     cls = _MAPPED.get(code)
     if cls is errors.Unavailable:
-        return errors.Unavailable(f"embedder at {address} unavailable ({code.name}): {details}")
+        log.warning(
+            "embedder at %s unavailable (%s): %s", address, code.name, details, exc_info=True
+        )
+        return errors.Unavailable(UNAVAILABLE_MESSAGE)
     if cls is not None:
         return cls(details)
     return _EmbedderError(f"embedder at {address} answered {code.name}: {details}")
 
 
-def _quality(q: common_pb2.Quality) -> FaceQualityInfo:
+def quality_from_pb(q: common_pb2.Quality) -> FaceQualityInfo:
+    """The domain value of a likeness.v1.Quality (pixels, Laplacian
+    variance, degrees), field for field."""
     return FaceQualityInfo(
         face_size_px=q.face_size_px,
         sharpness=q.sharpness,
@@ -120,12 +134,21 @@ def _quality(q: common_pb2.Quality) -> FaceQualityInfo:
 
 
 class EmbedderClient:
-    """Blocking client of one Embedder at ``address`` (host:port, plaintext).
+    """Blocking client of one Embedder at ``address`` (host:port).
 
-    ``timeout_s`` is the deadline of each call, seconds. Thread-safe.
+    ``timeout_s`` is the longest deadline of each call, seconds (a call may
+    pass a shorter one: what is left of its own client's deadline).
+    ``tls_ca``: a PEM root certificate; when given the channel is TLS
+    verified against it, else plaintext. Thread-safe.
     """
 
-    def __init__(self, address: str, timeout_s: float, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float,
+        max_message_bytes: int,
+        tls_ca: Path | None = None,
+    ) -> None:
         self._address = address
         self._timeout_s = timeout_s
         options = (
@@ -133,7 +156,11 @@ class EmbedderClient:
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         )
-        self._channel = grpc.insecure_channel(address, options=options)
+        if tls_ca is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
+            self._channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -141,16 +168,29 @@ class EmbedderClient:
     def address(self) -> str:
         return self._address
 
-    def embed(self, image: bytes, selection: Selection) -> list[EmbeddedFace]:
-        """Embed the faces of one encoded image, largest first.
+    def _timeout(self, timeout_s: float | None) -> float:
+        """The deadline of one call, seconds: ``timeout_s`` capped at the
+        configured one; DeadlineExceeded when nothing is left of it."""
+        if timeout_s is None:
+            return self._timeout_s
+        if timeout_s <= 0:
+            raise errors.DeadlineExceeded("the request's deadline expired")
+        return min(timeout_s, self._timeout_s)
+
+    def embed(
+        self, image: bytes, selection: Selection, timeout_s: float | None = None
+    ) -> list[EmbeddedFace]:
+        """Embed the faces of one encoded image, largest first; ``timeout_s``
+        (seconds) shortens the configured deadline.
 
         Raises InvalidArgument (bad image), NotFound (no face),
-        FailedPrecondition (REQUIRE_SINGLE and 0 or several faces),
+        FailedPrecondition (REQUIRE_SINGLE and several faces),
         ResourceExhausted (too large), Unavailable (embedder down or slow).
         """
         request = embedder_pb2.EmbedRequest(image=image, selection=_SELECTION_PB[selection])
+        timeout = self._timeout(timeout_s)
         try:
-            response = self._stub.Embed(request, timeout=self._timeout_s)
+            response = self._stub.Embed(request, timeout=timeout)
         except grpc.RpcError as exc:
             raise _map_rpc_error(exc, self._address) from None
         faces = []
@@ -160,17 +200,18 @@ class EmbedderClient:
                 EmbeddedFace(
                     vector=np.asarray(face.embedding.values, dtype=np.float32),
                     model_fingerprint=face.embedding.model_fingerprint,
-                    quality=_quality(face.quality),
+                    quality=quality_from_pb(face.quality),
                     box=(box.left, box.top, box.right, box.bottom),
                 )
             )
         return faces
 
-    def info(self) -> ModelInfo:
+    def info(self, timeout_s: float | None = None) -> ModelInfo:
         """The embedder's model (asked on every call: an embedder restarted
-        with another model is noticed at once)."""
+        with another model is noticed at once); ``timeout_s`` as for embed."""
+        timeout = self._timeout(timeout_s)
         try:
-            response = self._stub.Info(embedder_pb2.InfoRequest(), timeout=self._timeout_s)
+            response = self._stub.Info(embedder_pb2.InfoRequest(), timeout=timeout)
         except grpc.RpcError as exc:
             raise _map_rpc_error(exc, self._address) from None
         return ModelInfo(
@@ -194,11 +235,12 @@ class EmbedderClient:
                 self.info()
                 return
             code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
-            raise errors.Unavailable(
-                f"embedder at {self._address} failed its health check ({code})"
-            ) from None
+            # Debug: the health loop probes every second while it is down.
+            log.debug("embedder at %s failed its health check (%s)", self._address, code)
+            raise errors.Unavailable(UNAVAILABLE_MESSAGE) from None
         if response.status != health_pb2.HealthCheckResponse.SERVING:
-            raise errors.Unavailable(f"embedder at {self._address} is not serving")
+            log.debug("embedder at %s is not serving", self._address)
+            raise errors.Unavailable(UNAVAILABLE_MESSAGE)
 
     def close(self) -> None:
         self._channel.close()

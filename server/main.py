@@ -46,12 +46,29 @@ class RegistryServer:
     otherwise (checked every HEALTH_PERIOD_S seconds)."""
 
     def __init__(self, settings: RegistrySettings) -> None:
-        if (settings.tls_cert is None) != (settings.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be set together")
+        # RegistrySettings refuses tls_cert without tls_key and vice versa.
         self.settings = settings
         self._store = open_store(settings)
+        self._embedder: EmbedderClient | None = None
+        self._audit: AuditLog | None = None
+        try:
+            self._build(settings)
+        except BaseException:
+            # Release what was opened (the edge store's flock above all), so
+            # a corrected retry in the same process can open the same data_dir.
+            if self._embedder is not None:
+                self._embedder.close()
+            if self._audit is not None:
+                self._audit.close()
+            self._store.close()
+            raise
+
+    def _build(self, settings: RegistrySettings) -> None:
         self._embedder = EmbedderClient(
-            settings.embedder_address, settings.embedder_timeout_s, settings.max_message_bytes
+            settings.embedder_address,
+            settings.embedder_timeout_s,
+            settings.max_message_bytes,
+            tls_ca=settings.embedder_tls_ca,
         )
         self.service = RegistryService(self._store, self._embedder)
         audit_path = settings.audit_log or settings.data_dir / "audit.jsonl"
@@ -83,16 +100,20 @@ class RegistryServer:
             (REGISTRY_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
             self._server,
         )
-        address = f"{settings.host}:{settings.port}"
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            creds = grpc.ssl_server_credentials(
-                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
-            )
-            self.port = self._server.add_secure_port(address, creds)
-        else:
-            self.port = self._server.add_insecure_port(address)
-        if self.port == 0:
-            raise RuntimeError(f"cannot bind {address}")
+        try:
+            address = f"{settings.host}:{settings.port}"
+            if settings.tls_cert is not None and settings.tls_key is not None:
+                creds = grpc.ssl_server_credentials(
+                    [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+                )
+                self.port = self._server.add_secure_port(address, creds)
+            else:
+                self.port = self._server.add_insecure_port(address)
+            if self.port == 0:
+                raise RuntimeError(f"cannot bind {address}")
+        except BaseException:
+            self._server.stop(None)
+            raise
         self.metrics_port: int | None = None
         self.serving = False
         self._stop_checks = threading.Event()
@@ -169,9 +190,11 @@ class RegistryServer:
         if self._checker.is_alive():
             self._checker.join(timeout=5)
         self.metrics.stop()
-        self._embedder.close()
+        if self._embedder is not None:
+            self._embedder.close()
         self._store.close()
-        self._audit.close()
+        if self._audit is not None:
+            self._audit.close()
         self._stopped.set()
         log.info("registry stopped")
 

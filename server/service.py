@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -209,14 +209,18 @@ class RegistryService:
         self._embedder = embedder
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
-    @property
-    def store_backend(self) -> str:
-        return self._store.backend
-
     # -- galleries ---------------------------------------------------------
 
-    def create_gallery(self, name: str, options: GalleryOptions) -> GalleryConfig:
-        """Create a gallery bound to the embedder's current model."""
+    def create_gallery(
+        self, name: str, options: GalleryOptions, timeout_s: float | None = None
+    ) -> GalleryConfig:
+        """Create a gallery bound to the embedder's current model.
+
+        ``timeout_s`` (here and on every RPC that asks the embedder): what is
+        left of the client's deadline, seconds (None: no deadline); each
+        embedder call waits at most that long (and at most its own timeout).
+        """
+        deadline = _deadline(timeout_s)
         name = check.gallery_name(name, field="name")
         threshold = (
             None if options.threshold is None else check.score(options.threshold, "threshold")
@@ -237,7 +241,7 @@ class RegistryService:
         for key in ("shard_number", "replication_factor", "write_consistency_factor"):
             if getattr(options, key) < 0:
                 raise errors.InvalidArgument(f"{key}: must be >= 0 (0 = server default)")
-        info = self._embedder.info()
+        info = self._embedder.info(_left(deadline))
         config = GalleryConfig(
             name=name,
             model_fingerprint=info.model_fingerprint,
@@ -270,7 +274,7 @@ class RegistryService:
             raise errors.NotFound(f"gallery {name!r} not found") from None
 
     def stats(self, gallery: str) -> GalleryStats:
-        config = self._use_gallery(check.gallery_name(gallery))
+        config = self._existing_gallery(check.gallery_name(gallery))
         subjects, faces = self._store.counts(config.name)
         return GalleryStats(config, subjects, faces, self._store.backend)
 
@@ -285,14 +289,17 @@ class RegistryService:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str = "",
         selection: Selection = Selection.REQUIRE_SINGLE,
+        timeout_s: float | None = None,
     ) -> EnrollResult:
         """Add faces (images first, then embeddings, in request order) to a subject.
 
         With an idempotency key, face ids are uuid5 of (gallery, key, index):
         a retry stores nothing again and answers ``replayed=True``.
         Non-empty ``metadata`` replaces the subject's metadata.
-        Quality gates of the gallery reject a face with FailedPrecondition.
+        Quality gates of the gallery reject a face (embedded from an image;
+        precomputed embeddings carry no quality) with FailedPrecondition.
         """
+        deadline = _deadline(timeout_s)
         name = check.gallery_name(gallery)
         subject = check.subject_id(subject_id)
         new_metadata = check.metadata(metadata or {})
@@ -302,13 +309,15 @@ class RegistryService:
         for i, image in enumerate(images):
             if not image:
                 raise errors.InvalidArgument(f"images[{i}]: empty")
-        config, exists = self._resolve_gallery(name)
+        config, exists = self._resolve_gallery(name, deadline)
         new_faces = [
             self._embedding_face(e, config, f"embeddings[{i}]") for i, e in enumerate(embeddings)
         ]
         image_faces: list[_NewFace] = []
         for i, image in enumerate(images):
-            image_faces.extend(self._image_faces(image, selection, config, f"images[{i}]"))
+            image_faces.extend(
+                self._image_faces(image, selection, config, f"images[{i}]", deadline)
+            )
         new_faces = image_faces + new_faces
         if key is None:
             face_ids = [str(uuid.uuid4()) for _ in new_faces]
@@ -335,6 +344,7 @@ class RegistryService:
         enrolled = [
             EnrolledFace(fid, f.quality) for fid, f in zip(face_ids, new_faces, strict=True)
         ]
+        to_write = set(face_ids)
         if key is not None:
             present = self._store.existing_face_ids(config.name, face_ids)
             if present:
@@ -346,6 +356,9 @@ class RegistryService:
                 if len(present) == len(face_ids):
                     duplicates = self._duplicates(config, subject, new_faces)
                     return EnrollResult(subject, enrolled, duplicates, replayed=True)
+                # A retry of a request that died half-way: write only the
+                # missing faces, leaving the stored ones as they are.
+                to_write -= present
         duplicates = self._duplicates(config, subject, new_faces)
         if new_metadata:
             subject_metadata = new_metadata
@@ -366,14 +379,12 @@ class RegistryService:
                 quality=face.quality,
             )
             for fid, face in zip(face_ids, new_faces, strict=True)
+            if fid in to_write
         ]
-        if new_metadata:
-            fresh = set(face_ids)
-            writes.extend(
-                replace(f, metadata=dict(new_metadata))
-                for f in current
-                if f.face_id not in fresh and f.metadata != new_metadata
-            )
+        if new_metadata and any(f.metadata != new_metadata for f in current):
+            # Payload only: a full upsert of the existing faces would bring
+            # back one that a concurrent DeleteFace removed.
+            self._store.set_subject_metadata(config.name, subject, dict(new_metadata))
         self._store.upsert_faces(config.name, writes)
         return EnrollResult(subject, enrolled, duplicates, replayed=False)
 
@@ -390,13 +401,16 @@ class RegistryService:
 
     # -- matching ----------------------------------------------------------
 
-    def verify(self, gallery: str, subject_id: str, probe: Probe) -> VerifyResult:
+    def verify(
+        self, gallery: str, subject_id: str, probe: Probe, timeout_s: float | None = None
+    ) -> VerifyResult:
         """Best score of the probe over the subject's faces; NotFound for an
         unknown subject."""
+        deadline = _deadline(timeout_s)
         name = check.gallery_name(gallery)
         subject = check.subject_id(subject_id)
-        config, exists = self._resolve_gallery(name)
-        probe_vector = self._probe(probe, "probe", config)
+        config, exists = self._resolve_gallery(name, deadline)
+        probe_vector = self._probe(probe, "probe", config, deadline)
         if not exists:
             config = self._create_default(config)
         hits = self._store.search(config.name, probe_vector.vector, 1, subject_id=subject)
@@ -412,16 +426,22 @@ class RegistryService:
         )
 
     def identify(
-        self, gallery: str, probe: Probe, top_k: int = 0, min_score: float | None = None
+        self,
+        gallery: str,
+        probe: Probe,
+        top_k: int = 0,
+        min_score: float | None = None,
+        timeout_s: float | None = None,
     ) -> IdentifyResult:
         """Up to ``top_k`` subjects (1-100, 0 = 5) by their best face score,
         best first, each scoring >= ``min_score`` (None: the gallery's
         threshold). ``unknown`` when no subject reaches the threshold."""
+        deadline = _deadline(timeout_s)
         name = check.gallery_name(gallery)
         k = check.top_k(top_k)
         floor = None if min_score is None else check.score(min_score, "min_score")
-        config, exists = self._resolve_gallery(name)
-        probe_vector = self._probe(probe, "probe", config)
+        config, exists = self._resolve_gallery(name, deadline)
+        probe_vector = self._probe(probe, "probe", config, deadline)
         if not exists:
             config = self._create_default(config)
         if floor is None:
@@ -451,20 +471,23 @@ class RegistryService:
                 return best
             limit = min(limit * 4, _IDENTIFY_MAX_FACES)
 
-    def compare(self, a: Probe, b: Probe, gallery: str = "") -> CompareResult:
+    def compare(
+        self, a: Probe, b: Probe, gallery: str = "", timeout_s: float | None = None
+    ) -> CompareResult:
         """Cosine similarity of two probes; stores nothing. With ``gallery``
         its threshold and model apply, else the embedder model's."""
+        deadline = _deadline(timeout_s)
         if gallery:
-            config, _ = self._resolve_gallery(check.gallery_name(gallery))
+            config, _ = self._resolve_gallery(check.gallery_name(gallery), deadline)
             threshold = config.threshold
             target: GalleryConfig | None = config
             fingerprint, dim = config.model_fingerprint, config.dim
         else:
-            info = self._embedder.info()
+            info = self._embedder.info(_left(deadline))
             threshold, target = info.default_threshold, None
             fingerprint, dim = info.model_fingerprint, info.dim
-        va = self._probe_for(a, "a", target, fingerprint, dim)
-        vb = self._probe_for(b, "b", target, fingerprint, dim)
+        va = self._probe_for(a, "a", target, fingerprint, dim, deadline)
+        vb = self._probe_for(b, "b", target, fingerprint, dim, deadline)
         score = _cosine(va.vector, vb.vector)
         return CompareResult(score, threshold, score >= threshold, va.quality, vb.quality)
 
@@ -473,7 +496,7 @@ class RegistryService:
     def get_subject(self, gallery: str, subject_id: str) -> SubjectRecord:
         name = check.gallery_name(gallery)
         subject = check.subject_id(subject_id)
-        config = self._use_gallery(name)
+        config = self._existing_gallery(name)
         faces = sorted(
             self._store.subject_faces(config.name, subject), key=lambda f: (f.created_at, f.face_id)
         )
@@ -486,7 +509,7 @@ class RegistryService:
         name = check.gallery_name(gallery)
         size = check.page_size(page_size)
         after = check.decode_page_token(page_token)
-        config = self._use_gallery(name)
+        config = self._existing_gallery(name)
         rows = self._store.list_subjects(config.name, after, size + 1)
         if len(rows) > size:
             rows = rows[:size]
@@ -499,7 +522,7 @@ class RegistryService:
         """Delete a subject's faces; returns how many; NotFound when it has none."""
         name = check.gallery_name(gallery)
         subject = check.subject_id(subject_id)
-        config = self._use_gallery(name)
+        config = self._existing_gallery(name)
         with self._lock(config.name, subject):
             deleted = self._store.delete_subject(config.name, subject)
         if deleted == 0:
@@ -507,20 +530,26 @@ class RegistryService:
         return deleted
 
     def delete_face(self, gallery: str, face_id: str) -> str:
-        """Delete one face; returns its subject id."""
+        """Delete one face; returns its subject id. Runs under the subject's
+        lock, so it cannot interleave with an enrolment of the same subject."""
         name = check.gallery_name(gallery)
         fid = check.face_id(face_id)
-        config = self._use_gallery(name)
-        try:
-            return self._store.delete_face(config.name, fid)
-        except errors.NotFound:
-            raise errors.NotFound(f"face {fid!r} not found in gallery {config.name!r}") from None
+        config = self._existing_gallery(name)
+        missing = f"face {fid!r} not found in gallery {config.name!r}"
+        subject = self._store.face_subject(config.name, fid)
+        if subject is None:
+            raise errors.NotFound(missing)
+        with self._lock(config.name, subject):
+            try:
+                return self._store.delete_face(config.name, fid)
+            except errors.NotFound:
+                raise errors.NotFound(missing) from None
 
     # -- export / import ---------------------------------------------------
 
     def export_gallery(self, gallery: str) -> tuple[GalleryConfig, Iterator[StoredFace]]:
         """The gallery and an iterator over its faces (vectors included)."""
-        config = self._use_gallery(check.gallery_name(gallery))
+        config = self._existing_gallery(check.gallery_name(gallery))
         return config, self._store.iter_faces(config.name)
 
     def import_gallery(self, gallery: str, faces: Iterable[ImportedFace]) -> ImportResult:
@@ -530,7 +559,7 @@ class RegistryService:
         Written in batches of 256: an invalid face fails the call after the
         batches before it were written (a retry skips those).
         """
-        config = self._use_gallery(check.gallery_name(gallery))
+        config = self._existing_gallery(check.gallery_name(gallery))
         imported = skipped = 0
         seen: set[str] = set()
         batch: list[StoredFace] = []
@@ -592,7 +621,9 @@ class RegistryService:
     def _lock(self, gallery: str, subject: str) -> threading.Lock:
         return self._locks[hash((gallery, subject)) % _LOCK_STRIPES]
 
-    def _resolve_gallery(self, name: str) -> tuple[GalleryConfig, bool]:
+    def _resolve_gallery(
+        self, name: str, deadline: float | None = None
+    ) -> tuple[GalleryConfig, bool]:
         """The gallery's config and whether it exists. A missing "default"
         gallery is described from the embedder's model (created by the caller
         once the request is valid: a rejected request stores nothing)."""
@@ -601,7 +632,7 @@ class RegistryService:
         except errors.NotFound:
             if name != DEFAULT_GALLERY:
                 raise errors.NotFound(f"gallery {name!r} not found") from None
-        info = self._embedder.info()
+        info = self._embedder.info(_left(deadline))
         config = GalleryConfig(
             name=name,
             model_fingerprint=info.model_fingerprint,
@@ -617,12 +648,19 @@ class RegistryService:
             self._store.create_gallery(config)
         return self._store.get_gallery(config.name)
 
-    def _use_gallery(self, name: str) -> GalleryConfig:
-        config, exists = self._resolve_gallery(name)
-        return config if exists else self._create_default(config)
+    def _existing_gallery(self, name: str) -> GalleryConfig:
+        """The gallery's config; NotFound when it does not exist, "default"
+        included: only Enroll, Verify and Identify create "default" (reads
+        must neither write nor need the embedder)."""
+        try:
+            return self._store.get_gallery(name)
+        except errors.NotFound:
+            raise errors.NotFound(f"gallery {name!r} not found") from None
 
-    def _probe(self, probe: Probe, field: str, config: GalleryConfig) -> _ProbeVector:
-        return self._probe_for(probe, field, config, config.model_fingerprint, config.dim)
+    def _probe(
+        self, probe: Probe, field: str, config: GalleryConfig, deadline: float | None
+    ) -> _ProbeVector:
+        return self._probe_for(probe, field, config, config.model_fingerprint, config.dim, deadline)
 
     def _probe_for(
         self,
@@ -631,13 +669,14 @@ class RegistryService:
         gallery: GalleryConfig | None,
         fingerprint: str,
         dim: int,
+        deadline: float | None,
     ) -> _ProbeVector:
         if probe.embedding is not None:
             vector = self._checked_embedding(probe.embedding, gallery, fingerprint, dim, field)
             return _ProbeVector(vector, None)
         if not probe.image:
             raise errors.InvalidArgument(f"{field}: an image or an embedding is required")
-        faces = self._embed(probe.image, Selection.LARGEST, field)
+        faces = self._embed(probe.image, Selection.LARGEST, field, deadline)
         face = faces[0]
         if face.model_fingerprint != fingerprint:
             raise errors.FailedPrecondition(
@@ -672,10 +711,15 @@ class RegistryService:
         return check.vector(embedding.values, dim, f"{field}.values")
 
     def _image_faces(
-        self, image: bytes, selection: Selection, config: GalleryConfig, field: str
+        self,
+        image: bytes,
+        selection: Selection,
+        config: GalleryConfig,
+        field: str,
+        deadline: float | None,
     ) -> list[_NewFace]:
         out = []
-        for face in self._embed(image, selection, field):
+        for face in self._embed(image, selection, field, deadline):
             if face.model_fingerprint != config.model_fingerprint:
                 raise errors.FailedPrecondition(
                     _fingerprint_mismatch(
@@ -689,14 +733,26 @@ class RegistryService:
             out.append(_NewFace(_unit(face.vector), face.quality))
         return out
 
-    def _embed(self, image: bytes, selection: Selection, field: str) -> list[EmbeddedFace]:
+    def _embed(
+        self, image: bytes, selection: Selection, field: str, deadline: float | None
+    ) -> list[EmbeddedFace]:
         try:
-            faces = self._embedder.embed(image, selection)
+            faces = self._embedder.embed(image, selection, _left(deadline))
         except (errors.InvalidArgument, errors.NotFound, errors.FailedPrecondition) as exc:
             raise type(exc)(f"{field}: {exc}") from None
         if not faces:
             raise errors.NotFound(f"{field}: no face found")
         return faces
+
+
+def _deadline(timeout_s: float | None) -> float | None:
+    """The time.monotonic() instant ``timeout_s`` seconds from now (None: none)."""
+    return None if timeout_s is None else time.monotonic() + timeout_s
+
+
+def _left(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (None: no deadline)."""
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

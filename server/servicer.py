@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 
 import grpc
@@ -16,7 +16,7 @@ from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from server.audit import AuditLog, AuditRecord
 from server.auth import ALL_GALLERIES, ApiKey, Authenticator, Principal, Role
 from server.domain import FaceQualityInfo, GalleryConfig, StoredFace
-from server.embedder_client import Selection
+from server.embedder_client import Selection, quality_from_pb
 from server.service import (
     EmbeddingInput,
     GalleryOptions,
@@ -41,10 +41,10 @@ class _Call:
     """What the audit line of one call records; filled in by the handler."""
 
     principal: Principal
+    gallery: str | None = None
     subject: str | None = None
     decision: str | None = None
     score: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _rid(context: grpc.ServicerContext) -> str:
@@ -70,18 +70,23 @@ class _Guard:
         method: str,
         gallery: str | None,
         subject: str = "",
+        *,
+        defer_authorization: bool = False,
     ) -> Iterator[_Call]:
         """Yield the call's record once the caller may run ``method`` on
         ``gallery`` (None: on any one gallery); write the audit line when the
-        call ends, however it ends."""
+        call ends, however it ends. With ``defer_authorization`` only the
+        caller is authenticated: the handler calls :meth:`authorize` once it
+        knows the gallery (a client stream names it in its first message)."""
         rid = _rid(context)
         principal = Principal("unauthenticated")
         outcome = grpc.StatusCode.UNKNOWN.name
         record: _Call | None = None
         try:
             principal = self.auth.authenticate(context.invocation_metadata())
-            self.auth.authorize(principal, method, gallery)
-            record = _Call(principal, subject=subject or None)
+            if not defer_authorization:
+                self.auth.authorize(principal, method, gallery)
+            record = _Call(principal, gallery=gallery, subject=subject or None)
             yield record
             outcome = grpc.StatusCode.OK.name
         except errors.LikenessError as exc:
@@ -98,7 +103,7 @@ class _Guard:
                 AuditRecord(
                     who=principal.key_id,
                     rpc=method.rsplit("/", 1)[-1],
-                    gallery=gallery,
+                    gallery=record.gallery if record else gallery,
                     outcome=outcome,
                     request_id=rid,
                     subject=(record.subject if record else subject) or None,
@@ -106,6 +111,18 @@ class _Guard:
                     score=record.score if record else None,
                 )
             )
+
+    def authorize(self, call: _Call, method: str, gallery: str) -> None:
+        """The deferred check of :meth:`call`: PermissionDenied unless the
+        caller holds ``method``'s role on ``gallery``."""
+        call.gallery = gallery
+        self.auth.authorize(call.principal, method, gallery)
+
+
+def _time_left(context: grpc.ServicerContext) -> float:
+    """Seconds left of the client's deadline (very large when it set none:
+    the embedder's own timeout then bounds each call)."""
+    return float(context.time_remaining())
 
 
 def _gallery_label(name: str) -> str:
@@ -124,10 +141,6 @@ def _quality_pb(quality: FaceQualityInfo | None) -> common_pb2.Quality | None:
         pitch_deg=quality.pitch_deg,
         roll_deg=quality.roll_deg,
     )
-
-
-def _quality(q: common_pb2.Quality) -> FaceQualityInfo:
-    return FaceQualityInfo(q.face_size_px, q.sharpness, q.yaw_deg, q.pitch_deg, q.roll_deg)
 
 
 def _embedding(e: common_pb2.Embedding) -> EmbeddingInput:
@@ -188,7 +201,7 @@ def _imported(index: int, message: registry_pb2.ImportGalleryRequest) -> Importe
         embedding=_embedding(f.embedding),
         metadata=dict(f.metadata),
         created_at=f.created_at,
-        quality=_quality(f.quality) if f.HasField("quality") else None,
+        quality=quality_from_pb(f.quality) if f.HasField("quality") else None,
     )
 
 
@@ -219,6 +232,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
                 metadata=dict(request.metadata),
                 idempotency_key=request.idempotency_key,
                 selection=selection,
+                timeout_s=_time_left(context),
             )
             call.decision = "replayed" if result.replayed else "enrolled"
         return registry_pb2.EnrollResponse(
@@ -240,7 +254,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         gallery = _gallery_label(request.gallery)
         with self._guard.call(context, _REGISTRY + "Verify", gallery, request.subject_id) as call:
             result = self._service.verify(
-                request.gallery, request.subject_id, _probe(request.probe)
+                request.gallery,
+                request.subject_id,
+                _probe(request.probe),
+                timeout_s=_time_left(context),
             )
             call.decision, call.score = _decision(result.match), result.score
         return registry_pb2.VerifyResponse(
@@ -261,6 +278,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
                 _probe(request.probe),
                 top_k=request.top_k,
                 min_score=request.min_score if request.HasField("min_score") else None,
+                timeout_s=_time_left(context),
             )
             if result.unknown or not result.candidates:
                 call.decision = "unknown"
@@ -286,7 +304,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         gallery = request.gallery or None
         with self._guard.call(context, _REGISTRY + "Compare", gallery) as call:
             result = self._service.compare(
-                _probe(request.a), _probe(request.b), gallery=request.gallery
+                _probe(request.a),
+                _probe(request.b),
+                gallery=request.gallery,
+                timeout_s=_time_left(context),
             )
             call.decision, call.score = _decision(result.match), result.score
         return registry_pb2.CompareResponse(
@@ -374,7 +395,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         )
         gallery = _gallery_label(request.name)
         with self._guard.call(context, _REGISTRY + "CreateGallery", gallery):
-            config = self._service.create_gallery(request.name, options)
+            config = self._service.create_gallery(
+                request.name, options, timeout_s=_time_left(context)
+            )
         return _gallery_pb(config)
 
     def ListGalleries(  # noqa: N802
@@ -413,11 +436,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         request_iterator: Iterator[registry_pb2.ImportGalleryRequest],
         context: grpc.ServicerContext,
     ) -> registry_pb2.ImportGalleryResponse:
-        first = next(request_iterator, None)
-        name = first.gallery if first is not None else ""
-        messages = chain([first], request_iterator) if first is not None else iter(())
-        gallery = _gallery_label(name)
-        with self._guard.call(context, _REGISTRY + "ImportGallery", gallery) as call:
+        method = _REGISTRY + "ImportGallery"
+        # Authenticate from the metadata before reading anything the client
+        # streams; the gallery (and so the role check) comes with message 1.
+        with self._guard.call(context, method, None, defer_authorization=True) as call:
+            first = next(request_iterator, None)
+            name = first.gallery if first is not None else ""
+            self._guard.authorize(call, method, _gallery_label(name))
+            messages = chain([first], request_iterator) if first is not None else iter(())
             result = self._service.import_gallery(
                 name, (_imported(i, m) for i, m in enumerate(messages))
             )

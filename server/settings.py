@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,13 @@ class RegistrySettings(BaseSettings):
     port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
     metrics_port: int = Field(9095, ge=0, le=65535, description="Prometheus /metrics; 0 = off.")
     embedder_address: str = Field("127.0.0.1:50051", description="host:port of the Embedder.")
-    embedder_timeout_s: float = Field(10.0, gt=0)
+    embedder_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for one embedder call, seconds."
+    )
+    embedder_tls_ca: Path | None = Field(
+        None,
+        description="PEM root certificate of the Embedder's TLS server; unset = plaintext.",
+    )
     store: Literal["edge", "qdrant"] = Field("edge", description="edge = embedded Qdrant engine.")
     data_dir: Path = Field(Path("var"), description="Edge store, API keys and audit log live here.")
     qdrant_url: str = Field(
@@ -43,5 +49,11 @@ class RegistrySettings(BaseSettings):
     workers: int = Field(16, ge=1, le=256)
     grace_s: float = Field(10.0, ge=0, description="Shutdown drains in-flight calls this long.")
     log_level: str = "INFO"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: Path | None = Field(None, description="PEM certificate chain; needs tls_key.")
+    tls_key: Path | None = Field(None, description="PEM private key; needs tls_cert.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> RegistrySettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        return self

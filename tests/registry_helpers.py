@@ -42,14 +42,21 @@ class InfoOnlyEmbedder(embedder_pb2_grpc.EmbedderServicer):  # type: ignore[misc
         )
 
 
-def start_info_embedder(port: int = 0) -> tuple[grpc.Server, int]:
-    """An InfoOnlyEmbedder on 127.0.0.1:port (0 picks one), with grpc health."""
+def start_info_embedder(
+    port: int = 0, credentials: grpc.ServerCredentials | None = None
+) -> tuple[grpc.Server, int]:
+    """An InfoOnlyEmbedder on 127.0.0.1:port (0 picks one), with grpc health;
+    TLS with ``credentials``."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     embedder_pb2_grpc.add_EmbedderServicer_to_server(InfoOnlyEmbedder(), server)
     checker = health.HealthServicer()
     checker.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    address = f"127.0.0.1:{port}"
+    if credentials is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, credentials)
     server.start()
     return server, bound
 

@@ -21,12 +21,16 @@ from registry_helpers import (
     FINGERPRINT,
     free_port,
     server_settings,
+    start_info_embedder,
     unit,
 )
 
+from likeness import errors
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
-from server.auth import REQUIRED_ROLE
+from server.audit import AuditLog
+from server.auth import KEYS_FILE, REQUIRED_ROLE, Authenticator, KeyStore
 from server.main import RegistryServer, create_server
+from server.servicer import RegistryServicer, make_guard
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -371,7 +375,6 @@ def test_audit_log_lines(stub: registry_pb2_grpc.RegistryStub, data_dir: Path) -
         "request_id",
         "decision",
         "score",
-        "detail",
     }
     assert all(set(x) <= allowed for x in lines)
     raw = (data_dir / "audit.jsonl").read_text()
@@ -418,16 +421,28 @@ def test_tls(tmp_path: Path, info_embedder: str) -> None:
         capture_output=True,
         timeout=30,
     )  # fmt: skip
-    srv = create_server(server_settings(tmp_path, info_embedder, tls_cert=cert, tls_key=key))
+    # The embedder serves TLS too: the registry reaches it through embedder_tls_ca.
+    embedder, embedder_port = start_info_embedder(
+        credentials=grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    )
+    settings = server_settings(
+        tmp_path,
+        f"localhost:{embedder_port}",
+        tls_cert=cert,
+        tls_key=key,
+        embedder_tls_ca=cert,
+    )
+    srv = create_server(settings)
     srv.start()
     try:
+        assert srv.serving  # its health check reached the TLS embedder
         creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         options = (("grpc.ssl_target_name_override", "localhost"),)
         with grpc.secure_channel(f"127.0.0.1:{srv.port}", creds, options=options) as ch:
-            stats = registry_pb2_grpc.RegistryStub(ch).Stats(
-                registry_pb2.StatsRequest(), timeout=10
+            made = registry_pb2_grpc.RegistryStub(ch).CreateGallery(
+                registry_pb2.CreateGalleryRequest(name="default"), timeout=10
             )
-            assert stats.gallery.name == "default"
+            assert made.name == "default"
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as plain:
             code, _ = status_of(
                 lambda: registry_pb2_grpc.RegistryStub(plain).Stats(
@@ -437,3 +452,58 @@ def test_tls(tmp_path: Path, info_embedder: str) -> None:
             assert code == grpc.StatusCode.UNAVAILABLE
     finally:
         srv.stop(0)
+        embedder.stop(0)
+    with pytest.raises(ValueError, match="tls_cert and tls_key must be set together"):
+        server_settings(tmp_path, info_embedder, tls_cert=cert)
+    with pytest.raises(ValueError, match="tls_cert and tls_key must be set together"):
+        server_settings(tmp_path, info_embedder, tls_key=key)
+
+
+def test_api_keys_are_shared_by_replicas_without_restart(tmp_path: Path) -> None:
+    one, two = KeyStore(tmp_path / KEYS_FILE), KeyStore(tmp_path / KEYS_FILE)
+    key_a, secret_a = one.create("a", {"*": "read"})
+    assert two.find(secret_a) == key_a  # created through another replica
+    key_b, secret_b = two.create("b", {"g": "admin"})  # must not drop "a"
+    assert {k.key_id for k in one.list()} == {key_a.key_id, key_b.key_id}
+    one.revoke(key_b.key_id)
+    assert two.find(secret_b) is None  # revoked through another replica
+    assert two.find(secret_a) == key_a
+    assert (tmp_path / "api_keys.lock").exists()
+
+
+class _FakeContext:
+    """What _Guard reads of a ServicerContext: metadata only."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+def test_import_gallery_authenticates_before_reading_the_stream(tmp_path: Path) -> None:
+    read: list[int] = []
+
+    def stream() -> Iterator[registry_pb2.ImportGalleryRequest]:
+        read.append(1)
+        yield registry_pb2.ImportGalleryRequest(gallery="g")
+
+    auth = Authenticator(KeyStore(tmp_path / KEYS_FILE), required=True)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    servicer = RegistryServicer(None, make_guard(auth, audit))  # type: ignore[arg-type]
+    with pytest.raises(errors.Unauthenticated):
+        servicer.ImportGallery(stream(), _FakeContext(()))  # type: ignore[arg-type]
+    assert read == []  # nothing the unauthenticated client sent was read
+    _, secret = auth.keys.create("reader", {"g": "read"})
+    with pytest.raises(errors.PermissionDenied):
+        servicer.ImportGallery(stream(), _FakeContext(bearer(secret)))  # type: ignore[arg-type]
+    audit.close()
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(x["outcome"], x.get("gallery")) for x in lines] == [
+        ("UNAUTHENTICATED", None),
+        ("PERMISSION_DENIED", "g"),
+    ]
+    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600

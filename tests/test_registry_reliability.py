@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -159,7 +160,8 @@ def test_32_concurrent_clients_get_consistent_answers(tmp_path: Path, info_embed
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = registry_pb2_grpc.RegistryStub(channel)
-            stub.Stats(registry_pb2.StatsRequest())  # creates the default gallery
+            # Made up front: reads such as Stats no longer create "default".
+            stub.CreateGallery(registry_pb2.CreateGalleryRequest(name="default"))
 
             def client(t: int) -> None:
                 for r in range(4):
@@ -279,5 +281,22 @@ def test_embedder_down_then_back(
             wait_for(lambda: _health(channel) == SERVING, 15, "SERVING again")
             created = stub.CreateGallery(registry_pb2.CreateGalleryRequest(name="after"))
             assert created.model_fingerprint == FINGERPRINT
+    finally:
+        server.stop(0)
+
+
+def test_failed_start_releases_the_data_dir(tmp_path: Path, info_embedder: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError):
+            create_server(server_settings(tmp_path, info_embedder, port=port))
+    # The edge store's lock, the audit log and the embedder channel were
+    # released: a second server on the same data_dir starts.
+    server = create_server(server_settings(tmp_path, info_embedder))
+    server.start()
+    try:
+        assert server.serving
     finally:
         server.stop(0)

@@ -4,6 +4,7 @@ precomputed-embedding probes (and the real embedder for the image paths)."""
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -14,14 +15,15 @@ from registry_helpers import (
     FINGERPRINT,
     LFW,
     THRESHOLD,
+    free_port,
     near,
     open_memory_store,
     unit,
 )
 
 from likeness import errors
-from server.domain import DEFAULT_GALLERY
-from server.embedder_client import EmbedderClient, Selection
+from server.domain import DEFAULT_GALLERY, FaceQualityInfo, StoredFace
+from server.embedder_client import EmbeddedFace, EmbedderClient, ModelInfo, Selection
 from server.service import (
     EmbeddingInput,
     GalleryOptions,
@@ -181,6 +183,136 @@ def test_delete_face(service: RegistryService) -> None:
         service.delete_face("", gone)
     with pytest.raises(errors.InvalidArgument, match="face_id"):
         service.delete_face("", "not-a-uuid")
+
+
+def test_delete_face_waits_for_an_enrolment_of_its_subject(service: RegistryService) -> None:
+    face = enroll_one(service, "mia", unit(43))
+    lock = service._lock(DEFAULT_GALLERY, "mia")  # what a running Enroll of "mia" holds
+    with lock:
+        worker = threading.Thread(target=service.delete_face, args=("", face))
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive()  # blocked until the enrolment is done
+    worker.join(5)
+    assert not worker.is_alive()
+    with pytest.raises(errors.NotFound):
+        service.get_subject("", "mia")
+
+
+class _DeleteDuringEnrol:
+    """A store proxy: another replica deletes ``face_id`` right after an
+    enrolment has read the subject's faces."""
+
+    def __init__(self, store: FaceStore, face_id: str) -> None:
+        self._store = store
+        self._face_id = face_id
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def subject_faces(self, gallery: str, subject_id: str) -> list[StoredFace]:
+        faces = self._store.subject_faces(gallery, subject_id)
+        if self._face_id:
+            self._store.delete_face(gallery, self._face_id)
+            self._face_id = ""
+        return faces
+
+
+def test_metadata_update_never_brings_back_a_face_deleted_meanwhile(
+    memory_store: FaceStore, info_embedder: str
+) -> None:
+    client = EmbedderClient(info_embedder, timeout_s=5.0, max_message_bytes=8 << 20)
+    plain = RegistryService(memory_store, client)
+    keep = enroll_one(plain, "noa", unit(44), metadata={"v": "1"})
+    gone = enroll_one(plain, "noa", unit(45))
+    racing = RegistryService(_DeleteDuringEnrol(memory_store, gone), client)  # type: ignore[arg-type]
+    added = enroll_one(racing, "noa", unit(46), metadata={"v": "2"})
+    record = plain.get_subject("", "noa")
+    assert sorted(f.face_id for f in record.faces) == sorted([keep, added])
+    assert all(f.metadata == {"v": "2"} for f in record.faces)
+    np.testing.assert_allclose(record.faces[0].vector, unit(44), atol=1e-6)
+    client.close()
+
+
+def test_partial_replay_writes_only_the_missing_faces(service: RegistryService) -> None:
+    vectors = [emb(unit(47)), emb(unit(48))]
+    first = service.enroll("", "olga", embeddings=vectors, idempotency_key="k-olga")
+    kept, lost = (f.face_id for f in first.faces)
+    before = {f.face_id: f.created_at for f in service.get_subject("", "olga").faces}
+    service.delete_face("", lost)  # as if the first attempt had stored one face only
+    retry = service.enroll("", "olga", embeddings=vectors, idempotency_key="k-olga")
+    assert [f.face_id for f in retry.faces] == [kept, lost] and not retry.replayed
+    after = {f.face_id: f.created_at for f in service.get_subject("", "olga").faces}
+    assert set(after) == {kept, lost}
+    assert after[kept] == before[kept]  # the stored face was not written again
+
+
+def test_reads_of_a_missing_default_gallery_are_not_found_and_create_nothing(
+    memory_store: FaceStore,
+) -> None:
+    # The embedder is down: a read must need neither it nor a write.
+    down = EmbedderClient(f"127.0.0.1:{free_port()}", timeout_s=2.0, max_message_bytes=1 << 20)
+    svc = RegistryService(memory_store, down)
+    face = "6c3e1c1e-0000-4000-8000-000000000002"
+    reads: list[Callable[[], object]] = [
+        lambda: svc.stats(""),
+        lambda: svc.get_subject("", "a"),
+        lambda: svc.list_subjects(""),
+        lambda: svc.delete_subject("", "a"),
+        lambda: svc.delete_face("", face),
+        lambda: svc.export_gallery(""),
+        lambda: svc.import_gallery("", iter(())),
+    ]
+    for read in reads:
+        with pytest.raises(errors.NotFound, match="gallery 'default' not found"):
+            read()
+    assert svc.list_galleries() == []
+    with pytest.raises(errors.Unavailable) as info:
+        svc.enroll("", "a", embeddings=[emb(unit(1))])
+    assert str(info.value) == "the embedder is unavailable"  # no address, no grpc text
+    down.close()
+
+
+class _RecordingEmbedder:
+    """An EmbedderPort that records the timeout of each call."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+
+    def info(self, timeout_s: float | None = None) -> ModelInfo:
+        self.timeouts.append(timeout_s)
+        return ModelInfo(FINGERPRINT, DIM, THRESHOLD)
+
+    def embed(
+        self, image: bytes, selection: Selection, timeout_s: float | None = None
+    ) -> list[EmbeddedFace]:
+        self.timeouts.append(timeout_s)
+        quality = FaceQualityInfo(100.0, 50.0, 0.0, 0.0, 0.0)
+        return [EmbeddedFace(unit(49), FINGERPRINT, quality, (0, 0, 10, 10))]
+
+    def check_health(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_the_clients_remaining_deadline_bounds_embedder_calls(memory_store: FaceStore) -> None:
+    embedder = _RecordingEmbedder()
+    svc = RegistryService(memory_store, embedder)
+    svc.enroll("", "pia", images=[b"img"], timeout_s=0.8)
+    svc.verify("", "pia", Probe(image=b"img"), timeout_s=0.5)
+    svc.compare(Probe(image=b"a"), Probe(image=b"b"), timeout_s=0.5)
+    assert len(embedder.timeouts) >= 5
+    assert all(t is not None and 0 < t <= 0.8 for t in embedder.timeouts)
+    svc.verify("", "pia", Probe(image=b"img"))
+    assert embedder.timeouts[-1] is None  # no client deadline: the configured one applies
+
+
+def test_embedder_client_caps_the_deadline(info_embedder: str) -> None:
+    client = EmbedderClient(info_embedder, timeout_s=5.0, max_message_bytes=1 << 20)
+    assert client.info(timeout_s=1e9).dim == DIM
+    with pytest.raises(errors.DeadlineExceeded):
+        client.info(timeout_s=0.0)
+    client.close()
 
 
 def test_compare_stores_nothing_and_uses_the_right_threshold(service: RegistryService) -> None:

@@ -196,8 +196,9 @@ def test_wrong_dim_is_invalid_argument(store: FaceStore) -> None:
     [face] = _faces(_unit(np.random.default_rng(5), 1, dim=DIM + 1))
     with pytest.raises(errors.InvalidArgument):
         store.upsert_faces("g1", [face])
-    with pytest.raises(errors.InvalidArgument):
+    with pytest.raises(errors.InvalidArgument) as info:
         store.search("g1", face.vector, 3)
+    assert "not aligned" not in str(info.value)  # the engine's own text stays in the log
     assert store.counts("g1") == (0, 0)
 
 
@@ -357,6 +358,77 @@ def test_backends_agree(tmp_path: Path) -> None:
 # -- edge only -----------------------------------------------------------------
 
 
+def test_set_subject_metadata_rewrites_payload_only(
+    filled: tuple[FaceStore, np.ndarray, list[StoredFace]],
+) -> None:
+    store, vectors, faces = filled
+    store.delete_face("g1", faces[0].face_id)  # subj-00000 keeps faces 1 and 2
+    store.set_subject_metadata("g1", "subj-00000", {"team": "b"})
+    after = {f.face_id: f for f in store.subject_faces("g1", "subj-00000")}
+    assert set(after) == {faces[1].face_id, faces[2].face_id}  # the deleted one stays gone
+    assert all(f.metadata == {"team": "b"} for f in after.values())  # "row" is replaced
+    for i in (1, 2):
+        np.testing.assert_allclose(after[faces[i].face_id].vector, vectors[i], atol=1e-6)
+        assert after[faces[i].face_id].created_at == faces[i].created_at
+    assert store.subject_faces("g1", "subj-00001")[0].metadata != {"team": "b"}
+    store.set_subject_metadata("g1", "nobody", {"team": "c"})  # no-op, no error
+    assert store.counts("g1") == (100, 299)
+    with pytest.raises(errors.NotFound):
+        store.set_subject_metadata("nope", "subj-00000", {})
+
+
+def test_face_subject(filled: tuple[FaceStore, np.ndarray, list[StoredFace]]) -> None:
+    store, _, faces = filled
+    assert store.face_subject("g1", faces[4].face_id) == "subj-00001"
+    assert store.face_subject("g1", faces[4].face_id.upper()) == "subj-00001"
+    assert store.face_subject("g1", str(uuid.uuid4())) is None
+    assert store.face_subject("g1", "not-a-uuid") is None
+    with pytest.raises(errors.NotFound):
+        store.face_subject("nope", faces[4].face_id)
+
+
+def test_qdrant_delete_subject_takes_faces_written_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another replica enrols a face of the subject between the count and the
+    # delete: deleting by filter (not by a list of ids read before) takes it.
+    store = QdrantStore(location=":memory:")
+    try:
+        store.create_gallery(_config())
+        faces = _faces(_unit(np.random.default_rng(3), 4), per_subject=4)
+        store.upsert_faces("g1", faces[:3])
+        client = store._client
+        real_delete = client.delete
+
+        def delete_after_a_concurrent_enrol(*args: object, **kwargs: object) -> object:
+            store._serial.__exit__(None, None, None)  # let the "other replica" write
+            try:
+                store.upsert_faces("g1", faces[3:])
+            finally:
+                store._serial.__enter__()
+            return real_delete(*args, **kwargs)  # type: ignore[arg-type]
+
+        with monkeypatch.context() as patch:
+            patch.setattr(client, "delete", delete_after_a_concurrent_enrol)
+            assert store.delete_subject("g1", "subj-00000") == 3
+        assert store.subject_faces("g1", "subj-00000") == []
+    finally:
+        store.close()
+
+
+def test_edge_corrupt_gallery_config_names_the_gallery(tmp_path: Path) -> None:
+    store = _edge(tmp_path)
+    store.create_gallery(_config())
+    store.close()
+    config_file = tmp_path / "galleries" / "g1" / "config.json"
+    good = config_file.read_text()
+    config_file.write_text("{not json")
+    with pytest.raises(errors.FailedPrecondition, match="'g1' is corrupt"):
+        _edge(tmp_path)
+    config_file.write_text(good)
+    _edge(tmp_path).close()  # the failed open released the directory's lock
+
+
 def test_edge_persists_across_reopen(tmp_path: Path) -> None:
     vectors = _unit(np.random.default_rng(12), 50)
     faces = _faces(vectors)
@@ -477,10 +549,12 @@ def _unused_port() -> int:
 def test_dead_qdrant_server_is_unavailable(prefer_grpc: bool) -> None:
     store = QdrantStore(f"http://127.0.0.1:{_unused_port()}", prefer_grpc=prefer_grpc, timeout_s=2)
     started = time.monotonic()
-    with pytest.raises(errors.Unavailable):
+    with pytest.raises(errors.Unavailable) as info:
         store.check_health()
-    with pytest.raises(errors.Unavailable):
+    assert str(info.value) == "the store is unavailable"  # no address, no client text
+    with pytest.raises(errors.Unavailable) as info:
         store.search("g1", np.ones(DIM, np.float32), 3)
+    assert str(info.value) == "the store is unavailable"
     with pytest.raises(errors.Unavailable):
         store.create_gallery(_config())
     assert time.monotonic() - started < 5

@@ -145,7 +145,8 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSubjects(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND for a gallery that does not exist ("default" included).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from likeness import errors
+from server._validate import GALLERY_NAME_RE, canonical_uuid
 from server.domain import FaceQualityInfo, GalleryConfig, SearchHit, StoredFace
 
 #: Payload keys of a face point.
@@ -32,7 +31,6 @@ QUALITY_KEY = "quality"
 #: Payload a search hit needs (the rest stays on disk).
 HIT_PAYLOAD_KEYS = [SUBJECT_KEY, METADATA_KEY]
 
-_GALLERY_NAME = re.compile(r"[a-z0-9_-]{1,64}")
 _CONFIG_FIELDS = {f.name for f in fields(GalleryConfig)}
 
 
@@ -42,7 +40,7 @@ def check_gallery_name(name: str) -> str:
     Both backends build paths or collection names from it, so they check it
     again even though the service validates first.
     """
-    if not isinstance(name, str) or _GALLERY_NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or GALLERY_NAME_RE.fullmatch(name) is None:
         raise errors.InvalidArgument(
             f"gallery name {name!r} must be 1-64 characters of a-z, 0-9, '_' and '-'"
         )
@@ -51,10 +49,7 @@ def check_gallery_name(name: str) -> str:
 
 def face_uuid(face_id: str) -> str | None:
     """The canonical (lower-case, hyphenated) form of a face id, None if not a UUID."""
-    try:
-        return str(uuid.UUID(face_id))
-    except (ValueError, TypeError, AttributeError):
-        return None
+    return canonical_uuid(face_id)
 
 
 def require_face_uuid(face_id: str) -> str:

@@ -55,8 +55,19 @@ class FaceStore(Protocol):
         """All faces of a subject (empty list when the subject is unknown)."""
         ...
 
+    def set_subject_metadata(self, gallery: str, subject_id: str, metadata: dict[str, str]) -> None:
+        """Replace the metadata of every stored face of a subject (payload
+        only: vectors are not rewritten, and a face deleted meanwhile stays
+        deleted). No-op for an unknown subject."""
+        ...
+
     def delete_subject(self, gallery: str, subject_id: str) -> int:
-        """Delete a subject's faces; returns how many were deleted."""
+        """Delete a subject's faces (by filter, so a face written meanwhile
+        goes too); returns how many were counted just before."""
+        ...
+
+    def face_subject(self, gallery: str, face_id: str) -> str | None:
+        """The subject id of a stored face; None when absent (or not a UUID)."""
         ...
 
     def delete_face(self, gallery: str, face_id: str) -> str:

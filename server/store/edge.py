@@ -285,14 +285,37 @@ class EdgeStore:
             name = g.config.name
         return [codec.face_from_point(r.id, r.payload, r.vector, name) for r in records]
 
+    def set_subject_metadata(self, gallery: str, subject_id: str, metadata: dict[str, str]) -> None:
+        """Replace the metadata payload of the subject's faces (vectors untouched)."""
+        with self._writing(gallery) as g:
+            self._apply(
+                g,
+                self._qe.UpdateOperation.set_payload_by_filter(
+                    self._subject_filter(subject_id), {codec.METADATA_KEY: dict(metadata)}
+                ),
+            )
+
     def delete_subject(self, gallery: str, subject_id: str) -> int:
         """Delete a subject's faces; returns how many (0 when unknown)."""
+        flt = self._subject_filter(subject_id)
         with self._writing(gallery) as g:
-            records = self._scroll_all(g, self._subject_filter(subject_id), with_vector=False)
-            ids = [str(r.id) for r in records]
-            if ids:
-                self._apply(g, self._qe.UpdateOperation.delete_points(ids))
-        return len(ids)
+            count = int(g.shard.count(self._qe.CountRequest(exact=True, filter=flt)))
+            if count:
+                self._apply(g, self._qe.UpdateOperation.delete_points_by_filter(flt))
+        return count
+
+    def face_subject(self, gallery: str, face_id: str) -> str | None:
+        """The subject id of a stored face; None when absent."""
+        canonical = codec.face_uuid(face_id)
+        with self._reading(gallery) as g:
+            if canonical is None:
+                return None
+            records = g.shard.retrieve(
+                [canonical],
+                with_payload=self._qe.PayloadSelector.Include([codec.SUBJECT_KEY]),
+                with_vector=False,
+            )
+        return str((records[0].payload or {}).get(codec.SUBJECT_KEY, "")) if records else None
 
     def delete_face(self, gallery: str, face_id: str) -> str:
         """Delete one face; returns its subject id; NotFound when absent."""
@@ -513,10 +536,16 @@ class EdgeStore:
                 log.warning("removing unfinished gallery directory %s", directory)
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
-            config = codec.config_from_dict(json.loads(config_file.read_text()))
-            active = (directory / _ACTIVE_FILE).read_text().strip()
+            corrupt = f"edge store gallery {directory.name!r} is corrupt ({directory})"
+            try:
+                config = codec.config_from_dict(json.loads(config_file.read_text()))
+                active = (directory / _ACTIVE_FILE).read_text().strip()
+            except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+                # ValueError covers bad JSON; TypeError a JSON value that is
+                # not an object or lacks a config field.
+                raise errors.FailedPrecondition(f"{corrupt}: {type(exc).__name__}") from None
             if config.name != directory.name or _SHARD_DIR.fullmatch(active) is None:
-                raise errors.FailedPrecondition(f"edge store gallery {directory} is corrupt")
+                raise errors.FailedPrecondition(corrupt)
             for other in directory.iterdir():
                 if other.is_dir() and other.name != active:
                     shutil.rmtree(other, ignore_errors=True)

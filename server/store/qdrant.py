@@ -45,17 +45,9 @@ _UPSERT_BATCH = 512
 #: Namespace of the gallery-config point ids (uuid5 of the gallery name).
 _META_NAMESPACE = uuid.UUID("0b8f7f4e-5a0f-4d0c-9a57-3b1d6f0e2c11")
 
-_UNAVAILABLE_CODES = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-}
+#: What a client is told; the server's own words go to the log only.
+_UNAVAILABLE = "the store is unavailable"
+_REJECTED = "the store rejected the request"
 
 
 class _Missing(Exception):
@@ -247,19 +239,54 @@ class QdrantStore:
         records = self._scroll_all(gallery, _subject_filter(subject_id), with_vectors=True)
         return [codec.face_from_point(r.id, r.payload, r.vector, gallery) for r in records]
 
+    def set_subject_metadata(self, gallery: str, subject_id: str, metadata: dict[str, str]) -> None:
+        """Replace the metadata payload of the subject's faces by filter
+        (vectors untouched; waits for the acknowledgement)."""
+        self._on_gallery(
+            gallery,
+            self._client.set_payload,
+            self._collection(gallery),
+            payload={codec.METADATA_KEY: dict(metadata)},
+            points=models.FilterSelector(filter=_subject_filter(subject_id)),
+            wait=True,
+        )
+
     def delete_subject(self, gallery: str, subject_id: str) -> int:
-        """Delete a subject's faces; returns how many (0 when unknown)."""
-        records = self._scroll_all(gallery, _subject_filter(subject_id), with_vectors=False)
-        ids: list[Any] = [str(r.id) for r in records]
-        if ids:
+        """Delete a subject's faces by filter, so a face another replica
+        enrols meanwhile goes too; returns the exact count taken just before
+        (0 when unknown)."""
+        flt = _subject_filter(subject_id)
+        collection = self._collection(gallery)
+        count = int(
+            self._on_gallery(
+                gallery, self._client.count, collection, count_filter=flt, exact=True
+            ).count
+        )
+        if count:
             self._on_gallery(
                 gallery,
                 self._client.delete,
-                self._collection(gallery),
-                models.PointIdsList(points=ids),
+                collection,
+                models.FilterSelector(filter=flt),
                 wait=True,
             )
-        return len(ids)
+        return count
+
+    def face_subject(self, gallery: str, face_id: str) -> str | None:
+        """The subject id of a stored face; None when absent."""
+        canonical = codec.face_uuid(face_id)
+        if canonical is None:
+            self._require_collection(gallery)
+            return None
+        records = self._on_gallery(
+            gallery,
+            self._client.retrieve,
+            self._collection(gallery),
+            [canonical],
+            with_payload=[codec.SUBJECT_KEY],
+            with_vectors=False,
+        )
+        return str((records[0].payload or {}).get(codec.SUBJECT_KEY, "")) if records else None
 
     def delete_face(self, gallery: str, face_id: str) -> str:
         """Delete one face; returns its subject id; NotFound when absent."""
@@ -342,7 +369,8 @@ class QdrantStore:
         except UnexpectedResponse as exc:
             raise _from_http(exc) from exc
         except (ApiException, QdrantException, OSError) as exc:
-            raise errors.Unavailable(f"qdrant cannot be reached: {type(exc).__name__}") from exc
+            log.warning("qdrant cannot be reached", exc_info=True)
+            raise errors.Unavailable(_UNAVAILABLE) from exc
         except ValueError as exc:
             # Local mode reports both unknown collections and bad input as
             # ValueError; the caller tells them apart by asking for the collection.
@@ -356,7 +384,8 @@ class QdrantStore:
             self._require_collection(gallery)
             if isinstance(exc, _Missing):
                 raise errors.NotFound(f"gallery {gallery!r} not found") from None
-            raise errors.InvalidArgument(f"rejected by the store: {exc}") from None
+            log.warning("the store rejected a request on gallery %r: %s", gallery, exc)
+            raise errors.InvalidArgument(_REJECTED) from None
 
     def _require_collection(self, gallery: str) -> None:
         if not self._call(self._client.collection_exists, self._collection(gallery)):
@@ -389,7 +418,8 @@ class QdrantStore:
             )
         except (_Missing, _LocalValueError):
             self._meta_ready = False
-            raise errors.Unavailable(f"the gallery collection {self._meta} is missing") from None
+            log.warning("the gallery collection %s is missing", self._meta)
+            raise errors.Unavailable(_UNAVAILABLE) from None
         if not records:
             return None
         return codec.config_from_dict(records[0].payload or {})
@@ -407,7 +437,10 @@ class QdrantStore:
                 write_consistency_factor=config.write_consistency_factor or None,
             )
         except (_Missing, _LocalValueError) as exc:
-            raise errors.InvalidArgument(f"cannot create gallery {config.name!r}: {exc}") from None
+            log.warning("the store rejected creating gallery %r: %s", config.name, exc)
+            raise errors.InvalidArgument(
+                f"{_REJECTED}: cannot create gallery {config.name!r}"
+            ) from None
         if not self._local:
             # Local mode has no payload indexes (it warns and ignores them).
             self._call(
@@ -490,13 +523,12 @@ def _from_grpc(exc: grpc.RpcError) -> Exception:
     if code == grpc.StatusCode.NOT_FOUND:
         return _Missing(details)
     if code == grpc.StatusCode.ALREADY_EXISTS:
-        return errors.AlreadyExists(details)
+        return errors.AlreadyExists("already exists")
+    name = code.name if code is not None else "unknown"
+    log.warning("qdrant answered %s: %s", name, details, exc_info=exc)
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-        return errors.InvalidArgument(f"rejected by qdrant: {details}")
-    if code in _UNAVAILABLE_CODES or code is None:
-        name = code.name if code is not None else "unknown"
-        return errors.Unavailable(f"qdrant is unavailable ({name})")
-    return errors.Unavailable(f"qdrant failed ({code.name})")
+        return errors.InvalidArgument(_REJECTED)
+    return errors.Unavailable(_UNAVAILABLE)
 
 
 def _from_http(exc: UnexpectedResponse) -> Exception:
@@ -504,7 +536,8 @@ def _from_http(exc: UnexpectedResponse) -> Exception:
     if status == 404:
         return _Missing(exc.reason_phrase)
     if status == 409:
-        return errors.AlreadyExists(exc.reason_phrase)
+        return errors.AlreadyExists("already exists")
+    log.warning("qdrant answered HTTP %d: %r", status, exc.content[:300], exc_info=exc)
     if status in (400, 422):
-        return errors.InvalidArgument(f"rejected by qdrant: {exc.content[:300]!r}")
-    return errors.Unavailable(f"qdrant is unavailable (HTTP {status})")
+        return errors.InvalidArgument(_REJECTED)
+    return errors.Unavailable(_UNAVAILABLE)
