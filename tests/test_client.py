@@ -321,7 +321,9 @@ def test_the_deadline_bounds_retries_too(fake: FakeRegistry, address: str) -> No
         pytest.raises(UnavailableError),
     ):
         client.verify("alice", b"jpeg")
-    assert time.monotonic() - start < 0.6
+    # Unbounded, 20 attempts 0.2 s apart would take about 4 s; the 0.5 s
+    # deadline must cut that short (slack for a loaded 2-core machine).
+    assert time.monotonic() - start < 2.0
     assert 2 <= len(fake.seen["Verify"]) <= 5
 
 
