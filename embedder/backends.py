@@ -69,6 +69,7 @@ class MobileNetBackend:
             # RuntimeError: TF was initialised by an earlier backend in this process.
             with contextlib.suppress(RuntimeError):
                 tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
         self.manifest = load_manifest(folder)
         cfg = ModelConfig(**self.manifest.config)
         self._config = cfg
