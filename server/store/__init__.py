@@ -25,7 +25,11 @@ def open_store(settings: RegistrySettings) -> FaceStore:
     if settings.store == "edge":
         from server.store.edge import EdgeStore
 
-        return EdgeStore(settings.data_dir / "qdrant", hnsw_min_faces=settings.hnsw_min_faces)
+        return EdgeStore(
+            settings.data_dir / "qdrant",
+            hnsw_min_faces=settings.hnsw_min_faces,
+            hnsw_ef=settings.hnsw_ef,
+        )
     from server.store.qdrant import QdrantStore
 
     if settings.qdrant_url == ":memory:":
