@@ -8,9 +8,9 @@ import grpc
 
 from embedder.backends import EmbeddingBackend
 from embedder.pipeline import EmbedResult, FacePipeline, Selection
-from embedder.quality import FaceQuality
 from likeness.errors import DeadlineExceeded, InvalidArgument, LikenessError
 from likeness.interceptor import REQUEST_ID_KEY, request_id, status_of
+from likeness.quality import quality_to_pb
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
@@ -33,16 +33,6 @@ def selection_from_proto(value: int) -> Selection:
         raise InvalidArgument(f"selection: unknown FaceSelection value {value}") from None
 
 
-def quality_to_proto(q: FaceQuality) -> common_pb2.Quality:
-    return common_pb2.Quality(
-        face_size_px=q.face_size_px,
-        sharpness=q.sharpness,
-        yaw_deg=q.yaw_deg,
-        pitch_deg=q.pitch_deg,
-        roll_deg=q.roll_deg,
-    )
-
-
 def result_to_proto(result: EmbedResult, fingerprint: str) -> embedder_pb2.EmbedResponse:
     faces = []
     for face in result.faces:
@@ -52,7 +42,7 @@ def result_to_proto(result: EmbedResult, fingerprint: str) -> embedder_pb2.Embed
                 box=common_pb2.BoundingBox(left=left, top=top, right=right, bottom=bottom),
                 landmarks=[common_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks],
                 detection_score=face.detection_score,
-                quality=quality_to_proto(face.quality),
+                quality=quality_to_pb(face.quality),
                 embedding=common_pb2.Embedding(
                     values=face.vector.tolist(), model_fingerprint=fingerprint
                 ),

@@ -29,6 +29,7 @@ from likeness._client_types import (
     SubjectSummary,
     VerifyResult,
 )
+from likeness.quality import quality_to_pb
 from likeness.v1 import common_pb2, registry_pb2
 
 Probe = bytes | Embedding
@@ -51,19 +52,6 @@ def quality(msg: Any, field: str) -> Quality | None:
         return None
     q = getattr(msg, field)
     return Quality(q.face_size_px, q.sharpness, q.yaw_deg, q.pitch_deg, q.roll_deg)
-
-
-def quality_pb(value: Quality | None) -> Any:
-    """The protobuf Quality of a value (None when unset)."""
-    if value is None:
-        return None
-    return common_pb2.Quality(
-        face_size_px=value.face_size_px,
-        sharpness=value.sharpness,
-        yaw_deg=value.yaw_deg,
-        pitch_deg=value.pitch_deg,
-        roll_deg=value.roll_deg,
-    )
 
 
 def embedding(msg: Any) -> Embedding:
@@ -206,7 +194,7 @@ def exported_face_pb(value: ExportedFace) -> Any:
         embedding=embedding_pb(value.embedding),
         metadata=dict(value.metadata),
         created_at=value.created_at,
-        quality=quality_pb(value.quality),
+        quality=quality_to_pb(value.quality),
     )
 
 

@@ -12,10 +12,11 @@ import grpc
 
 from likeness import errors
 from likeness.interceptor import REQUEST_ID_KEY, request_id, status_of
+from likeness.quality import quality_to_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from server.audit import AuditLog, AuditRecord
 from server.auth import ALL_GALLERIES, ApiKey, Authenticator, Principal, Role
-from server.domain import FaceQualityInfo, GalleryConfig, StoredFace
+from server.domain import GalleryConfig, StoredFace
 from server.embedder_client import Selection, quality_from_pb
 from server.service import (
     EmbeddingInput,
@@ -131,18 +132,6 @@ def _gallery_label(name: str) -> str:
     return name or "default"
 
 
-def _quality_pb(quality: FaceQualityInfo | None) -> common_pb2.Quality | None:
-    if quality is None:
-        return None
-    return common_pb2.Quality(
-        face_size_px=quality.face_size_px,
-        sharpness=quality.sharpness,
-        yaw_deg=quality.yaw_deg,
-        pitch_deg=quality.pitch_deg,
-        roll_deg=quality.roll_deg,
-    )
-
-
 def _embedding(e: common_pb2.Embedding) -> EmbeddingInput:
     return EmbeddingInput(values=list(e.values), model_fingerprint=e.model_fingerprint)
 
@@ -174,7 +163,7 @@ def _face_record(f: StoredFace) -> registry_pb2.FaceRecord:
         face_id=f.face_id,
         model_fingerprint=f.model_fingerprint,
         created_at=f.created_at,
-        quality=_quality_pb(f.quality),
+        quality=quality_to_pb(f.quality),
     )
 
 
@@ -187,7 +176,7 @@ def _exported(f: StoredFace) -> registry_pb2.ExportedFace:
         ),
         metadata=f.metadata,
         created_at=f.created_at,
-        quality=_quality_pb(f.quality),
+        quality=quality_to_pb(f.quality),
     )
 
 
@@ -238,7 +227,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         return registry_pb2.EnrollResponse(
             subject_id=result.subject_id,
             faces=[
-                registry_pb2.EnrolledFace(face_id=f.face_id, quality=_quality_pb(f.quality))
+                registry_pb2.EnrolledFace(face_id=f.face_id, quality=quality_to_pb(f.quality))
                 for f in result.faces
             ],
             possible_duplicates=[
@@ -265,7 +254,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             threshold=result.threshold,
             match=result.match,
             face_id=result.face_id,
-            probe_quality=_quality_pb(result.probe_quality),
+            probe_quality=quality_to_pb(result.probe_quality),
         )
 
     def Identify(  # noqa: N802
@@ -294,7 +283,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             ],
             unknown=result.unknown,
             threshold=result.threshold,
-            probe_quality=_quality_pb(result.probe_quality),
+            probe_quality=quality_to_pb(result.probe_quality),
         )
 
     def Compare(  # noqa: N802
@@ -314,8 +303,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             score=result.score,
             threshold=result.threshold,
             match=result.match,
-            quality_a=_quality_pb(result.quality_a),
-            quality_b=_quality_pb(result.quality_b),
+            quality_a=quality_to_pb(result.quality_a),
+            quality_b=quality_to_pb(result.quality_b),
         )
 
     def GetSubject(  # noqa: N802
