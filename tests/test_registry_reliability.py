@@ -1,5 +1,6 @@
 """Registry reliability: a crash mid-stream loses no acknowledged enrolment
-and duplicates none; concurrent clients; dependencies going away and back."""
+and duplicates none; concurrent clients; dependencies (the embedder, the
+Qdrant server) going away and back."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from qdrant_grpc_shim import ShimProcess
 from registry_helpers import (
     FINGERPRINT,
     free_port,
+    near,
     server_settings,
     start_info_embedder,
     unit,
@@ -34,6 +38,8 @@ pytest_plugins = ["registry_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ENROLLS = 2000
+
+T = TypeVar("T")
 
 
 def emb(v: np.ndarray) -> common_pb2.Embedding:
@@ -283,6 +289,103 @@ def test_embedder_down_then_back(
             assert created.model_fingerprint == FINGERPRINT
     finally:
         server.stop(0)
+
+
+@pytest.fixture
+def qdrant_shim(tmp_path: Path) -> Iterator[ShimProcess]:
+    """A Qdrant gRPC server double (tests/qdrant_grpc_shim.py) on a fixed
+    loopback port, its data under tmp_path; stopped at teardown, whatever
+    the test did to it."""
+    shim = ShimProcess(free_port(), tmp_path / "qdrant-shim-data", tmp_path / "qdrant-shim.log")
+    try:
+        shim.start()
+        yield shim
+    finally:
+        shim.stop()
+
+
+def _unavailable_answer(call: Callable[[], object]) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert "Traceback" not in (info.value.details() or "")  # type: ignore[attr-defined]
+
+
+def _until_available(call: Callable[[], T], timeout_s: float) -> T:
+    """``call()``, retried while it answers UNAVAILABLE (what the proto tells
+    clients to do), for at most ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            if code != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_qdrant_down_then_back(
+    tmp_path: Path, info_embedder: str, qdrant_shim: ShimProcess
+) -> None:
+    settings = server_settings(
+        tmp_path, info_embedder, store="qdrant", qdrant_url=qdrant_shim.url, qdrant_prefer_grpc=True
+    )
+    server = create_server(settings)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = registry_pb2_grpc.RegistryStub(channel)
+            assert _health(channel) == SERVING
+            v = unit(1)
+            stub.Enroll(
+                registry_pb2.EnrollRequest(
+                    subject_id="before", embeddings=[emb(v), emb(near(v, 2))]
+                ),
+                timeout=10,
+            )
+            probe = common_pb2.Probe(embedding=emb(near(v, 3)))
+
+            def enroll_after() -> registry_pb2.EnrollResponse:
+                request = registry_pb2.EnrollRequest(
+                    subject_id="after", embeddings=[emb(unit(4))], idempotency_key="after-1"
+                )
+                response: registry_pb2.EnrollResponse = stub.Enroll(request, timeout=10)
+                return response
+
+            def verify() -> registry_pb2.VerifyResponse:
+                request = registry_pb2.VerifyRequest(subject_id="before", probe=probe)
+                response: registry_pb2.VerifyResponse = stub.Verify(request, timeout=10)
+                return response
+
+            def identify() -> registry_pb2.IdentifyResponse:
+                request = registry_pb2.IdentifyRequest(probe=probe, top_k=3)
+                response: registry_pb2.IdentifyResponse = stub.Identify(request, timeout=10)
+                return response
+
+            qdrant_shim.kill()
+            for call in (enroll_after, verify, identify):
+                _unavailable_answer(call)
+            wait_for(lambda: _health(channel) == NOT_SERVING, 10, "NOT_SERVING")
+
+            qdrant_shim.start()  # same port, same data
+            wait_for(lambda: _health(channel) == SERVING, 30, "SERVING again")
+            verified = _until_available(verify, 30)
+            assert verified.match and verified.score > 0.9
+            subject = _until_available(
+                lambda: stub.GetSubject(
+                    registry_pb2.GetSubjectRequest(subject_id="before"), timeout=10
+                ),
+                30,
+            )
+            assert len(subject.faces) == 2
+            enrolled = _until_available(enroll_after, 30)
+            assert len(enrolled.faces) == 1 and not enrolled.replayed
+            found = _until_available(identify, 30)
+            assert found.candidates[0].subject_id == "before"
+    finally:
+        server.stop(0)
+    assert qdrant_shim.stop() == 0, "the shim exits cleanly on SIGTERM"
 
 
 def test_failed_start_releases_the_data_dir(tmp_path: Path, info_embedder: str) -> None:

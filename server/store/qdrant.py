@@ -41,6 +41,8 @@ log = logging.getLogger("likeness.store.qdrant")
 T = TypeVar("T")
 
 _PAGE = 256
+#: Longest wait between two reconnection attempts to a Qdrant server.
+_MAX_RECONNECT_BACKOFF_MS = 5_000
 _UPSERT_BATCH = 512
 #: Namespace of the gallery-config point ids (uuid5 of the gallery name).
 _META_NAMESPACE = uuid.UUID("0b8f7f4e-5a0f-4d0c-9a57-3b1d6f0e2c11")
@@ -90,6 +92,13 @@ class QdrantStore:
                 api_key=api_key,
                 timeout=max(1, math.ceil(timeout_s)),
                 check_compatibility=False,
+                # gRPC's default reconnect backoff grows to 120 s: after a long
+                # outage the registry would stay UNAVAILABLE that long once
+                # Qdrant is back. Retry at least every few seconds instead.
+                grpc_options={
+                    "grpc.initial_reconnect_backoff_ms": 500,
+                    "grpc.max_reconnect_backoff_ms": _MAX_RECONNECT_BACKOFF_MS,
+                },
             )
         # Local mode is plain Python over dicts: one caller at a time.
         self._serial: contextlib.AbstractContextManager[Any] = (
