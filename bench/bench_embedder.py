@@ -251,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         image = decode_image(data)
         found = detector.detect(image)
         if found:
-            faces.append(FaceInput(image, found[0], align_face(image, found[0].landmarks, size)))
+            aligned = align_face(image, found[0].landmarks, size, backend.manifest.crop_template)
+            faces.append(FaceInput(image, found[0], aligned))
     chips = [dlib_pipe.chip(face) for face in faces]
     crops = np.stack([f.aligned.crop for f in faces])
     marks = np.stack([f.aligned.landmarks for f in faces])

@@ -10,17 +10,33 @@ import numpy as np
 from embedder.landmarks import MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, eye_centres
 
 # Five reference points (subject's right eye, left eye, nose tip, right and
-# left mouth corner) of the widely used 112 x 112 face template, in pixels.
-_TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-)
+# left mouth corner) of a 112 x 112 crop, in pixels, per template:
+# - "arcface": the widely used ArcFace/InsightFace template (forehead and hair
+#   in view, the chin cut off; 3.2 eye distances wide);
+# - "dlib": the field of view of dlib's 150 px face chip (padding 0.25), the
+#   mean position of these points in the chips dlib cut from the committed
+#   LFW test photos, made symmetric (chin in view, less forehead; 2.6 eye
+#   distances wide). A student distilled from dlib's descriptor sees what
+#   its teacher saw.
+_TEMPLATES_112: dict[str, np.ndarray] = {
+    "arcface": np.array(
+        [
+            [38.2946, 51.6963],
+            [73.5318, 51.5014],
+            [56.0252, 71.7366],
+            [41.5493, 92.3655],
+            [70.7299, 92.2041],
+        ],
+        dtype=np.float64,
+    ),
+    "dlib": np.array(
+        [[35.7, 34.8], [74.9, 34.8], [55.3, 57.2], [37.6, 77.1], [73.0, 77.1]],
+        dtype=np.float64,
+    ),
+}
+
+#: The names :func:`align_face` accepts as ``template``.
+TEMPLATES = frozenset(_TEMPLATES_112)
 
 
 @dataclass(frozen=True)
@@ -65,11 +81,17 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]])
 
 
-def align_face(image: np.ndarray, landmarks68: np.ndarray, size: int) -> AlignedFace:
-    """Warp ``image`` (H, W, 3) so the face's five points land on the template
-    scaled to ``size`` x ``size`` pixels; landmarks (68, 2) are image pixels."""
-    template = _TEMPLATE_112 * (size / 112.0)
-    matrix = similarity_transform(five_points(landmarks68), template)
+def align_face(
+    image: np.ndarray, landmarks68: np.ndarray, size: int, template: str = "arcface"
+) -> AlignedFace:
+    """Warp ``image`` (H, W, 3) so the face's five points land on ``template``
+    (one of :data:`TEMPLATES`) scaled to ``size`` x ``size`` pixels;
+    landmarks (68, 2) are image pixels (x, y). Raises ValueError for an
+    unknown template."""
+    if template not in _TEMPLATES_112:
+        raise ValueError(f"unknown crop template {template!r}; known: {sorted(TEMPLATES)}")
+    points = _TEMPLATES_112[template] * (size / 112.0)
+    matrix = similarity_transform(five_points(landmarks68), points)
     crop = cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
     )

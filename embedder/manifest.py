@@ -42,6 +42,12 @@ class Manifest:
     def fingerprint(self) -> str:
         return f"{self.model_id}@{self.files[self.weights][:12]}"
 
+    @property
+    def crop_template(self) -> str:
+        """The alignment template the model was trained on (embedder.align);
+        models that predate the setting used "arcface"."""
+        return str(self.config.get("template", "arcface"))
+
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes."""

@@ -21,12 +21,15 @@ from embedder.landmarks import NUM_LANDMARKS, normalise_landmarks
 class ModelConfig:
     """Architecture: ``alpha`` MobileNetV2 width, ``input_size`` crop side in
     pixels, ``dim`` embedding length, ``landmark_branch`` whether the 68
-    normalised landmarks feed the embedding."""
+    normalised landmarks feed the embedding, ``template`` the crop's
+    alignment template (see embedder.align.TEMPLATES; serving aligns with
+    the model's own)."""
 
     alpha: float = 0.35
     input_size: int = 112
     dim: int = 128
     landmark_branch: bool = True
+    template: str = "arcface"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -49,7 +49,8 @@ class EmbedResult:
 class FacePipeline:
     """Decode -> detect -> 68 landmarks -> align -> quality -> embed.
 
-    ``input_size`` is the side of the aligned crop in pixels (the model's).
+    ``input_size`` is the side of the aligned crop in pixels and
+    ``template`` its alignment template (both the model's).
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class FacePipeline:
         batcher: Batcher,
         input_size: int,
         max_pixels: int = 40_000_000,
+        template: str = "arcface",
     ) -> None:
         self._detector = detector
+        self._template = template
         self._batcher = batcher
         self._size = input_size
         self._max_pixels = max_pixels
@@ -79,7 +82,7 @@ class FacePipeline:
         height, width = image.shape[:2]
         detections = self._select(self._detector.detect(image), selection)
         inputs = [
-            FaceInput(image, det, align_face(image, det.landmarks, self._size))
+            FaceInput(image, det, align_face(image, det.landmarks, self._size, self._template))
             for det in detections
         ]
         vectors = self._batcher.embed(inputs, timeout_s=timeout_s)

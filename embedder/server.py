@@ -43,7 +43,11 @@ class EmbedderServer:
         )
         self._batcher = Batcher(self.backend, settings.max_batch, settings.batch_wait_ms)
         self.pipeline = FacePipeline(
-            detector, self._batcher, self.backend.manifest.input_size, settings.max_image_pixels
+            detector,
+            self._batcher,
+            self.backend.manifest.input_size,
+            settings.max_image_pixels,
+            self.backend.manifest.crop_template,
         )
         self._health = health.HealthServicer()
         options = [

@@ -52,8 +52,11 @@ BAD = DATA / "bad"
 
 # The widely used 112x112 five-point face template (ArcFace), written out here
 # independently of embedder.align: subject's right eye, left eye.
-TEMPLATE_RIGHT_EYE = np.array([38.2946, 51.6963])
-TEMPLATE_LEFT_EYE = np.array([73.5318, 51.5014])
+# Eye centres of each alignment template in a 112-px crop: (right eye, left eye).
+TEMPLATE_EYES = {
+    "arcface": (np.array([38.2946, 51.6963]), np.array([73.5318, 51.5014])),
+    "dlib": (np.array([35.7, 34.8]), np.array([74.9, 34.8])),
+}
 
 
 def _load_generator() -> ModuleType:
@@ -257,30 +260,57 @@ def test_no_face_image_has_no_detection(detector: FaceDetector) -> None:
 # ------------------------------------------------------------------------ alignment
 
 
-@pytest.mark.parametrize("size", [112, 160])
-def test_alignment_puts_the_eyes_on_the_template(lfw: list[LfwFace], size: int) -> None:
+@pytest.mark.parametrize(("size", "template"), [(112, "arcface"), (160, "arcface"), (112, "dlib")])
+def test_alignment_puts_the_eyes_on_the_template(
+    lfw: list[LfwFace], size: int, template: str
+) -> None:
     scale = size / 112.0
+    right_ref, left_ref = TEMPLATE_EYES[template]
+    eye_gap = float(np.linalg.norm(left_ref - right_ref))
     errors = []
     for face in lfw:
-        aligned = align_face(face.image, face.detection.landmarks, size)
+        aligned = align_face(face.image, face.detection.landmarks, size, template)
         assert aligned.crop.shape == (size, size, 3)
         assert aligned.crop.dtype == np.uint8
         assert aligned.crop.std() > 10, "crop is blank"
         right_eye, left_eye = eye_centres(aligned.landmarks)
         # Five-point least squares leaves a residual that grows with pitch
         # (up to 5 px at 112 for the -24 degrees of Christopher_Reeve_0003).
-        errors.append(np.linalg.norm(right_eye - TEMPLATE_RIGHT_EYE * scale) / scale)
-        errors.append(np.linalg.norm(left_eye - TEMPLATE_LEFT_EYE * scale) / scale)
+        errors.append(np.linalg.norm(right_eye - right_ref * scale) / (eye_gap * scale))
+        errors.append(np.linalg.norm(left_eye - left_ref * scale) / (eye_gap * scale))
         # The nose tip follows the head's pose: it only has to sit between
         # the eyes and the mouth.
         nose_y = aligned.landmarks[NOSE_TIP][1]
-        assert TEMPLATE_LEFT_EYE[1] * scale < nose_y < aligned.landmarks[48:68, 1].mean()
+        assert left_ref[1] * scale < nose_y < aligned.landmarks[48:68, 1].mean()
         # The crop landmarks are the image landmarks through the returned matrix.
         homogeneous = np.hstack([face.detection.landmarks, np.ones((68, 1))])
         np.testing.assert_allclose(homogeneous @ aligned.matrix.T, aligned.landmarks, atol=1e-3)
-    # Eye-centre distance from the template's eye points, in 112-px crop pixels.
-    assert float(np.median(errors)) < 2.0, errors
-    assert max(errors) < 6.0, errors
+    # Eye-centre distance from the template's eye points, in template eye
+    # distances (2 and 6 px of the 112-px ArcFace crop).
+    assert float(np.median(errors)) < 0.057, errors
+    assert max(errors) < 0.17, errors
+
+
+def test_dlib_template_shows_the_chin_and_a_larger_face(lfw: list[LfwFace]) -> None:
+    # dlib's chip is 2.6 eye distances wide, the ArcFace crop 3.2: the same
+    # face is larger and sits higher, so the chin (landmark 8), below the
+    # ArcFace crop for most faces, is inside, and the eyebrows still are.
+    arc_chin, dlib_chin = [], []
+    for face in lfw:
+        arc = align_face(face.image, face.detection.landmarks, 112, "arcface")
+        dl = align_face(face.image, face.detection.landmarks, 112, "dlib")
+        arc_eyes = np.subtract(*eye_centres(arc.landmarks))
+        dl_eyes = np.subtract(*eye_centres(dl.landmarks))
+        assert np.linalg.norm(dl_eyes) > 1.05 * np.linalg.norm(arc_eyes)
+        assert dl.landmarks[17:27, 1].min() > 5, face.name
+        arc_chin.append(arc.landmarks[8, 1])
+        dlib_chin.append(dl.landmarks[8, 1])
+    assert np.median(dlib_chin) < 111 < np.median(arc_chin)
+
+
+def test_unknown_template_is_refused(lfw: list[LfwFace]) -> None:
+    with pytest.raises(ValueError, match="template"):
+        align_face(lfw[0].image, lfw[0].detection.landmarks, 112, "vggface")
 
 
 def test_alignment_samples_the_image_through_its_matrix(lfw: list[LfwFace]) -> None:

@@ -26,7 +26,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from pydantic import ValidationError
 
+from embedder.align import TEMPLATES, align_face
 from embedder.backends import DEFAULT_MODEL
+from embedder.decode import decode_image
 from embedder.pipeline import EmbedResult, FacePipeline, Selection
 from embedder.server import EmbedderServer, create_server
 from embedder.servicer import MAX_BATCH_ITEMS, EmbedderServicer
@@ -179,6 +181,30 @@ def test_embed_returns_box_landmarks_quality_and_unit_embedding(
     assert (box.left, box.top, box.right, box.bottom) == local.box
     np.testing.assert_allclose(points, local.landmarks, atol=1e-4)
     np.testing.assert_allclose(vector, local.vector, atol=1e-5)
+
+
+def test_faces_are_aligned_with_the_models_own_template(
+    stub: embedder_pb2_grpc.EmbedderStub, server: EmbedderServer
+) -> None:
+    # The model was trained on crops of one template; serving another would
+    # quietly cost accuracy. The served vector is the model applied to a crop
+    # aligned with the manifest's template, and differs from another crop's.
+    manifest = json.loads((DEFAULT_MODEL / "manifest.json").read_text())
+    template = manifest["config"].get("template", "arcface")
+    assert server.backend.manifest.crop_template == template
+    data = _image("Emma_Watson_0001.jpg")
+    [face] = stub.Embed(embedder_pb2.EmbedRequest(image=data), timeout=60).faces
+    image = decode_image(data)
+    landmarks = np.array([(p.x, p.y) for p in face.landmarks], dtype=np.float32)
+
+    def embedded(name: str) -> np.ndarray:
+        crop = align_face(image, landmarks, manifest["input_size"], name)
+        backend = cast(Any, server.backend)
+        return np.asarray(backend.embed_arrays(crop.crop[None], crop.landmarks[None])[0])
+
+    np.testing.assert_allclose(_vector(face), embedded(template), atol=1e-4)
+    other = next(t for t in sorted(TEMPLATES) if t != template)
+    assert float(_vector(face) @ embedded(other)) < 0.999
 
 
 def test_selection_largest_is_the_default_and_returns_the_largest_face(

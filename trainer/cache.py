@@ -35,13 +35,16 @@ class CacheSpec:
     uses a central box when no face is detected (right for pre-cropped,
     centred datasets such as deep-funneled LFW); ``pick_centre`` keeps the
     face nearest the image centre instead of the largest (LFW labels the
-    central face); ``teacher`` also computes dlib-resnet descriptors."""
+    central face); ``teacher`` also computes dlib-resnet descriptors;
+    ``template`` is the alignment template (embedder.align.TEMPLATES), which
+    must be the model's."""
 
     size: int = 112
     centre_fallback: bool = False
     pick_centre: bool = True
     teacher: bool = False
     upsample: int = 1
+    template: str = "arcface"
 
 
 def list_images(
@@ -105,7 +108,7 @@ class _Worker:
         det = self.pick(image)
         if det is None:
             return None
-        aligned = align_face(image, det.landmarks, self.spec.size)
+        aligned = align_face(image, det.landmarks, self.spec.size, self.spec.template)
         out = {
             "crop": aligned.crop,
             "landmarks": aligned.landmarks,
@@ -145,9 +148,17 @@ def build_cache(
 ) -> None:
     """Process ``items`` into shards under ``out_dir``; resumable (existing
     shards are kept). Images that fail to decode or show no face are
-    recorded as skipped in ``skipped.txt``."""
+    recorded as skipped in ``skipped.txt``. Raises ValueError when
+    ``out_dir`` holds a cache made with another spec (its crops would not
+    be what the model expects)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "spec.json").write_text(json.dumps(spec.__dict__, indent=2))
+    spec_file = out_dir / "spec.json"
+    wanted = {**CacheSpec().__dict__, **spec.__dict__}
+    if spec_file.exists():
+        found = {**CacheSpec().__dict__, **json.loads(spec_file.read_text())}
+        if found != wanted:
+            raise ValueError(f"{out_dir} holds a cache built with {found}, not {wanted}")
+    spec_file.write_text(json.dumps(wanted, indent=2))
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
     todo = [(i, s) for i, s in enumerate(shards) if not (out_dir / f"shard-{i:05d}.npz").exists()]
     done_images = (len(shards) - len(todo)) * shard_size
@@ -173,6 +184,11 @@ def build_cache(
                     fh.writelines(s + "\n" for s in skipped)
             bar(len(shard))
     log.info("cache complete in %s", out_dir)
+
+
+def cache_spec(out_dir: Path) -> CacheSpec:
+    """The spec a cache was built with (fields it predates take their defaults)."""
+    return CacheSpec(**json.loads((out_dir / "spec.json").read_text()))
 
 
 def load_cache(out_dir: Path) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from embedder.landmarks import NUM_LANDMARKS
 from embedder.model import ModelConfig, build_model, load_imagenet_backbone
+from trainer.cache import cache_spec
 from trainer.data import (
     BatchSampler,
     FaceData,
@@ -121,6 +122,7 @@ def train(
             raise ValueError(f"{out_dir} holds a run with another config; use a new folder")
     (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
+    check_caches_fit(cfg)
     data = load_faces([Path(c) for c in cfg.caches])
     check_no_forbidden(data, forbidden_people)
     train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
@@ -247,6 +249,19 @@ def train(
             return TrainResult(out_dir, done, teacher_mean, history)
     model.save_weights(str(out_dir / "final.weights.h5"))
     return TrainResult(out_dir, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
+
+
+def check_caches_fit(cfg: TrainConfig) -> None:
+    """Raise ValueError unless every cache holds crops of the model's size
+    and alignment template (a model trained on other crops than it is
+    served would silently lose accuracy)."""
+    for cache in cfg.caches:
+        spec = cache_spec(Path(cache))
+        if (spec.size, spec.template) != (cfg.model.input_size, cfg.model.template):
+            raise ValueError(
+                f"cache {cache} holds {spec.size} px {spec.template!r} crops; the model takes "
+                f"{cfg.model.input_size} px {cfg.model.template!r} crops: use another cache folder"
+            )
 
 
 def _save_checkpoint(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from embedder.model import ModelConfig
 from trainer.cache import CacheSpec, build_cache, list_images
 from trainer.data import FaceData, load_faces
 from trainer.lfw import devtest_people
-from trainer.train import TrainConfig, TrainResult, embed_faces, train
+from trainer.train import TrainConfig, TrainResult, check_caches_fit, embed_faces, train
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,22 @@ Progress = Callable[[int, int, dict[str, float]], None]
 
 
 def build_caches(
-    lfw_root: Path, cache_dir: Path, unlabelled: Path | None, workers: int = 2
+    lfw_root: Path,
+    cache_dir: Path,
+    unlabelled: Path | None,
+    workers: int = 2,
+    model: ModelConfig | None = None,
 ) -> list[Path]:
     """Run the embedder front end over LFW (train and test people apart) and
-    the optional unlabelled folder; resumable. Returns the training caches."""
+    the optional unlabelled folder, with the crop size and alignment template
+    of ``model``; resumable. Returns the training caches."""
+    model = model or ModelConfig()
     test_people = devtest_people(lfw_root)
     images = lfw_root / "images_deepfunneled"
     everyone = {p.name for p in images.iterdir() if p.is_dir()}
-    spec = CacheSpec(centre_fallback=True, teacher=True)
+    spec = CacheSpec(
+        size=model.input_size, centre_fallback=True, teacher=True, template=model.template
+    )
     build_cache(list_images(images, True, test_people), cache_dir / "lfw-train", spec, workers)
     build_cache(
         list_images(images, True, everyone - test_people), cache_dir / "lfw-test", spec, workers
@@ -46,7 +54,7 @@ def build_caches(
         build_cache(
             list_images(unlabelled, False),
             cache_dir / "unlabelled",
-            CacheSpec(pick_centre=False, teacher=True),
+            replace(spec, centre_fallback=False, pick_centre=False),
             workers,
         )
         caches.append(cache_dir / "unlabelled")
@@ -64,16 +72,20 @@ def run_training(
     model: ModelConfig | None = None,
     max_minutes: float | None = None,
     progress: Progress | None = None,
+    **recipe: Any,
 ) -> TrainResult:
     """Build caches (if needed) and train (or resume) into ``run_dir``;
-    writes ``history.json`` and ``training_curve.png`` there."""
-    caches = build_caches(lfw_root, cache_dir, unlabelled)
+    writes ``history.json`` and ``training_curve.png`` there. ``recipe``:
+    further :class:`trainer.train.TrainConfig` fields (e.g. ``triplet_weight``)."""
+    model = model or ModelConfig()
+    caches = build_caches(lfw_root, cache_dir, unlabelled, model=model)
     cfg = TrainConfig(
         caches=tuple(str(c) for c in caches),
-        model=model or ModelConfig(),
+        model=model,
         imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
         steps=steps,
         distill_weight=distill_weight,
+        **recipe,
     )
     result = train(cfg, run_dir, devtest_people(lfw_root), progress, max_minutes)
     (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))
@@ -175,7 +187,9 @@ def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> t
     from trainer.evaluate import best_threshold, evaluate_backend, markdown_table, plot_roc, unit
 
     model, cfg = _run_model(run_dir)
-    data = load_faces([cache_dir / "lfw-train", cache_dir / "lfw-test"])
+    caches = (cache_dir / "lfw-train", cache_dir / "lfw-test")
+    check_caches_fit(replace(cfg, caches=tuple(str(c) for c in caches)))
+    data = load_faces(list(caches))
     test_mask = np.isin(data.person, sorted(devtest_people(lfw_root)))
     val = _validation_faces(run_dir, cfg)
     ours = unit(_embed_tta(model, data, cfg.model.input_size))
@@ -226,6 +240,12 @@ def export_run(
     return model_dir / f"manifest.json ({manifest.fingerprint})"
 
 
+_TEMPLATE_NOTES = {
+    "dlib": ": the field of view of dlib's face chip, so the student sees what its teacher saw",
+    "arcface": ": the common ArcFace 112 px template",
+}
+
+
 def _model_card(
     model_id: str,
     cfg: TrainConfig,
@@ -241,6 +261,7 @@ def _model_card(
         for e in evaluation
     )
     m = cfg.model
+    template_note = _TEMPLATE_NOTES.get(m.template, "")
     return f"""# Model card: {model_id}
 
 **What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
@@ -252,6 +273,7 @@ as itself plus its mirror image (landmarks permuted), summed and normalised.
 **Architecture.** MobileNetV2 (alpha {m.alpha}) with a global depthwise
 convolution head, plus a landmark branch (136 -> 128 -> 64) fused before the
 embedding layer; {"ImageNet" if cfg.imagenet_weights else "random"} initialisation.
+Crops are aligned to the `{m.template}` template (embedder/align.py){template_note}.
 
 **Training.** Objective: {", ".join(terms)}. Batches of
 {cfg.people_per_batch} people x {cfg.images_per_person} images plus

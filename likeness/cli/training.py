@@ -49,6 +49,24 @@ def train(
     distill_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the dlib-resnet distillation term; 0 = off.")
     ] = 1.0,
+    triplet_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the semi-hard triplet term (the core).")
+    ] = 1.0,
+    margin: Annotated[
+        float, typer.Option(min=0.0, help="Triplet margin, squared unit-sphere distance.")
+    ] = 0.2,
+    people_per_batch: Annotated[
+        int, typer.Option(min=2, help="P: people per batch for the triplet term (K = 2 each).")
+    ] = 48,
+    extra_per_batch: Annotated[
+        int, typer.Option(min=0, help="Faces drawn from all training faces, for distillation.")
+    ] = 64,
+    learning_rate: Annotated[
+        float, typer.Option(min=0.0, help="Peak learning rate (warm-up, then cosine decay).")
+    ] = 2e-3,
+    template: Annotated[
+        str, typer.Option(help="Crop alignment template: dlib (teacher's view) or arcface.")
+    ] = "dlib",
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
@@ -58,7 +76,12 @@ def train(
     The people of LFW's View 1 test split never enter training. Rerun the
     same command to resume after an interruption.
     """
+    from embedder.align import TEMPLATES
+    from embedder.model import ModelConfig
     from trainer.workflow import run_training
+
+    if template not in TEMPLATES:
+        raise typer.BadParameter(f"one of {sorted(TEMPLATES)}", param_hint="--template")
 
     def progress(step: int, total: int, row: dict[str, float]) -> None:
         val = f"  val acc {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
@@ -76,8 +99,14 @@ def train(
         imagenet_weights=imagenet_weights,
         steps=steps,
         distill_weight=distill_weight,
+        model=ModelConfig(template=template),
         max_minutes=max_minutes,
         progress=progress,
+        triplet_weight=triplet_weight,
+        margin=margin,
+        people_per_batch=people_per_batch,
+        extra_per_batch=extra_per_batch,
+        learning_rate=learning_rate,
     )
     typer.echo(f"steps done: {result.steps_done}")
     typer.echo(f"training curve: {run / 'training_curve.png'}")
