@@ -554,3 +554,12 @@ def test_serve_drains_for_the_settings_grace_unless_told(
     assert result.exit_code == 0, result.output
     assert "registry  listening on 127.0.0.1:" in result.stdout
     assert graces == [drained_s]
+
+
+def test_train_refuses_an_unknown_crop_template(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "--lfw", str(tmp_path), "--run", str(tmp_path / "run"), "--template", "vgg"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--template" in result.output and "arcface" in result.output
+    assert not (tmp_path / "run").exists()
