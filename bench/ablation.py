@@ -1,6 +1,6 @@
-"""Loss-term ablation: the same short training budget with and without the
-distillation term, each evaluated on LFW View 1 (reporting only: nothing is
-tuned on pairsDevTest).
+"""Loss-term ablation: the shipped recipe (trainer.recipe) on a short,
+equal training budget, with and without the distillation term, each
+evaluated on LFW View 1 (reporting only: nothing is tuned on pairsDevTest).
 
     .venv/bin/python -m bench.ablation --lfw ../shared/datasets/lfw \
         --unlabelled ../shared/datasets/utkface/crop_part1 \
@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+from embedder.model import ModelConfig
+from trainer.recipe import SHIPPED
 from trainer.workflow import evaluate, run_training
 
 
@@ -30,7 +32,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     args = parser.parse_args()
     results = {}
-    for name, distill in (("triplet only", 0.0), ("triplet + distillation", 1.0)):
+    recipe = SHIPPED
+    for name, distill in (("triplet only", 0.0), ("triplet + distillation", recipe.distill_weight)):
         run = args.out / ("distill" if distill else "triplet")
         started = time.monotonic()
         run_training(
@@ -41,6 +44,12 @@ def main() -> None:
             imagenet_weights=args.imagenet_weights,
             steps=args.steps,
             distill_weight=distill,
+            model=ModelConfig(template=recipe.template),
+            triplet_weight=recipe.triplet_weight,
+            margin=recipe.margin,
+            people_per_batch=recipe.people_per_batch,
+            extra_per_batch=recipe.extra_per_batch,
+            learning_rate=recipe.learning_rate,
         )
         minutes = (time.monotonic() - started) / 60
         table, _ = evaluate(args.lfw, args.cache_dir, run, run)

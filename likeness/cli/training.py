@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from trainer.recipe import SHIPPED
+
 Lfw = Annotated[
     Path,
     typer.Option(
@@ -45,33 +47,35 @@ def train(
         Path | None,
         typer.Option(help="Keras-named MobileNetV2 ImageNet weights (.npz).", exists=True),
     ] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 3000,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = SHIPPED.steps,
     distill_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the dlib-resnet distillation term; 0 = off.")
-    ] = 1.0,
+    ] = SHIPPED.distill_weight,
     triplet_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the semi-hard triplet term (the core).")
-    ] = 1.0,
+    ] = SHIPPED.triplet_weight,
     margin: Annotated[
         float, typer.Option(min=0.0, help="Triplet margin, squared unit-sphere distance.")
-    ] = 0.2,
+    ] = SHIPPED.margin,
     people_per_batch: Annotated[
         int, typer.Option(min=2, help="P: people per batch for the triplet term (K = 2 each).")
-    ] = 48,
+    ] = SHIPPED.people_per_batch,
     extra_per_batch: Annotated[
         int, typer.Option(min=0, help="Faces drawn from all training faces, for distillation.")
-    ] = 64,
+    ] = SHIPPED.extra_per_batch,
     learning_rate: Annotated[
         float, typer.Option(min=0.0, help="Peak learning rate (warm-up, then cosine decay).")
-    ] = 2e-3,
+    ] = SHIPPED.learning_rate,
     template: Annotated[
         str, typer.Option(help="Crop alignment template: dlib (teacher's view) or arcface.")
-    ] = "dlib",
+    ] = SHIPPED.template,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
 ) -> None:
     """Build the face caches and train (or resume) a model into --run.
+
+    The defaults are the shipped model's recipe (its MODEL_CARD.md).
 
     The people of LFW's View 1 test split never enter training. Rerun the
     same command to resume after an interruption.
