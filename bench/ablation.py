@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from embedder.model import ModelConfig
 from trainer.recipe import SHIPPED
 from trainer.workflow import evaluate, run_training
 
@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     args = parser.parse_args()
     results = {}
-    recipe = SHIPPED
-    for name, distill in (("triplet only", 0.0), ("triplet + distillation", recipe.distill_weight)):
+    variants = (("triplet only", 0.0), ("triplet + distillation", SHIPPED.distill_weight))
+    for name, distill in variants:
         run = args.out / ("distill" if distill else "triplet")
         started = time.monotonic()
         run_training(
@@ -42,14 +42,7 @@ def main() -> None:
             run,
             unlabelled=args.unlabelled,
             imagenet_weights=args.imagenet_weights,
-            steps=args.steps,
-            distill_weight=distill,
-            model=ModelConfig(template=recipe.template),
-            triplet_weight=recipe.triplet_weight,
-            margin=recipe.margin,
-            people_per_batch=recipe.people_per_batch,
-            extra_per_batch=recipe.extra_per_batch,
-            learning_rate=recipe.learning_rate,
+            recipe=replace(SHIPPED, steps=args.steps, distill_weight=distill),
         )
         minutes = (time.monotonic() - started) / 60
         table, _ = evaluate(args.lfw, args.cache_dir, run, run)

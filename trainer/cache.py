@@ -14,7 +14,7 @@ import json
 import logging
 import multiprocessing as mp
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -153,12 +153,9 @@ def build_cache(
     be what the model expects)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_file = out_dir / "spec.json"
-    wanted = {**CacheSpec().__dict__, **spec.__dict__}
-    if spec_file.exists():
-        found = {**CacheSpec().__dict__, **json.loads(spec_file.read_text())}
-        if found != wanted:
-            raise ValueError(f"{out_dir} holds a cache built with {found}, not {wanted}")
-    spec_file.write_text(json.dumps(wanted, indent=2))
+    if spec_file.exists() and (found := cache_spec(out_dir)) != spec:
+        raise ValueError(f"{out_dir} holds a cache built with {found}, not {spec}")
+    spec_file.write_text(json.dumps(asdict(spec), indent=2))
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
     todo = [(i, s) for i, s in enumerate(shards) if not (out_dir / f"shard-{i:05d}.npz").exists()]
     done_images = (len(shards) - len(todo)) * shard_size

@@ -21,6 +21,7 @@ from embedder.model import ModelConfig
 from trainer.cache import CacheSpec, build_cache, list_images
 from trainer.data import FaceData, load_faces
 from trainer.lfw import devtest_people
+from trainer.recipe import SHIPPED, Recipe
 from trainer.train import TrainConfig, TrainResult, check_caches_fit, embed_faces, train
 
 log = logging.getLogger(__name__)
@@ -67,25 +68,26 @@ def run_training(
     run_dir: Path,
     unlabelled: Path | None = None,
     imagenet_weights: Path | None = None,
-    steps: int = 3000,
-    distill_weight: float = 1.0,
-    model: ModelConfig | None = None,
+    recipe: Recipe = SHIPPED,
     max_minutes: float | None = None,
     progress: Progress | None = None,
-    **recipe: Any,
 ) -> TrainResult:
-    """Build caches (if needed) and train (or resume) into ``run_dir``;
-    writes ``history.json`` and ``training_curve.png`` there. ``recipe``:
-    further :class:`trainer.train.TrainConfig` fields (e.g. ``triplet_weight``)."""
-    model = model or ModelConfig()
+    """Build caches (if needed) and train (or resume) into ``run_dir`` with
+    ``recipe`` (default: the shipped model's); writes ``history.json`` and
+    ``training_curve.png`` there."""
+    model = ModelConfig(template=recipe.template)
     caches = build_caches(lfw_root, cache_dir, unlabelled, model=model)
     cfg = TrainConfig(
         caches=tuple(str(c) for c in caches),
         model=model,
         imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
-        steps=steps,
-        distill_weight=distill_weight,
-        **recipe,
+        steps=recipe.steps,
+        people_per_batch=recipe.people_per_batch,
+        extra_per_batch=recipe.extra_per_batch,
+        margin=recipe.margin,
+        triplet_weight=recipe.triplet_weight,
+        distill_weight=recipe.distill_weight,
+        learning_rate=recipe.learning_rate,
     )
     result = train(cfg, run_dir, devtest_people(lfw_root), progress, max_minutes)
     (run_dir / "history.json").write_text(json.dumps(result.history, indent=1))

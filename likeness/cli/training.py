@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from trainer.recipe import SHIPPED
+from trainer.recipe import SHIPPED, Recipe
 
 Lfw = Annotated[
     Path,
@@ -81,7 +81,6 @@ def train(
     same command to resume after an interruption.
     """
     from embedder.align import TEMPLATES
-    from embedder.model import ModelConfig
     from trainer.workflow import run_training
 
     if template not in TEMPLATES:
@@ -95,22 +94,25 @@ def train(
             err=True,
         )
 
+    recipe = Recipe(
+        steps=steps,
+        triplet_weight=triplet_weight,
+        distill_weight=distill_weight,
+        margin=margin,
+        people_per_batch=people_per_batch,
+        extra_per_batch=extra_per_batch,
+        learning_rate=learning_rate,
+        template=template,
+    )
     result = run_training(
         lfw,
         cache_dir,
         run,
         unlabelled=unlabelled,
         imagenet_weights=imagenet_weights,
-        steps=steps,
-        distill_weight=distill_weight,
-        model=ModelConfig(template=template),
+        recipe=recipe,
         max_minutes=max_minutes,
         progress=progress,
-        triplet_weight=triplet_weight,
-        margin=margin,
-        people_per_batch=people_per_batch,
-        extra_per_batch=extra_per_batch,
-        learning_rate=learning_rate,
     )
     typer.echo(f"steps done: {result.steps_done}")
     typer.echo(f"training curve: {run / 'training_curve.png'}")
