@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -563,3 +563,34 @@ def test_train_refuses_an_unknown_crop_template(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "--template" in result.output and "arcface" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_train_passes_a_fine_tuning_stage_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.workflow
+    from trainer.recipe import SHIPPED, Recipe
+    from trainer.train import TrainResult
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_training(*args: Any, **kwargs: Any) -> TrainResult:
+        seen.update(kwargs)
+        return TrainResult(tmp_path / "run", 0, None, [])
+
+    monkeypatch.setattr(trainer.workflow, "run_training", fake_run_training)
+    init = tmp_path / "final.weights.h5"
+    init.write_bytes(b"weights")
+    args = ["train", "--lfw", str(tmp_path), "--run", str(tmp_path / "run")]
+    result = CliRunner().invoke(
+        app,
+        [*args, "--init-weights", str(init), "--freeze-backbone-bn", "--data-seed", "7"],
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["init_weights"] == init
+    recipe: Recipe = seen["recipe"]
+    assert (recipe.freeze_backbone_bn, recipe.data_seed) == (True, 7)
+    assert replace(recipe, freeze_backbone_bn=False, data_seed=None) == SHIPPED
+
+    missing = CliRunner().invoke(app, [*args, "--init-weights", str(tmp_path / "nope.h5")])
+    assert missing.exit_code == 2 and "--init-weights" in missing.output

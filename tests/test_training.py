@@ -264,6 +264,43 @@ def test_a_killed_run_resumes_to_the_same_weights(runs: Runs) -> None:
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
 
 
+def _backbone_bn_statistics(model: Any) -> dict[str, np.ndarray]:
+    backbone = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    return {
+        v.path: v.numpy()
+        for layer in backbone.layers
+        if isinstance(layer, tf.keras.layers.BatchNormalization)
+        for v in layer.weights
+    }
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_fine_tuning_stage_starts_from_the_given_weights(
+    runs: Runs, tmp_path: Path, freeze: bool
+) -> None:
+    """With a learning rate of 0 only BatchNorm moving statistics can move:
+    the stage must start from the given weights, and with
+    freeze_backbone_bn the backbone's statistics must stay as they were."""
+    init = runs.full.out_dir / "final.weights.h5"
+    stage = replace(
+        runs.cfg,
+        init_weights=str(init),
+        freeze_backbone_bn=freeze,
+        data_seed=runs.cfg.seed + 1,
+        steps=5,
+        learning_rate=0.0,
+    )
+    result = train(stage, tmp_path / "stage")
+    before = _model(init, runs.cfg.model)
+    after = _model(result.out_dir / "final.weights.h5", runs.cfg.model)
+    bn_before, bn_after = _backbone_bn_statistics(before), _backbone_bn_statistics(after)
+    moved = [k for k in bn_before if not np.array_equal(bn_before[k], bn_after[k])]
+    assert bool(moved) != freeze, moved
+    for a, b in zip(before.weights, after.weights, strict=True):
+        if a.path not in bn_before and "moving" not in a.path:
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:
     saved = (runs.full.out_dir / "config.json").read_text()
     with pytest.raises(ValueError, match="another config"):

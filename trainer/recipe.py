@@ -21,6 +21,8 @@ class Recipe:
     extra_per_batch: int
     learning_rate: float
     template: str
+    freeze_backbone_bn: bool = False
+    data_seed: int | None = None
 
 
 #: likeness-mnv2-a035-112-v2: 3,600 steps of 160 faces (32 people x 2 for the

@@ -44,11 +44,22 @@ class TrainConfig:
     0 switch a term off: ``triplet_weight`` (the core objective, must stay on
     for a shipped model), ``distill_weight`` (1 - cos to the centred dlib
     descriptor of the same image).
+
+    ``init_weights`` (a run's ``final.weights.h5``, same architecture) starts
+    from a trained model instead of ``imagenet_weights``; with
+    ``freeze_backbone_bn`` the backbone's BatchNormalization layers stay in
+    inference mode on their moving statistics (about 2x faster on a CPU; for
+    fine-tuning a model whose statistics already fit faces). ``data_seed``
+    seeds batches and augmentation (default ``seed``, which always seeds the
+    validation split, so a second stage keeps the same held-out people).
     """
 
     caches: tuple[str, ...]
     model: ModelConfig = field(default_factory=ModelConfig)
     imagenet_weights: str | None = None
+    init_weights: str | None = None
+    freeze_backbone_bn: bool = False
+    data_seed: int | None = None
     steps: int = 3000
     people_per_batch: int = 48
     images_per_person: int = 2
@@ -143,8 +154,9 @@ def train(
     )
     if teacher_mean is not None:
         np.save(out_dir / "teacher_mean.npy", teacher_mean)
+    data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
     sampler = BatchSampler(
-        train_data, cfg.people_per_batch, cfg.images_per_person, cfg.extra_per_batch, cfg.seed
+        train_data, cfg.people_per_batch, cfg.images_per_person, cfg.extra_per_batch, data_seed
     )
     log.info(
         "training data",
@@ -157,8 +169,12 @@ def train(
 
     tf.keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.model)
-    if cfg.imagenet_weights:
+    if cfg.init_weights:
+        model.load_weights(cfg.init_weights)
+    elif cfg.imagenet_weights:
         load_imagenet_backbone(model, Path(cfg.imagenet_weights))
+    if cfg.freeze_backbone_bn:
+        _freeze_backbone_batchnorm(model)
     optimizer = tf.keras.optimizers.AdamW(
         learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
@@ -221,7 +237,7 @@ def train(
             train_data.landmarks[idx],
             labels.astype(np.int32),
             targets[idx],
-            np.array([cfg.seed, step], np.int32),
+            np.array([data_seed, step], np.int32),
             np.float32(learning_rate(step, cfg)),
         )
         window_n += batch_size
@@ -249,6 +265,17 @@ def train(
             return TrainResult(out_dir, done, teacher_mean, history)
     model.save_weights(str(out_dir / "final.weights.h5"))
     return TrainResult(out_dir, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
+
+
+def _freeze_backbone_batchnorm(model: Any) -> None:
+    """Keras runs a non-trainable BatchNormalization layer in inference mode,
+    even under ``training=True``: it keeps its moving statistics and scale."""
+    import keras
+
+    backbone = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def check_caches_fit(cfg: TrainConfig) -> None:

@@ -69,11 +69,13 @@ def run_training(
     unlabelled: Path | None = None,
     imagenet_weights: Path | None = None,
     recipe: Recipe = SHIPPED,
+    init_weights: Path | None = None,
     max_minutes: float | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Build caches (if needed) and train (or resume) into ``run_dir`` with
-    ``recipe`` (default: the shipped model's); writes ``history.json`` and
+    ``recipe`` (default: the shipped model's first stage), from
+    ``init_weights`` (a run's ``final.weights.h5``) when given; writes ``history.json`` and
     ``training_curve.png`` there."""
     model = ModelConfig(template=recipe.template)
     caches = build_caches(lfw_root, cache_dir, unlabelled, model=model)
@@ -81,6 +83,9 @@ def run_training(
         caches=tuple(str(c) for c in caches),
         model=model,
         imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
+        init_weights=str(init_weights) if init_weights else None,
+        freeze_backbone_bn=recipe.freeze_backbone_bn,
+        data_seed=recipe.data_seed,
         steps=recipe.steps,
         people_per_batch=recipe.people_per_batch,
         extra_per_batch=recipe.extra_per_batch,
@@ -264,6 +269,15 @@ def _model_card(
     )
     m = cfg.model
     template_note = _TEMPLATE_NOTES.get(m.template, "")
+    if cfg.init_weights:
+        init = f"initialised from the trained weights `{cfg.init_weights}` (an earlier stage)"
+    else:
+        init = f"{'ImageNet' if cfg.imagenet_weights else 'random'} initialisation"
+    frozen = (
+        " The backbone's BatchNorm layers stayed frozen on their moving statistics."
+        if cfg.freeze_backbone_bn
+        else ""
+    )
     return f"""# Model card: {model_id}
 
 **What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
@@ -274,18 +288,18 @@ as itself plus its mirror image (landmarks permuted), summed and normalised.
 
 **Architecture.** MobileNetV2 (alpha {m.alpha}) with a global depthwise
 convolution head, plus a landmark branch (136 -> 128 -> 64) fused before the
-embedding layer; {"ImageNet" if cfg.imagenet_weights else "random"} initialisation.
+embedding layer; {init}.
 Crops are aligned to the `{m.template}` template (embedder/align.py){template_note}.
 
 **Training.** Objective: {", ".join(terms)}. Batches of
 {cfg.people_per_batch} people x {cfg.images_per_person} images plus
 {cfg.extra_per_batch} faces for distillation; {cfg.steps} steps; AdamW, peak
-learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.
+learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.{frozen}
 Data: LFW (deep-funneled) without any person of the View 1 test split, and
 UTKFace part 1 crops as unlabelled faces (distillation only, never as identities).
-Reproduce: the three commands of README.md, "Training the model" (`likeness train`
-with `--steps {cfg.steps}`, `likeness evaluate`, `likeness calibrate --export`); this
-artifact was written by `{command}`.
+Reproduce: the commands of README.md, "Training the model" (`likeness train`,
+`likeness evaluate`, `likeness calibrate --export`); this artifact was written
+by `{command}`.
 
 **Evaluation** (LFW View 1 pairsDevTest; the protocol's threshold comes from
 pairsDevTrain, whose people this model was trained on, which biases it upwards;

@@ -69,6 +69,26 @@ def train(
     template: Annotated[
         str, typer.Option(help="Crop alignment template: dlib (teacher's view) or arcface.")
     ] = SHIPPED.template,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from a trained run's final.weights.h5 (same architecture) "
+            "instead of --imagenet-weights.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    freeze_backbone_bn: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the backbone's BatchNorm on its moving statistics (about 2x faster; "
+            "for fine-tuning from --init-weights)."
+        ),
+    ] = SHIPPED.freeze_backbone_bn,
+    data_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of batches and augmentation (default: the split's seed)."),
+    ] = SHIPPED.data_seed,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
@@ -103,6 +123,8 @@ def train(
         extra_per_batch=extra_per_batch,
         learning_rate=learning_rate,
         template=template,
+        freeze_backbone_bn=freeze_backbone_bn,
+        data_seed=data_seed,
     )
     result = run_training(
         lfw,
@@ -111,6 +133,7 @@ def train(
         unlabelled=unlabelled,
         imagenet_weights=imagenet_weights,
         recipe=recipe,
+        init_weights=init_weights,
         max_minutes=max_minutes,
         progress=progress,
     )
