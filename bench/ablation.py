@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from trainer.recipe import SHIPPED
+from trainer.recipe import BASE
 from trainer.workflow import evaluate, run_training
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     args = parser.parse_args()
     results = {}
-    variants = (("triplet only", 0.0), ("triplet + distillation", SHIPPED.distill_weight))
+    variants = (("triplet only", 0.0), ("triplet + distillation", BASE.distill_weight))
     for name, distill in variants:
         run = args.out / ("distill" if distill else "triplet")
         started = time.monotonic()
@@ -42,7 +42,7 @@ def main() -> None:
             run,
             unlabelled=args.unlabelled,
             imagenet_weights=args.imagenet_weights,
-            recipe=replace(SHIPPED, steps=args.steps, distill_weight=distill),
+            recipe=replace(BASE, steps=args.steps, distill_weight=distill),
         )
         minutes = (time.monotonic() - started) / 60
         table, _ = evaluate(args.lfw, args.cache_dir, run, run)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -569,7 +569,7 @@ def test_train_passes_a_fine_tuning_stage_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trainer.workflow
-    from trainer.recipe import SHIPPED, Recipe
+    from trainer.recipe import BASE, FINETUNE
     from trainer.train import TrainResult
 
     seen: dict[str, Any] = {}
@@ -582,15 +582,19 @@ def test_train_passes_a_fine_tuning_stage_through(
     init = tmp_path / "final.weights.h5"
     init.write_bytes(b"weights")
     args = ["train", "--lfw", str(tmp_path), "--run", str(tmp_path / "run")]
+    # The second stage's flags as README.md spells them.
+    stage2 = ["--steps", "4000", "--learning-rate", "1e-3", "--freeze-backbone-bn"]
     result = CliRunner().invoke(
-        app,
-        [*args, "--init-weights", str(init), "--freeze-backbone-bn", "--data-seed", "7"],
+        app, [*args, "--init-weights", str(init), *stage2, "--data-seed", "1235"]
     )
     assert result.exit_code == 0, result.output
     assert seen["init_weights"] == init
-    recipe: Recipe = seen["recipe"]
-    assert (recipe.freeze_backbone_bn, recipe.data_seed) == (True, 7)
-    assert replace(recipe, freeze_backbone_bn=False, data_seed=None) == SHIPPED
+    assert seen["recipe"] == FINETUNE
+    assert FINETUNE.freeze_backbone_bn and FINETUNE.data_seed == 1235
+
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 0, plain.output
+    assert seen["recipe"] == BASE and seen["init_weights"] is None
 
     missing = CliRunner().invoke(app, [*args, "--init-weights", str(tmp_path / "nope.h5")])
     assert missing.exit_code == 2 and "--init-weights" in missing.output

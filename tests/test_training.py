@@ -23,6 +23,7 @@ import tensorflow as tf
 from embedder.backends import MobileNetBackend
 from embedder.model import ModelConfig, build_model, model_inputs
 from likeness.errors import FailedPrecondition
+from trainer.average import AVERAGED_FROM, average_runs
 from trainer.cache import CacheSpec, build_cache, list_images, load_cache
 from trainer.data import (
     BatchSampler,
@@ -299,6 +300,38 @@ def test_a_fine_tuning_stage_starts_from_the_given_weights(
     for a, b in zip(before.weights, after.weights, strict=True):
         if a.path not in bn_before and "moving" not in a.path:
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_averaging_two_runs_writes_the_mean_of_their_weights(runs: Runs, tmp_path: Path) -> None:
+    first, second = runs.full.out_dir, runs.resumed.out_dir
+    out = average_runs([first, second], tmp_path / "avg")
+    a, b = (
+        _model(first / "final.weights.h5", runs.cfg.model),
+        _model(second / "final.weights.h5", runs.cfg.model),
+    )
+    mean = _model(out / "final.weights.h5", runs.cfg.model)
+    for wa, wb, wm in zip(a.weights, b.weights, mean.weights, strict=True):
+        np.testing.assert_allclose(wm.numpy(), (wa.numpy() + wb.numpy()) / 2, rtol=1e-6)
+    assert (out / "config.json").read_text() == (second / "config.json").read_text()
+    assert json.loads((out / AVERAGED_FROM).read_text())["runs"] == [str(first), str(second)]
+    with pytest.raises(ValueError, match="already holds a run"):
+        average_runs([first, second], out)
+
+
+def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: Path) -> None:
+    first = runs.full.out_dir
+    with pytest.raises(ValueError, match="at least two"):
+        average_runs([first], tmp_path / "one")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    with pytest.raises(ValueError, match="not a finished run"):
+        average_runs([first, unfinished], tmp_path / "avg")
+    other_split = tmp_path / "other-split"
+    shutil.copytree(first, other_split)
+    np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="other validation people"):
+        average_runs([first, other_split], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
 
 
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:

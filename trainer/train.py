@@ -169,9 +169,10 @@ def train(
 
     tf.keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.model)
-    if cfg.init_weights:
+    resuming = state_file.exists()
+    if cfg.init_weights and not resuming:
         model.load_weights(cfg.init_weights)
-    elif cfg.imagenet_weights:
+    elif cfg.imagenet_weights and not resuming:
         load_imagenet_backbone(model, Path(cfg.imagenet_weights))
     if cfg.freeze_backbone_bn:
         _freeze_backbone_batchnorm(model)
@@ -181,7 +182,7 @@ def train(
     optimizer.build(model.trainable_variables)
     step0 = 0
     history: list[dict[str, float]] = []
-    if state_file.exists():
+    if resuming:
         state = json.loads(state_file.read_text())
         model.load_weights(str(ckpt / "model.weights.h5"))
         opt_state = np.load(ckpt / "optimizer.npz")

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from embedder.model import ModelConfig
+from trainer.average import AVERAGED_FROM
 from trainer.cache import CacheSpec, build_cache, list_images
 from trainer.data import FaceData, load_faces
 from trainer.lfw import devtest_people
-from trainer.recipe import SHIPPED, Recipe
+from trainer.recipe import BASE, Recipe
 from trainer.train import TrainConfig, TrainResult, check_caches_fit, embed_faces, train
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def run_training(
     run_dir: Path,
     unlabelled: Path | None = None,
     imagenet_weights: Path | None = None,
-    recipe: Recipe = SHIPPED,
+    recipe: Recipe = BASE,
     init_weights: Path | None = None,
     max_minutes: float | None = None,
     progress: Progress | None = None,
@@ -233,13 +234,24 @@ def export_run(
     terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
     if cfg.distill_weight > 0:
         terms.append(f"distillation from dlib-resnet (weight {cfg.distill_weight})")
+    averaged_file = run_dir / AVERAGED_FROM
+    averaged_from: list[str] = (
+        json.loads(averaged_file.read_text())["runs"] if averaged_file.exists() else []
+    )
+    training: dict[str, Any] = {
+        "command": command,
+        "config": cfg.to_dict(),
+        "steps": history[-1]["step"],
+    }
+    if averaged_from:
+        training["averaged_from"] = averaged_from
     extra = {
         "threshold_far": calibration.far,
         "calibration": asdict(calibration),
         "evaluation": evaluation,
-        "training": {"command": command, "config": cfg.to_dict(), "steps": history[-1]["step"]},
+        "training": training,
     }
-    card = _model_card(model_id, cfg, calibration, evaluation, terms, command)
+    card = _model_card(model_id, cfg, calibration, evaluation, terms, command, averaged_from)
     weights = run_dir / "final.weights.h5"
     manifest = export_model(
         weights, cfg.model, model_dir, model_id, calibration.threshold, True, extra, card
@@ -260,6 +272,7 @@ def _model_card(
     evaluation: list[dict[str, Any]],
     terms: list[str],
     command: str,
+    averaged_from: list[str],
 ) -> str:
     rows = "\n".join(
         f"| {e['backend']} | {e['devtest_accuracy']:.2%} "
@@ -278,6 +291,13 @@ def _model_card(
         if cfg.freeze_backbone_bn
         else ""
     )
+    averaged = (
+        " The shipped weights are the element-wise mean of the final weights of the runs "
+        + ", ".join(f"`{r}`" for r in averaged_from)
+        + " (weight averaging; the run described here is the last of them)."
+        if averaged_from
+        else ""
+    )
     return f"""# Model card: {model_id}
 
 **What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
@@ -294,7 +314,7 @@ Crops are aligned to the `{m.template}` template (embedder/align.py){template_no
 **Training.** Objective: {", ".join(terms)}. Batches of
 {cfg.people_per_batch} people x {cfg.images_per_person} images plus
 {cfg.extra_per_batch} faces for distillation; {cfg.steps} steps; AdamW, peak
-learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.{frozen}
+learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.{frozen}{averaged}
 Data: LFW (deep-funneled) without any person of the View 1 test split, and
 UTKFace part 1 crops as unlabelled faces (distillation only, never as identities).
 Reproduce: the commands of README.md, "Training the model" (`likeness train`,

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from trainer.recipe import SHIPPED, Recipe
+from trainer.recipe import BASE, Recipe
 
 Lfw = Annotated[
     Path,
@@ -47,28 +47,28 @@ def train(
         Path | None,
         typer.Option(help="Keras-named MobileNetV2 ImageNet weights (.npz).", exists=True),
     ] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = SHIPPED.steps,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = BASE.steps,
     distill_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the dlib-resnet distillation term; 0 = off.")
-    ] = SHIPPED.distill_weight,
+    ] = BASE.distill_weight,
     triplet_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the semi-hard triplet term (the core).")
-    ] = SHIPPED.triplet_weight,
+    ] = BASE.triplet_weight,
     margin: Annotated[
         float, typer.Option(min=0.0, help="Triplet margin, squared unit-sphere distance.")
-    ] = SHIPPED.margin,
+    ] = BASE.margin,
     people_per_batch: Annotated[
         int, typer.Option(min=2, help="P: people per batch for the triplet term (K = 2 each).")
-    ] = SHIPPED.people_per_batch,
+    ] = BASE.people_per_batch,
     extra_per_batch: Annotated[
         int, typer.Option(min=0, help="Faces drawn from all training faces, for distillation.")
-    ] = SHIPPED.extra_per_batch,
+    ] = BASE.extra_per_batch,
     learning_rate: Annotated[
         float, typer.Option(min=0.0, help="Peak learning rate (warm-up, then cosine decay).")
-    ] = SHIPPED.learning_rate,
+    ] = BASE.learning_rate,
     template: Annotated[
         str, typer.Option(help="Crop alignment template: dlib (teacher's view) or arcface.")
-    ] = SHIPPED.template,
+    ] = BASE.template,
     init_weights: Annotated[
         Path | None,
         typer.Option(
@@ -84,11 +84,11 @@ def train(
             help="Keep the backbone's BatchNorm on its moving statistics (about 2x faster; "
             "for fine-tuning from --init-weights)."
         ),
-    ] = SHIPPED.freeze_backbone_bn,
+    ] = BASE.freeze_backbone_bn,
     data_seed: Annotated[
         int | None,
         typer.Option(help="Seed of batches and augmentation (default: the split's seed)."),
-    ] = SHIPPED.data_seed,
+    ] = BASE.data_seed,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
@@ -185,8 +185,32 @@ def calibrate(
         typer.echo(f"dlib-resnet threshold written to {dlib_model}")
 
 
+def average(
+    runs: Annotated[
+        list[Path],
+        typer.Option(
+            "--from",
+            help="A finished run folder; give two or more (the last one's config is kept).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    run: Run = Path("runs/v1"),
+) -> None:
+    """Write --run as the weight average of the --from runs (same model,
+    caches and held-out people); evaluate and calibrate it like any run."""
+    from trainer.average import average_runs
+
+    try:
+        out = average_runs(runs, run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"averaged {len(runs)} runs into {out / 'final.weights.h5'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``evaluate`` and ``calibrate`` to ``app``."""
+    """Add ``train``, ``average``, ``evaluate`` and ``calibrate`` to ``app``."""
     app.command()(train)
+    app.command()(average)
     app.command()(evaluate)
     app.command()(calibrate)

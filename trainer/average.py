@@ -1,0 +1,73 @@
+"""Weight averaging of finished training runs (a "model soup", Wortsman et
+al. 2022): a run fine-tuned from another stays in its basin, and the mean of
+the two sets of weights often generalises better than either.
+
+The result is an ordinary run folder, so ``likeness evaluate`` and
+``likeness calibrate`` work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from trainer.train import TrainConfig
+
+#: Written into an averaged run folder: which runs it is the mean of.
+AVERAGED_FROM = "averaged_from.json"
+
+
+def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
+    """Write run folder ``out_dir`` whose ``final.weights.h5`` is the
+    element-wise mean of the final weights of ``runs`` (two or more), with
+    the last run's config, history and validation split. Returns ``out_dir``.
+
+    Raises ValueError when fewer than two runs are given, a run is
+    unfinished, the runs differ in architecture, caches or validation people
+    (thresholds are calibrated on those people, so none of the averaged runs
+    may have trained on them), or ``out_dir`` already holds a run.
+    """
+    from embedder.model import build_model
+
+    if len(runs) < 2:
+        raise ValueError("averaging needs at least two runs")
+    configs = [_finished_config(run) for run in runs]
+    last = configs[-1]
+    val = np.load(runs[-1] / "val_index.npy")
+    for run, cfg in zip(runs, configs, strict=True):
+        if (cfg.model, cfg.caches) != (last.model, last.caches):
+            raise ValueError(f"{run} has another architecture or other caches than {runs[-1]}")
+        if not np.array_equal(np.load(run / "val_index.npy"), val):
+            raise ValueError(f"{run} holds out other validation people than {runs[-1]}")
+    if (out_dir / "config.json").exists():
+        raise ValueError(f"{out_dir} already holds a run; use a new folder")
+
+    model = build_model(last.model)
+    sums: list[np.ndarray] | None = None
+    for run in runs:
+        model.load_weights(str(run / "final.weights.h5"))
+        values = [np.asarray(v.numpy(), np.float64) for v in model.weights]
+        sums = values if sums is None else [s + v for s, v in zip(sums, values, strict=True)]
+    assert sums is not None
+    for variable, total in zip(model.weights, sums, strict=True):
+        variable.assign((total / len(runs)).astype(variable.dtype))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "history.json", "val_index.npy", "teacher_mean.npy"):
+        if (runs[-1] / name).exists():
+            shutil.copyfile(runs[-1] / name, out_dir / name)
+    model.save_weights(str(out_dir / "final.weights.h5"))
+    (out_dir / AVERAGED_FROM).write_text(
+        json.dumps({"runs": [str(r) for r in runs], "method": "mean of final weights"}, indent=2)
+    )
+    return out_dir
+
+
+def _finished_config(run: Path) -> TrainConfig:
+    if not (run / "final.weights.h5").exists() or not (run / "config.json").exists():
+        raise ValueError(f"{run} is not a finished run (no final.weights.h5)")
+    return TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
