@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from embedder.backends import MobileNetBackend
+from embedder.landmarks import flip_landmarks
 from embedder.model import ModelConfig, build_model, model_inputs
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
@@ -389,6 +390,26 @@ def test_exported_model_serves_the_trained_embeddings(runs: Runs, tmp_path: Path
     expected = np.asarray(_model(weights, cfg.model)(inputs, training=False))
     np.testing.assert_allclose(served, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(runs: Runs, tmp_path: Path) -> None:
+    """What calibration and evaluation score (trainer.workflow embeds each
+    face and its mirror) is what the service must serve."""
+    cfg = runs.cfg
+    weights = runs.full.out_dir / "final.weights.h5"
+    export_model(weights, cfg.model, tmp_path / "model", "tta-model", 0.5, True, {}, "# card")
+    backend = MobileNetBackend(tmp_path / "model")
+    crops, marks = runs.data.crops, runs.data.landmarks
+    served = backend.embed_arrays(crops, marks)
+    model = _model(weights, cfg.model)
+    mirrored = np.stack([flip_landmarks(p, SIZE) for p in marks])
+    plain = np.asarray(model(model_inputs(crops, marks, SIZE), training=False))
+    mirror = np.asarray(model(model_inputs(crops[:, :, ::-1], mirrored, SIZE), training=False))
+    expected = (plain + mirror) / np.linalg.norm(plain + mirror, axis=1, keepdims=True)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert not np.allclose(served, plain, atol=1e-3), "the mirror changed nothing"
+    one = backend.embed_arrays(crops[:1], marks[:1])
+    np.testing.assert_allclose(one, expected[:1], atol=1e-5)
 
 
 def test_a_tampered_export_is_refused(runs: Runs, tmp_path: Path) -> None:
