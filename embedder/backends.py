@@ -20,9 +20,8 @@ import numpy as np
 from embedder.align import AlignedFace
 from embedder.detect import Detection
 from embedder.dlib_models import RESNET, dlib_model_path
-from embedder.landmarks import flip_landmarks
 from embedder.manifest import Manifest, load_manifest
-from embedder.model import ModelConfig, build_model, model_inputs
+from embedder.model import ModelConfig, build_model, mirror_faces, model_inputs
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "likeness-mobilenet"
@@ -93,13 +92,11 @@ class MobileNetBackend:
         # Faces and mirrors in one call: on a CPU a call of a few faces costs
         # mostly TensorFlow's per-op dispatch, so one call of 2N beats two of N.
         n = len(crops)
-        flipped = np.stack([flip_landmarks(p, size) for p in landmarks])
+        mirrored, flipped = mirror_faces(crops, landmarks, size)
         both = np.asarray(
             self._fn(
                 model_inputs(
-                    np.concatenate([crops, crops[:, :, ::-1]]),
-                    np.concatenate([landmarks, flipped]),
-                    size,
+                    np.concatenate([crops, mirrored]), np.concatenate([landmarks, flipped]), size
                 )
             )
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from embedder.landmarks import NUM_LANDMARKS, normalise_landmarks
+from embedder.landmarks import NUM_LANDMARKS, flip_landmarks, normalise_landmarks
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,27 @@ def build_model(config: ModelConfig) -> Any:
     return keras.Model({"image": image, "landmarks": marks}, out, name="likeness_embedder")
 
 
+def backbone(model: Any) -> Any:
+    """The MobileNetV2 sub-model inside a model from :func:`build_model`."""
+    return next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+
+
+def mirror_faces(
+    crops: np.ndarray, landmarks: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal mirror images of aligned crops (N, size, size, 3) and their
+    landmarks (N, 68, 2) in crop pixels, indices permuted: the second view of
+    flip test-time augmentation, shared by serving and evaluation."""
+    return crops[:, :, ::-1], np.stack([flip_landmarks(p, size) for p in landmarks])
+
+
 def load_imagenet_backbone(model: Any, npz_path: Path) -> int:
     """Copy Keras-named MobileNetV2 ImageNet weights (``Conv1/kernel``, ...)
     from an .npz into the model's backbone; returns how many arrays were
     loaded. Raises ValueError when none match (wrong alpha)."""
     weights = np.load(npz_path)
-    backbone = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
     loaded = 0
-    for layer in backbone.layers:
+    for layer in backbone(model).layers:
         for variable in layer.weights:
             # Keras 2 named depthwise kernels "depthwise_kernel"; Keras 3 "kernel".
             for name in (variable.name, f"depthwise_{variable.name}"):

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from embedder.backends import MobileNetBackend
 from embedder.landmarks import flip_landmarks
-from embedder.model import ModelConfig, build_model, model_inputs
+from embedder.model import ModelConfig, backbone, build_model, model_inputs
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
 from trainer.cache import CacheSpec, build_cache, list_images, load_cache
@@ -267,10 +267,9 @@ def test_a_killed_run_resumes_to_the_same_weights(runs: Runs) -> None:
 
 
 def _backbone_bn_statistics(model: Any) -> dict[str, np.ndarray]:
-    backbone = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
     return {
         v.path: v.numpy()
-        for layer in backbone.layers
+        for layer in backbone(model).layers
         if isinstance(layer, tf.keras.layers.BatchNormalization)
         for v in layer.weights
     }

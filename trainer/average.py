@@ -47,14 +47,12 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
         raise ValueError(f"{out_dir} already holds a run; use a new folder")
 
     model = build_model(last.model)
-    sums: list[np.ndarray] | None = None
+    per_run = []
     for run in runs:
         model.load_weights(str(run / "final.weights.h5"))
-        values = [np.asarray(v.numpy(), np.float64) for v in model.weights]
-        sums = values if sums is None else [s + v for s, v in zip(sums, values, strict=True)]
-    assert sums is not None
-    for variable, total in zip(model.weights, sums, strict=True):
-        variable.assign((total / len(runs)).astype(variable.dtype))
+        per_run.append([np.asarray(v.numpy(), np.float64) for v in model.weights])
+    for variable, *values in zip(model.weights, *per_run, strict=True):
+        variable.assign((sum(values) / len(runs)).astype(variable.dtype))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "history.json", "val_index.npy", "teacher_mean.npy"):
@@ -70,4 +68,4 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
 def _finished_config(run: Path) -> TrainConfig:
     if not (run / "final.weights.h5").exists() or not (run / "config.json").exists():
         raise ValueError(f"{run} is not a finished run (no final.weights.h5)")
-    return TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    return TrainConfig.read(run)

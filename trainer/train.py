@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from embedder.landmarks import NUM_LANDMARKS
-from embedder.model import ModelConfig, build_model, load_imagenet_backbone
+from embedder.model import ModelConfig, backbone, build_model, load_imagenet_backbone
 from trainer.cache import cache_spec
 from trainer.data import (
     BatchSampler,
@@ -81,6 +81,11 @@ class TrainConfig:
         return d
 
     @staticmethod
+    def read(run_dir: Path) -> TrainConfig:
+        """The config saved in run folder ``run_dir`` (its ``config.json``)."""
+        return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+
+    @staticmethod
     def from_dict(d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         d["caches"] = tuple(d["caches"])
@@ -127,10 +132,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
     state_file = ckpt / "state.json"
-    if state_file.exists():
-        saved = TrainConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
-        if saved != cfg:
-            raise ValueError(f"{out_dir} holds a run with another config; use a new folder")
+    if state_file.exists() and TrainConfig.read(out_dir) != cfg:
+        raise ValueError(f"{out_dir} holds a run with another config; use a new folder")
     (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     check_caches_fit(cfg)
@@ -273,8 +276,7 @@ def _freeze_backbone_batchnorm(model: Any) -> None:
     even under ``training=True``: it keeps its moving statistics and scale."""
     import keras
 
-    backbone = next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
-    for layer in backbone.layers:
+    for layer in backbone(model).layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
 

@@ -129,7 +129,7 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path:
 def _run_model(run_dir: Path) -> tuple[Any, TrainConfig]:
     from embedder.model import build_model
 
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    cfg = TrainConfig.read(run_dir)
     model = build_model(cfg.model)
     final = run_dir / "final.weights.h5"
     model.load_weights(
@@ -176,15 +176,10 @@ def calibrate(run_dir: Path, far: float = 1e-3, seed: int = 7) -> Calibration:
 
 
 def _embed_tta(model: Any, data: FaceData, size: int) -> np.ndarray:
-    from embedder.landmarks import flip_landmarks
+    from embedder.model import mirror_faces
 
-    flipped = FaceData(
-        data.crops[:, :, ::-1],
-        np.stack([flip_landmarks(p, size) for p in data.landmarks]),
-        data.person,
-        data.path,
-        None,
-    )
+    crops, landmarks = mirror_faces(data.crops, data.landmarks, size)
+    flipped = FaceData(crops, landmarks, data.person, data.path, None)
     return np.asarray(embed_faces(model, data, size) + embed_faces(model, flipped, size))
 
 
@@ -227,7 +222,7 @@ def export_run(
     into the run folder) and a model card. Returns the manifest path."""
     from trainer.export import export_model
 
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    cfg = TrainConfig.read(run_dir)
     evaluation_file = run_dir / "evaluation.json"
     evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else []
     history = json.loads((run_dir / "history.json").read_text())
