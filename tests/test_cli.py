@@ -569,7 +569,7 @@ def test_train_passes_a_fine_tuning_stage_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trainer.workflow
-    from trainer.recipe import BASE, FINETUNE
+    from trainer.recipe import BASE, FINETUNE, VIEWS
     from trainer.train import TrainResult
 
     seen: dict[str, Any] = {}
@@ -591,6 +591,13 @@ def test_train_passes_a_fine_tuning_stage_through(
     assert seen["init_weights"] == init
     assert seen["recipe"] == FINETUNE
     assert FINETUNE.freeze_backbone_bn and FINETUNE.data_seed == 1235
+
+    stage3 = ["--steps", "3500", "--learning-rate", "1e-3", "--freeze-backbone-bn"]
+    result = CliRunner().invoke(
+        app, [*args, "--init-weights", str(init), *stage3, "--data-seed", "1238", "--views", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["recipe"] == VIEWS and VIEWS.views == 2
 
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 0, plain.output

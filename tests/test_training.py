@@ -25,7 +25,7 @@ from embedder.landmarks import flip_landmarks
 from embedder.model import ModelConfig, backbone, build_model, model_inputs
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
-from trainer.cache import CacheSpec, build_cache, list_images, load_cache
+from trainer.cache import CacheSpec, build_cache, cache_spec, list_images, load_cache
 from trainer.data import (
     BatchSampler,
     FaceData,
@@ -37,6 +37,7 @@ from trainer.data import (
 from trainer.export import export_model
 from trainer.losses import distillation_loss, triplet_semi_hard_loss
 from trainer.train import TrainConfig, TrainResult, train
+from trainer.workflow import build_caches
 
 pytestmark = [
     pytest.mark.slow,
@@ -80,6 +81,16 @@ def cache(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     items = list_images(dataset, labelled=True)
     build_cache(
         items, out, CacheSpec(size=SIZE, teacher=True), workers=1, shard_size=16, progress=False
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def view_cache(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("views")
+    spec = CacheSpec(size=SIZE, teacher=True, view_seed=1)
+    build_cache(
+        list_images(dataset, labelled=True), out, spec, workers=1, shard_size=16, progress=False
     )
     return out
 
@@ -211,6 +222,23 @@ def test_a_cache_of_another_spec_is_refused_and_left_intact(cache: Path, dataset
     assert json.loads((cache / "spec.json").read_text())["template"] == "arcface"
 
 
+def test_a_view_cache_holds_the_same_faces_seen_anew_with_their_own_teacher(
+    cache: Path, view_cache: Path
+) -> None:
+    clean, views = load_cache(cache), load_cache(view_cache)
+    np.testing.assert_array_equal(views["path"], clean["path"])
+    np.testing.assert_array_equal(views["person"], clean["person"])
+    assert views["crop"].shape == clean["crop"].shape
+    # Every view's alignment is jittered, so no crop is the clean one.
+    assert all(not np.array_equal(a, b) for a, b in zip(views["crop"], clean["crop"], strict=True))
+    inner = views["landmarks"][:, 36:68]
+    assert inner.min() > 0 and inner.max() < SIZE
+    # The teacher looked at the view itself: its descriptor moved, but dlib
+    # still takes it for the same person (Euclidean distance under 0.6).
+    moved = np.linalg.norm(views["teacher"] - clean["teacher"], axis=1)
+    assert (moved > 1e-3).all() and (moved < 0.6).all(), moved
+
+
 def test_batches_are_people_by_images_and_a_function_of_the_step(cache: Path) -> None:
     data = load_faces([cache])
     sampler = BatchSampler(data, people=4, per_person=2, extra=3, seed=9)
@@ -332,6 +360,59 @@ def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: P
     with pytest.raises(ValueError, match="other validation people"):
         average_runs([first, other_split], tmp_path / "avg")
     assert not (tmp_path / "avg").exists()
+
+
+def test_build_caches_makes_views_of_every_training_source_and_none_of_test_people(
+    dataset: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "lfw"
+    shutil.copytree(dataset, root / "images_deepfunneled")
+    (root / "pairsDevTest.txt").write_text("1\nEmma_Watson\t1\t2\n")
+    (root / "peopleDevTest.txt").write_text("1\nRick_Perry\t3\n")
+    unlabelled = tmp_path / "crops"
+    shutil.copytree(dataset / "Albert_Costa", unlabelled)
+    caches, views = build_caches(
+        root, tmp_path / "cache", unlabelled, workers=1, model=ModelConfig(input_size=SIZE), views=1
+    )
+    assert caches == [tmp_path / "cache" / "lfw-train", tmp_path / "cache" / "unlabelled"]
+    assert views == [
+        tmp_path / "cache" / "lfw-train-view1",
+        tmp_path / "cache" / "unlabelled-view1",
+    ]
+    for source, view in zip(caches, views, strict=True):
+        assert cache_spec(view) == replace(cache_spec(source), view_seed=1)
+        np.testing.assert_array_equal(load_cache(view)["path"], load_cache(source)["path"])
+    people = set(load_cache(views[0])["person"].tolist())
+    assert len(people) == PEOPLE - 2 and not people & {"Emma_Watson", "Rick_Perry"}
+    assert set(load_cache(views[1])["person"].tolist()) == {""}
+
+
+def test_views_join_training_without_their_held_out_people(
+    runs: Runs, cache: Path, view_cache: Path, tmp_path: Path
+) -> None:
+    cfg = replace(
+        runs.cfg, view_caches=(str(view_cache),), val_fraction=0.2, people_per_batch=4, steps=2
+    )
+    logger = logging.getLogger("trainer.train")
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        result = train(cfg, tmp_path / "run")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (record,) = [r for r in handler.records if r.getMessage() == "training data"]
+    clean = load_faces([cache])
+    train_index, val_index = split_people(clean, 0.2, cfg.seed)
+    np.testing.assert_array_equal(np.load(result.out_dir / "val_index.npy"), val_index)
+    # 8 training people's 24 faces, each once as it is and once as a view.
+    assert (getattr(record, "faces", None), getattr(record, "val_faces", None)) == (48, 6)
+    assert clean.teacher is not None and result.teacher_mean is not None
+    np.testing.assert_allclose(
+        result.teacher_mean, clean.teacher[train_index].mean(axis=0), rtol=1e-5
+    )
+    assert TrainConfig.read(result.out_dir) == cfg
 
 
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:

@@ -23,6 +23,7 @@ from embedder.align import align_face
 from embedder.decode import decode_image
 from embedder.detect import Detection, FaceDetector
 from likeness.errors import InvalidArgument
+from trainer.views import make_view, view_rng
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ class CacheSpec:
     face nearest the image centre instead of the largest (LFW labels the
     central face); ``teacher`` also computes dlib-resnet descriptors;
     ``template`` is the alignment template (embedder.align.TEMPLATES), which
-    must be the model's."""
+    must be the model's; ``view_seed`` (None: the image as it is) caches a
+    seeded random view of every image instead (trainer.views: mirrored,
+    degraded, alignment jittered), the teacher computing on the same view."""
 
     size: int = 112
     centre_fallback: bool = False
@@ -45,6 +48,7 @@ class CacheSpec:
     teacher: bool = False
     upsample: int = 1
     template: str = "arcface"
+    view_seed: int | None = None
 
 
 def list_images(
@@ -108,16 +112,25 @@ class _Worker:
         det = self.pick(image)
         if det is None:
             return None
-        aligned = align_face(image, det.landmarks, self.spec.size, self.spec.template)
+        points = align_points = det.landmarks
+        if self.spec.view_seed is not None:
+            view = make_view(image, det.landmarks, view_rng(self.spec.view_seed, str(path)))
+            image, points, align_points = view.image, view.landmarks, view.align_points
+        aligned = align_face(image, align_points, self.spec.size, self.spec.template)
+        # The crop shows the true points where the (possibly jittered) alignment put them.
+        homogeneous = np.hstack([points, np.ones((len(points), 1))])
         out = {
             "crop": aligned.crop,
-            "landmarks": aligned.landmarks,
+            "landmarks": (homogeneous @ aligned.matrix.T).astype(np.float32),
             "detected": np.array(det.score >= 0),
         }
         if self.resnet is not None:
-            rect = self.dlib.rectangle(det.box[0], det.box[1], det.box[2] - 1, det.box[3] - 1)
+            # dlib cuts its chip from the shape's points; the rectangle only has to hold them.
+            x1, y1 = np.floor(align_points.min(axis=0)).astype(int)
+            x2, y2 = np.ceil(align_points.max(axis=0)).astype(int)
+            rect = self.dlib.rectangle(int(x1), int(y1), int(x2), int(y2))
             shape = self.dlib.full_object_detection(
-                rect, [self.dlib.point(round(float(x)), round(float(y))) for x, y in det.landmarks]
+                rect, [self.dlib.point(round(float(x)), round(float(y))) for x, y in align_points]
             )
             out["teacher"] = np.array(
                 self.resnet.compute_face_descriptor(image, shape), dtype=np.float32

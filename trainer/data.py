@@ -38,18 +38,31 @@ class FaceData:
 
 def load_faces(cache_dirs: Sequence[Path]) -> FaceData:
     """Concatenate caches (see trainer.cache); teacher only if every cache has it."""
-    parts = [load_cache(d) for d in cache_dirs]
-    teacher = (
-        np.concatenate([p["teacher"] for p in parts]).astype(np.float32)
-        if all("teacher" in p for p in parts)
-        else None
+    return concat_faces(
+        [
+            FaceData(
+                crops=p["crop"],
+                landmarks=p["landmarks"].astype(np.float32),
+                person=p["person"],
+                path=p["path"],
+                teacher=p["teacher"].astype(np.float32) if "teacher" in p else None,
+            )
+            for p in (load_cache(d) for d in cache_dirs)
+        ]
     )
+
+
+def concat_faces(parts: Sequence[FaceData]) -> FaceData:
+    """One FaceData of ``parts`` in order; teacher only if every part has it."""
+    teachers = [p.teacher for p in parts]
     return FaceData(
-        crops=np.concatenate([p["crop"] for p in parts]),
-        landmarks=np.concatenate([p["landmarks"] for p in parts]).astype(np.float32),
-        person=np.concatenate([p["person"] for p in parts]),
-        path=np.concatenate([p["path"] for p in parts]),
-        teacher=teacher,
+        crops=np.concatenate([p.crops for p in parts]),
+        landmarks=np.concatenate([p.landmarks for p in parts]),
+        person=np.concatenate([p.person for p in parts]),
+        path=np.concatenate([p.path for p in parts]),
+        teacher=None
+        if any(t is None for t in teachers)
+        else np.concatenate([t for t in teachers if t is not None]),
     )
 
 

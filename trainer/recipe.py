@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 class Recipe:
     """Training choices beyond the data (see trainer.train.TrainConfig for
     each field's meaning and units; ``template`` is the crop alignment
-    template, embedder.align.TEMPLATES)."""
+    template, embedder.align.TEMPLATES; ``views`` is how many seeded views
+    of every training image, teacher descriptors included, join the data:
+    trainer.views)."""
 
     steps: int
     triplet_weight: float
@@ -23,6 +25,7 @@ class Recipe:
     template: str
     freeze_backbone_bn: bool = False
     data_seed: int | None = None
+    views: int = 0
 
 
 #: Stage 1 of likeness-mnv2-a035-112-v3 (all of v2): 3,600 steps of 160
@@ -44,3 +47,9 @@ BASE = Recipe(
 #: new batches, the same held-out people. v3 ships the mean of the two stages'
 #: final weights (``likeness average``).
 FINETUNE = replace(BASE, steps=4000, learning_rate=1e-3, freeze_backbone_bn=True, data_seed=1235)
+
+#: Stage 3 (tried 2026-11-30; see docs/BENCHMARKS.md for whether it ships):
+#: FINETUNE's schedule from v3's averaged weights, with two seeded views of
+#: every training image (mirrored, degraded, alignment jittered) and the
+#: teacher's descriptors of those views joining the data.
+VIEWS = replace(FINETUNE, steps=3500, data_seed=1238, views=2)

@@ -27,6 +27,7 @@ from trainer.data import (
     FaceData,
     centred_targets,
     check_no_forbidden,
+    concat_faces,
     load_faces,
     split_people,
 )
@@ -52,6 +53,10 @@ class TrainConfig:
     fine-tuning a model whose statistics already fit faces). ``data_seed``
     seeds batches and augmentation (default ``seed``, which always seeds the
     validation split, so a second stage keeps the same held-out people).
+    ``view_caches`` hold seeded views of the training images (trainer.views)
+    with the teacher's descriptors of those views; they join the training
+    data after the split, their held-out people's faces dropped, so the
+    validation faces stay those of ``caches`` alone.
     """
 
     caches: tuple[str, ...]
@@ -74,10 +79,12 @@ class TrainConfig:
     seed: int = 1234
     checkpoint_every: int = 100
     eval_every: int = 500
+    view_caches: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["caches"] = list(self.caches)
+        d["view_caches"] = list(self.view_caches)
         return d
 
     @staticmethod
@@ -89,6 +96,7 @@ class TrainConfig:
     def from_dict(d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         d["caches"] = tuple(d["caches"])
+        d["view_caches"] = tuple(d.get("view_caches", ()))
         d["model"] = ModelConfig(**d["model"])
         return TrainConfig(**d)
 
@@ -144,12 +152,20 @@ def train(
         raise ValueError("validation needs at least two people: raise val_fraction or set it to 0")
     train_data = data.subset(train_idx)
     np.save(out_dir / "val_index.npy", val_idx)
+    # The mean of the source images alone: a second stage with views keeps the
+    # first stage's targets for the same faces.
+    teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
+    if cfg.view_caches:
+        views = load_faces([Path(c) for c in cfg.view_caches])
+        check_no_forbidden(views, forbidden_people)
+        held_out = set(data.person[val_idx].tolist())
+        kept = np.array([p not in held_out for p in views.person.tolist()], dtype=bool)
+        train_data = concat_faces([train_data, views.subset(np.flatnonzero(kept))])
     use_distill = cfg.distill_weight > 0
     if use_distill and train_data.teacher is None:
         raise ValueError("distillation needs caches built with teacher descriptors")
     if use_distill and cfg.model.dim != _TEACHER_DIM:
         raise ValueError(f"distillation needs an embedding dim of {_TEACHER_DIM} (the teacher's)")
-    teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
     targets = (
         centred_targets(train_data.teacher, teacher_mean)
         if train_data.teacher is not None and teacher_mean is not None
@@ -285,7 +301,7 @@ def check_caches_fit(cfg: TrainConfig) -> None:
     """Raise ValueError unless every cache holds crops of the model's size
     and alignment template (a model trained on other crops than it is
     served would silently lose accuracy)."""
-    for cache in cfg.caches:
+    for cache in cfg.caches + cfg.view_caches:
         spec = cache_spec(Path(cache))
         if (spec.size, spec.template) != (cfg.model.input_size, cfg.model.template):
             raise ValueError(

@@ -36,10 +36,13 @@ def build_caches(
     unlabelled: Path | None,
     workers: int = 2,
     model: ModelConfig | None = None,
-) -> list[Path]:
+    views: int = 0,
+) -> tuple[list[Path], list[Path]]:
     """Run the embedder front end over LFW (train and test people apart) and
     the optional unlabelled folder, with the crop size and alignment template
-    of ``model``; resumable. Returns the training caches."""
+    of ``model``; resumable. ``views`` > 0 also caches that many seeded views
+    (trainer.views) of every training image, seeds 1 ... ``views``, in
+    ``<cache>-view<seed>``. Returns (training caches, view caches)."""
     model = model or ModelConfig()
     test_people = devtest_people(lfw_root)
     images = lfw_root / "images_deepfunneled"
@@ -47,20 +50,28 @@ def build_caches(
     spec = CacheSpec(
         size=model.input_size, centre_fallback=True, teacher=True, template=model.template
     )
-    build_cache(list_images(images, True, test_people), cache_dir / "lfw-train", spec, workers)
+    sources = [(list_images(images, True, test_people), cache_dir / "lfw-train", spec)]
+    build_cache(*sources[0][:2], spec, workers)
     build_cache(
         list_images(images, True, everyone - test_people), cache_dir / "lfw-test", spec, workers
     )
-    caches = [cache_dir / "lfw-train"]
     if unlabelled is not None:
-        build_cache(
-            list_images(unlabelled, False),
-            cache_dir / "unlabelled",
-            replace(spec, centre_fallback=False, pick_centre=False),
-            workers,
+        sources.append(
+            (
+                list_images(unlabelled, False),
+                cache_dir / "unlabelled",
+                replace(spec, centre_fallback=False, pick_centre=False),
+            )
         )
-        caches.append(cache_dir / "unlabelled")
-    return caches
+    for items, out, source_spec in sources[1:]:
+        build_cache(items, out, source_spec, workers)
+    view_caches: list[Path] = []
+    for seed in range(1, views + 1):
+        for items, out, source_spec in sources:
+            view_dir = out.with_name(f"{out.name}-view{seed}")
+            build_cache(items, view_dir, replace(source_spec, view_seed=seed), workers)
+            view_caches.append(view_dir)
+    return [out for _, out, _ in sources], view_caches
 
 
 def run_training(
@@ -79,9 +90,12 @@ def run_training(
     ``init_weights`` (a run's ``final.weights.h5``) when given; writes ``history.json`` and
     ``training_curve.png`` there."""
     model = ModelConfig(template=recipe.template)
-    caches = build_caches(lfw_root, cache_dir, unlabelled, model=model)
+    caches, view_caches = build_caches(
+        lfw_root, cache_dir, unlabelled, model=model, views=recipe.views
+    )
     cfg = TrainConfig(
         caches=tuple(str(c) for c in caches),
+        view_caches=tuple(str(c) for c in view_caches),
         model=model,
         imagenet_weights=str(imagenet_weights) if imagenet_weights else None,
         init_weights=str(init_weights) if init_weights else None,

@@ -89,6 +89,14 @@ def train(
         int | None,
         typer.Option(help="Seed of batches and augmentation (default: the split's seed)."),
     ] = BASE.data_seed,
+    views: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Seeded views (mirrored, degraded, alignment jittered) of every training "
+            "image to cache with the teacher's descriptors of the same view and train on.",
+        ),
+    ] = BASE.views,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
@@ -125,6 +133,7 @@ def train(
         template=template,
         freeze_backbone_bn=freeze_backbone_bn,
         data_seed=data_seed,
+        views=views,
     )
     result = run_training(
         lfw,
