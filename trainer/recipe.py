@@ -28,7 +28,7 @@ class Recipe:
     views: int = 0
 
 
-#: Stage 1 of likeness-mnv2-a035-112-v3 (all of v2): 3,600 steps of 160
+#: Stage 1 of likeness-mnv2-a035-112-v3 and -v4 (all of v2): 3,600 steps of 160
 #: faces (32 people x 2 for the triplet term, 96 more for distillation) from
 #: ImageNet weights, distillation-led.
 BASE = Recipe(
@@ -48,8 +48,8 @@ BASE = Recipe(
 #: final weights (``likeness average``).
 FINETUNE = replace(BASE, steps=4000, learning_rate=1e-3, freeze_backbone_bn=True, data_seed=1235)
 
-#: Stage 3 (tried 2026-11-30; see docs/BENCHMARKS.md for whether it ships):
-#: FINETUNE's schedule from v3's averaged weights, with two seeded views of
-#: every training image (mirrored, degraded, alignment jittered) and the
-#: teacher's descriptors of those views joining the data.
+#: Stage 3, shipped as likeness-mnv2-a035-112-v4: FINETUNE's schedule for
+#: 3,500 steps from v3's averaged weights, with two seeded views of every
+#: training image (mirrored, degraded, alignment jittered) and the teacher's
+#: descriptors of those views joining the data (trainer.views).
 VIEWS = replace(FINETUNE, steps=3500, data_seed=1238, views=2)

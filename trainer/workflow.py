@@ -19,7 +19,7 @@ import numpy as np
 
 from embedder.model import ModelConfig
 from trainer.average import AVERAGED_FROM
-from trainer.cache import CacheSpec, build_cache, list_images
+from trainer.cache import CacheSpec, build_cache, cache_spec, list_images
 from trainer.data import FaceData, load_faces
 from trainer.lfw import devtest_people
 from trainer.recipe import BASE, Recipe
@@ -300,6 +300,15 @@ def _model_card(
         if cfg.freeze_backbone_bn
         else ""
     )
+    view_seeds = sorted({cache_spec(Path(c)).view_seed or 0 for c in cfg.view_caches})
+    views = (
+        f" {len(view_seeds)} seeded views of every training image (trainer.views:"
+        " mirrored, blurred, downscaled, JPEG-compressed, grey or colour-cast,"
+        " alignment jittered), each with the teacher's descriptor of that view,"
+        " joined the data."
+        if view_seeds
+        else ""
+    )
     averaged = (
         " The shipped weights are the element-wise mean of the final weights of the runs "
         + ", ".join(f"`{r}`" for r in averaged_from)
@@ -307,6 +316,7 @@ def _model_card(
         if averaged_from
         else ""
     )
+    extra = views + averaged
     return f"""# Model card: {model_id}
 
 **What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
@@ -323,7 +333,7 @@ Crops are aligned to the `{m.template}` template (embedder/align.py){template_no
 **Training.** Objective: {", ".join(terms)}. Batches of
 {cfg.people_per_batch} people x {cfg.images_per_person} images plus
 {cfg.extra_per_batch} faces for distillation; {cfg.steps} steps; AdamW, peak
-learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.{frozen}{averaged}
+learning rate {cfg.learning_rate}, warm-up then cosine decay; seed {cfg.seed}.{frozen}{extra}
 Data: LFW (deep-funneled) without any person of the View 1 test split, and
 UTKFace part 1 crops as unlabelled faces (distillation only, never as identities).
 Reproduce: the commands of README.md, "Training the model" (`likeness train`,
