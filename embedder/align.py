@@ -81,6 +81,14 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]])
 
 
+def map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Points (N, 2) (x, y) mapped by a 2x3 affine ``matrix`` (e.g.
+    :attr:`AlignedFace.matrix`, image to crop pixels); float32 (N, 2)."""
+    homogeneous = np.hstack([points.astype(np.float64), np.ones((len(points), 1))])
+    out: np.ndarray = (homogeneous @ matrix.T).astype(np.float32)
+    return out
+
+
 def align_face(
     image: np.ndarray, landmarks68: np.ndarray, size: int, template: str = "arcface"
 ) -> AlignedFace:
@@ -95,6 +103,4 @@ def align_face(
     crop = cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
     )
-    pts = np.hstack([landmarks68.astype(np.float64), np.ones((len(landmarks68), 1))])
-    crop_points = (pts @ matrix.T).astype(np.float32)
-    return AlignedFace(crop=crop, landmarks=crop_points, matrix=matrix)
+    return AlignedFace(crop=crop, landmarks=map_points(landmarks68, matrix), matrix=matrix)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedder.align import align_face
+from embedder.align import align_face, map_points
 from embedder.decode import decode_image
 from embedder.detect import Detection, FaceDetector
 from likeness.errors import InvalidArgument
@@ -117,11 +117,10 @@ class _Worker:
             view = make_view(image, det.landmarks, view_rng(self.spec.view_seed, str(path)))
             image, points, align_points = view.image, view.landmarks, view.align_points
         aligned = align_face(image, align_points, self.spec.size, self.spec.template)
-        # The crop shows the true points where the (possibly jittered) alignment put them.
-        homogeneous = np.hstack([points, np.ones((len(points), 1))])
         out = {
             "crop": aligned.crop,
-            "landmarks": (homogeneous @ aligned.matrix.T).astype(np.float32),
+            # The true points, where the (possibly jittered) alignment put them.
+            "landmarks": map_points(points, aligned.matrix),
             "detected": np.array(det.score >= 0),
         }
         if self.resnet is not None:

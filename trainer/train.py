@@ -158,9 +158,8 @@ def train(
     if cfg.view_caches:
         views = load_faces([Path(c) for c in cfg.view_caches])
         check_no_forbidden(views, forbidden_people)
-        held_out = set(data.person[val_idx].tolist())
-        kept = np.array([p not in held_out for p in views.person.tolist()], dtype=bool)
-        train_data = concat_faces([train_data, views.subset(np.flatnonzero(kept))])
+        held_out = np.isin(views.person, data.person[val_idx])
+        train_data = concat_faces([train_data, views.subset(np.flatnonzero(~held_out))])
     use_distill = cfg.distill_weight > 0
     if use_distill and train_data.teacher is None:
         raise ValueError("distillation needs caches built with teacher descriptors")

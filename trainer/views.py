@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from embedder.landmarks import LEFT_EYE, RIGHT_EYE, flip_landmarks
+from embedder.landmarks import eye_centres, flip_landmarks
 
 DEGRADATIONS = ("none", "blur", "low_res", "jpeg", "grey", "colour")
 
@@ -98,7 +98,7 @@ def _degrade(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
 
 
 def _jitter(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
+    right, left = eye_centres(points)
     inter_ocular = float(np.linalg.norm(right - left))
     centre = (right + left) / 2.0
     angle = np.deg2rad(rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
