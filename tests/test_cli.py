@@ -599,9 +599,43 @@ def test_train_passes_a_fine_tuning_stage_through(
     assert result.exit_code == 0, result.output
     assert seen["recipe"] == VIEWS and VIEWS.views == 2
 
+    fresh = ["--views", "2", "--first-view-seed", "3"]
+    result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage3, *fresh])
+    assert result.exit_code == 0, result.output
+    assert seen["recipe"].views == 2 and seen["recipe"].first_view_seed == 3
+
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 0, plain.output
     assert seen["recipe"] == BASE and seen["init_weights"] is None
 
     missing = CliRunner().invoke(app, [*args, "--init-weights", str(tmp_path / "nope.h5")])
     assert missing.exit_code == 2 and "--init-weights" in missing.output
+
+
+def test_validate_refuses_an_unfinished_run(tmp_path: Path) -> None:
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    result = CliRunner().invoke(app, ["validate", "--run", str(unfinished)])
+    assert result.exit_code == 2, result.output
+    assert "not a finished run" in result.output and "Traceback" not in result.output
+
+
+def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.workflow
+    from trainer.validate import HeldOutReport
+
+    asked: list[list[Path]] = []
+
+    def fake_validate(runs: list[Path]) -> list[HeldOutReport]:
+        asked.append(runs)
+        return [HeldOutReport(str(r), 0.99, 0.05, 0.6, 0.8, 10, 90) for r in runs]
+
+    monkeypatch.setattr(trainer.workflow, "validate", fake_validate)
+    first, second = tmp_path / "v4", tmp_path / "v5"
+    first.mkdir()
+    second.mkdir()
+    result = CliRunner().invoke(app, ["validate", "--run", str(first), "--run", str(second)])
+    assert result.exit_code == 0, result.output
+    assert asked == [[first, second]]
+    rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert rows == [f"| {run} | 0.9900 | 5.00% | 60.00% | 80.00% |" for run in (first, second)]

@@ -19,6 +19,7 @@ from trainer.metrics import (
     tar_at_far,
     threshold_at_far,
 )
+from trainer.validate import all_pairs, cross_pairs, held_out_report, held_out_table
 
 SEPARATED = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
 SEPARATED_SAME = np.array([True, True, True, False, False, False])
@@ -193,3 +194,69 @@ def test_sample_pairs_refuses_different_pairs_from_one_label() -> None:
         sample_pairs(np.array([4, 4, 4]), n_different=1, seed=0)
     a, _, same = sample_pairs(np.array([4, 4, 4]), n_different=0, seed=0)
     assert same.all() and len(a) == 3
+
+
+def _unit_rows(*angles: float) -> np.ndarray:
+    """Unit vectors in the plane at ``angles`` (radians): cosines worked out by hand."""
+    return np.array([[np.cos(a), np.sin(a)] for a in angles])
+
+
+def test_all_pairs_scores_every_unordered_pair_once() -> None:
+    emb = _unit_rows(0.0, 0.0, np.pi / 2, np.pi)
+    people = np.array(["a", "a", "b", "c"])
+    scores, same = all_pairs(emb, people)
+    # Pairs in order (0,1) (0,2) (0,3) (1,2) (1,3) (2,3).
+    np.testing.assert_allclose(scores, [1.0, 0.0, -1.0, 0.0, -1.0, 0.0], atol=1e-12)
+    assert same.tolist() == [True, False, False, False, False, False]
+
+
+def test_cross_pairs_leave_out_a_view_of_the_same_image() -> None:
+    clean = _unit_rows(0.0, np.pi / 2)
+    views = _unit_rows(0.1, np.pi / 2 + 0.1, 0.2)
+    scores, same = cross_pairs(
+        clean,
+        np.array(["a", "a"]),
+        np.array(["a1.jpg", "a2.jpg"]),
+        views,
+        np.array(["a", "a", "a"]),
+        np.array(["a1.jpg", "a2.jpg", "a1.jpg"]),
+    )
+    # Clean a1 meets the view of a2 only; clean a2 meets both views of a1.
+    np.testing.assert_allclose(
+        scores, [np.cos(np.pi / 2 + 0.1), np.cos(np.pi / 2 - 0.1), np.cos(np.pi / 2 - 0.2)]
+    )
+    assert same.all()
+
+
+def test_held_out_report_on_separated_people() -> None:
+    # Two tight people far apart: every same-person pair scores above every other pair.
+    emb = _unit_rows(0.0, 0.05, 0.1, 2.0, 2.05)
+    people = np.array(["a", "a", "a", "b", "b"])
+    paths = np.array([f"{p}{i}.jpg" for i, p in enumerate(people)])
+    report = held_out_report("run", emb, people, paths)
+    assert (report.auc, report.eer, report.tar_at_far_1e3, report.tar_at_far_1e2) == (
+        1.0,
+        0.0,
+        1.0,
+        1.0,
+    )
+    assert (report.genuine_pairs, report.impostor_pairs) == (4, 6)
+    assert report.view_eer is None and "clean vs view" not in held_out_table([report])
+
+    # A view of a0 that looks like b: its genuine pairs (with a1, a2) score
+    # below its impostor pairs (with b3, b4), so it is misjudged at any threshold.
+    views = (_unit_rows(1.9), np.array(["a"]), np.array(["a0.jpg"]))
+    with_views = held_out_report("run", emb, people, paths, views)
+    assert with_views.view_genuine_pairs == 2
+    assert with_views.view_tar_at_far_1e3 == 0.0
+    assert with_views.view_eer == pytest.approx(1.0)
+    table = held_out_table([report, with_views])
+    assert "clean vs view" in table and "| run | 1.0000 | 0.00% | 100.00%" in table
+
+
+def test_held_out_report_needs_both_kinds_of_pairs() -> None:
+    emb = _unit_rows(0.0, 1.0, 2.0)
+    with pytest.raises(ValueError, match="same-person and different-person"):
+        held_out_report("run", emb, np.array(["a", "b", "c"]), np.array(["1", "2", "3"]))
+    with pytest.raises(ValueError, match="same-person and different-person"):
+        held_out_report("run", emb, np.array(["a", "a", "a"]), np.array(["1", "2", "3"]))

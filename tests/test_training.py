@@ -37,7 +37,7 @@ from trainer.data import (
 from trainer.export import export_model
 from trainer.losses import distillation_loss, triplet_semi_hard_loss
 from trainer.train import TrainConfig, TrainResult, train
-from trainer.workflow import build_caches
+from trainer.workflow import build_caches, validate
 
 pytestmark = [
     pytest.mark.slow,
@@ -385,6 +385,19 @@ def test_build_caches_makes_views_of_every_training_source_and_none_of_test_peop
     people = set(load_cache(views[0])["person"].tolist())
     assert len(people) == PEOPLE - 2 and not people & {"Emma_Watson", "Rick_Perry"}
     assert set(load_cache(views[1])["person"].tolist()) == {""}
+    # A later stage asks for fresh views: seeds after the ones it already has.
+    _, fresh = build_caches(
+        root,
+        tmp_path / "cache",
+        None,
+        workers=1,
+        model=ModelConfig(input_size=SIZE),
+        views=1,
+        first_view_seed=2,
+    )
+    assert fresh == [tmp_path / "cache" / "lfw-train-view2"]
+    assert cache_spec(fresh[0]) == replace(cache_spec(caches[0]), view_seed=2)
+    assert not np.array_equal(load_cache(fresh[0])["crop"], load_cache(views[0])["crop"])
 
 
 def test_views_join_training_without_their_held_out_people(
@@ -413,6 +426,35 @@ def test_views_join_training_without_their_held_out_people(
         result.teacher_mean, clean.teacher[train_index].mean(axis=0), rtol=1e-5
     )
     assert TrainConfig.read(result.out_dir) == cfg
+
+
+def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
+    runs: Runs, view_cache: Path, tmp_path: Path
+) -> None:
+    cfg = replace(
+        runs.cfg, view_caches=(str(view_cache),), val_fraction=0.2, people_per_batch=4, steps=2
+    )
+    run = train(cfg, tmp_path / "run").out_dir
+    (first, again) = validate([run, run])
+    assert first == replace(again, name=first.name)
+    # 2 held-out people x 3 faces: 6 same-person and 9 other pairs; each clean
+    # face meets the views of the 2 other photos of its person: 12 pairs.
+    assert (first.genuine_pairs, first.impostor_pairs, first.view_genuine_pairs) == (6, 9, 12)
+    figures = [first.auc, first.eer, first.tar_at_far_1e3, first.tar_at_far_1e2]
+    assert first.view_eer is not None and all(0.0 <= f <= 1.0 for f in [*figures, first.view_eer])
+
+    other_split = tmp_path / "other-split"
+    shutil.copytree(run, other_split)
+    np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="other validation people"):
+        validate([other_split, run])
+    no_views = tmp_path / "no-views"
+    shutil.copytree(run, no_views)
+    (no_views / "config.json").write_text(
+        json.dumps(replace(cfg, view_caches=(str(tmp_path / "gone"),)).to_dict())
+    )
+    (report,) = validate([no_views])
+    assert report.view_eer is None and report.auc == first.auc
 
 
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:

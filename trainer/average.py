@@ -35,14 +35,7 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
 
     if len(runs) < 2:
         raise ValueError("averaging needs at least two runs")
-    configs = [_finished_config(run) for run in runs]
-    last = configs[-1]
-    val = np.load(runs[-1] / "val_index.npy")
-    for run, cfg in zip(runs, configs, strict=True):
-        if (cfg.model, cfg.caches) != (last.model, last.caches):
-            raise ValueError(f"{run} has another architecture or other caches than {runs[-1]}")
-        if not np.array_equal(np.load(run / "val_index.npy"), val):
-            raise ValueError(f"{run} holds out other validation people than {runs[-1]}")
+    last = comparable_runs(runs)
     if (out_dir / "config.json").exists():
         raise ValueError(f"{out_dir} already holds a run; use a new folder")
 
@@ -63,6 +56,22 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
         json.dumps({"runs": [str(r) for r in runs], "method": "mean of final weights"}, indent=2)
     )
     return out_dir
+
+
+def comparable_runs(runs: Sequence[Path]) -> TrainConfig:
+    """The last run's config, after checking that every run in ``runs`` is
+    finished and shares its architecture, caches and validation people.
+    Raises ValueError otherwise (averages and held-out comparisons of such
+    runs would mix models or leak training people into validation)."""
+    configs = [_finished_config(run) for run in runs]
+    last = configs[-1]
+    val = np.load(runs[-1] / "val_index.npy")
+    for run, cfg in zip(runs, configs, strict=True):
+        if (cfg.model, cfg.caches) != (last.model, last.caches):
+            raise ValueError(f"{run} has another architecture or other caches than {runs[-1]}")
+        if not np.array_equal(np.load(run / "val_index.npy"), val):
+            raise ValueError(f"{run} holds out other validation people than {runs[-1]}")
+    return last
 
 
 def _finished_config(run: Path) -> TrainConfig:

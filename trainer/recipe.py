@@ -13,7 +13,7 @@ class Recipe:
     each field's meaning and units; ``template`` is the crop alignment
     template, embedder.align.TEMPLATES; ``views`` is how many seeded views
     of every training image, teacher descriptors included, join the data:
-    trainer.views)."""
+    trainer.views, seeds ``first_view_seed`` ... ``first_view_seed + views - 1``)."""
 
     steps: int
     triplet_weight: float
@@ -26,6 +26,7 @@ class Recipe:
     freeze_backbone_bn: bool = False
     data_seed: int | None = None
     views: int = 0
+    first_view_seed: int = 1
 
 
 #: Stage 1 of likeness-mnv2-a035-112-v3 and -v4 (all of v2): 3,600 steps of 160

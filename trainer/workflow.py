@@ -1,4 +1,4 @@
-"""The three trainer commands behind ``likeness train|evaluate|calibrate``.
+"""The trainer commands behind ``likeness train|validate|evaluate|calibrate``.
 
 Folder conventions: ``cache_dir`` holds ``lfw-train`` (LFW minus every View 1
 test person), ``lfw-test`` (only View 1 test people: evaluation) and
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from embedder.model import ModelConfig
-from trainer.average import AVERAGED_FROM
+from trainer.average import AVERAGED_FROM, comparable_runs
 from trainer.cache import CacheSpec, build_cache, cache_spec, list_images
 from trainer.data import FaceData, load_faces
 from trainer.lfw import devtest_people
 from trainer.recipe import BASE, Recipe
 from trainer.train import TrainConfig, TrainResult, check_caches_fit, embed_faces, train
+from trainer.validate import HeldOutReport, held_out_report
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,14 @@ def build_caches(
     workers: int = 2,
     model: ModelConfig | None = None,
     views: int = 0,
+    first_view_seed: int = 1,
 ) -> tuple[list[Path], list[Path]]:
     """Run the embedder front end over LFW (train and test people apart) and
     the optional unlabelled folder, with the crop size and alignment template
     of ``model``; resumable. ``views`` > 0 also caches that many seeded views
-    (trainer.views) of every training image, seeds 1 ... ``views``, in
-    ``<cache>-view<seed>``. Returns (training caches, view caches)."""
+    (trainer.views) of every training image, seeds ``first_view_seed`` ...
+    ``first_view_seed + views - 1``, in ``<cache>-view<seed>``. Returns
+    (training caches, view caches)."""
     model = model or ModelConfig()
     test_people = devtest_people(lfw_root)
     images = lfw_root / "images_deepfunneled"
@@ -66,7 +69,7 @@ def build_caches(
     for items, out, source_spec in sources[1:]:
         build_cache(items, out, source_spec, workers)
     view_caches: list[Path] = []
-    for seed in range(1, views + 1):
+    for seed in range(first_view_seed, first_view_seed + views):
         for items, out, source_spec in sources:
             view_dir = out.with_name(f"{out.name}-view{seed}")
             build_cache(items, view_dir, replace(source_spec, view_seed=seed), workers)
@@ -91,7 +94,12 @@ def run_training(
     ``training_curve.png`` there."""
     model = ModelConfig(template=recipe.template)
     caches, view_caches = build_caches(
-        lfw_root, cache_dir, unlabelled, model=model, views=recipe.views
+        lfw_root,
+        cache_dir,
+        unlabelled,
+        model=model,
+        views=recipe.views,
+        first_view_seed=recipe.first_view_seed,
     )
     cfg = TrainConfig(
         caches=tuple(str(c) for c in caches),
@@ -226,6 +234,37 @@ def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> t
     summary = [{k: v for k, v in asdict(r).items() if k != "roc"} for r in reports]
     (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
     return markdown_table(reports), plot
+
+
+def validate(runs: Sequence[Path]) -> list[HeldOutReport]:
+    """Held-out figures (trainer.validate) of each finished run's final
+    weights, flip-averaged, all on the validation faces of the last run;
+    clean-vs-view pairs use the views of those faces in the last run's view
+    caches that exist on disk. Raises ValueError when the runs differ in
+    architecture, caches or validation people, or one is unfinished."""
+    from embedder.model import build_model
+    from trainer.evaluate import unit
+
+    last = comparable_runs(runs)
+    val = _validation_faces(runs[-1], last)
+    view_dirs = [Path(c) for c in last.view_caches if (Path(c) / "spec.json").exists()]
+    views = None
+    if view_dirs:
+        every_view = load_faces(view_dirs)
+        views = every_view.subset(np.flatnonzero(np.isin(every_view.path, val.path)))
+    size = last.model.input_size
+    model = build_model(last.model)
+    reports = []
+    for run in runs:
+        model.load_weights(str(run / "final.weights.h5"))
+        emb = unit(_embed_tta(model, val, size))
+        view_arg = (
+            None
+            if views is None or not len(views)
+            else (unit(_embed_tta(model, views, size)), views.person, views.path)
+        )
+        reports.append(held_out_report(str(run), emb, val.person, val.path, view_arg))
+    return reports
 
 
 def export_run(

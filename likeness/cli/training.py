@@ -97,6 +97,13 @@ def train(
             "image to cache with the teacher's descriptors of the same view and train on.",
         ),
     ] = BASE.views,
+    first_view_seed: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Seed of the first of the --views views (a later stage can add fresh views).",
+        ),
+    ] = BASE.first_view_seed,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
@@ -134,6 +141,7 @@ def train(
         freeze_backbone_bn=freeze_backbone_bn,
         data_seed=data_seed,
         views=views,
+        first_view_seed=first_view_seed,
     )
     result = run_training(
         lfw,
@@ -217,9 +225,35 @@ def average(
     typer.echo(f"averaged {len(runs)} runs into {out / 'final.weights.h5'}")
 
 
+def validate(
+    runs: Annotated[
+        list[Path],
+        typer.Option(
+            "--run",
+            help="A finished run folder; give one or more (all are measured on the last "
+            "one's held-out people and views).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+) -> None:
+    """Measure finished runs on every pair of held-out training people (AUC,
+    EER, TAR at FAR 1e-3 and 1e-2; clean photo vs degraded view where views
+    are cached): the figures a model is chosen by, never LFW's test people."""
+    from trainer.validate import held_out_table
+    from trainer.workflow import validate as run_validation
+
+    try:
+        reports = run_validation(runs)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--run") from exc
+    typer.echo(held_out_table(reports))
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``average``, ``evaluate`` and ``calibrate`` to ``app``."""
+    """Add ``train``, ``average``, ``validate``, ``evaluate`` and ``calibrate`` to ``app``."""
     app.command()(train)
     app.command()(average)
+    app.command()(validate)
     app.command()(evaluate)
     app.command()(calibrate)
