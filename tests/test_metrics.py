@@ -212,20 +212,28 @@ def test_all_pairs_scores_every_unordered_pair_once() -> None:
 
 def test_cross_pairs_leave_out_a_view_of_the_same_image() -> None:
     clean = _unit_rows(0.0, np.pi / 2)
-    views = _unit_rows(0.1, np.pi / 2 + 0.1, 0.2)
+    views = _unit_rows(0.1, np.pi / 2 + 0.1, 0.2, np.pi)
     scores, same = cross_pairs(
         clean,
         np.array(["a", "a"]),
         np.array(["a1.jpg", "a2.jpg"]),
         views,
-        np.array(["a", "a", "a"]),
-        np.array(["a1.jpg", "a2.jpg", "a1.jpg"]),
+        np.array(["a", "a", "a", "b"]),
+        np.array(["a1.jpg", "a2.jpg", "a1.jpg", "b1.jpg"]),
     )
-    # Clean a1 meets the view of a2 only; clean a2 meets both views of a1.
+    # Clean a1 meets the views of a2 and b1; clean a2 meets both views of a1 and b1.
     np.testing.assert_allclose(
-        scores, [np.cos(np.pi / 2 + 0.1), np.cos(np.pi / 2 - 0.1), np.cos(np.pi / 2 - 0.2)]
+        scores,
+        [
+            np.cos(np.pi / 2 + 0.1),
+            -1.0,
+            np.cos(np.pi / 2 - 0.1),
+            np.cos(np.pi / 2 - 0.2),
+            np.cos(np.pi / 2),
+        ],
+        atol=1e-12,
     )
-    assert same.all()
+    assert same.tolist() == [True, False, True, True, False]
 
 
 def test_held_out_report_on_separated_people() -> None:
@@ -246,12 +254,25 @@ def test_held_out_report_on_separated_people() -> None:
     # A view of a0 that looks like b: its genuine pairs (with a1, a2) score
     # below its impostor pairs (with b3, b4), so it is misjudged at any threshold.
     views = (_unit_rows(1.9), np.array(["a"]), np.array(["a0.jpg"]))
-    with_views = held_out_report("run", emb, people, paths, views)
-    assert with_views.view_genuine_pairs == 2
+    with_views = held_out_report("run", emb, people, paths, views, view_seeds=(3, 4))
+    assert (with_views.view_genuine_pairs, with_views.view_impostor_pairs) == (2, 2)
     assert with_views.view_tar_at_far_1e3 == 0.0
     assert with_views.view_eer == pytest.approx(1.0)
     table = held_out_table([report, with_views])
-    assert "clean vs view" in table and "| run | 1.0000 | 0.00% | 100.00%" in table
+    rows = table.splitlines()
+    assert rows[0].endswith("| clean vs view: EER | TAR@FAR=1e-3 |")
+    assert rows[2] == "| run | 1.0000 | 0.00% | 100.00% | 100.00% | - | - |"
+    assert rows[3] == "| run | 1.0000 | 0.00% | 100.00% | 100.00% | 100.00% | 0.00% |"
+    assert rows[-1] == (
+        "4 same-person and 6 different-person pairs; clean vs view (view seeds 3, 4):"
+        " 2 same-person and 2 different-person pairs"
+    )
+
+    # Views that make no same-person pair measure nothing: left out, not 100% EER.
+    strangers = (_unit_rows(1.9), np.array(["c"]), np.array(["c0.jpg"]))
+    no_genuine = held_out_report("run", emb, people, paths, strangers, view_seeds=(1,))
+    assert no_genuine.view_eer is None and no_genuine.view_genuine_pairs == 0
+    assert held_out_table([no_genuine]).endswith("; no views of these faces measured")
 
 
 def test_held_out_report_needs_both_kinds_of_pairs() -> None:

@@ -63,6 +63,8 @@ def comparable_runs(runs: Sequence[Path]) -> TrainConfig:
     finished and shares its architecture, caches and validation people.
     Raises ValueError otherwise (averages and held-out comparisons of such
     runs would mix models or leak training people into validation)."""
+    if not runs:
+        raise ValueError("no runs given")
     configs = [_finished_config(run) for run in runs]
     last = configs[-1]
     val = np.load(runs[-1] / "val_index.npy")

@@ -200,6 +200,13 @@ def cache_spec(out_dir: Path) -> CacheSpec:
     return CacheSpec(**json.loads((out_dir / "spec.json").read_text()))
 
 
+def cache_paths(out_dir: Path) -> np.ndarray:
+    """The source path of every cached face, in load_cache's order, read
+    without loading the crops (empty when no shard is written yet)."""
+    parts = [np.load(p)["path"] for p in sorted(out_dir.glob("shard-[0-9]*.npz"))]
+    return np.concatenate(parts) if parts else np.array([], dtype=str)
+
+
 def load_cache(out_dir: Path) -> dict[str, np.ndarray]:
     """Concatenate every shard of a cache into one dict of arrays."""
     parts = [dict(np.load(p)) for p in sorted(out_dir.glob("shard-[0-9]*.npz"))]

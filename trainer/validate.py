@@ -21,9 +21,10 @@ class HeldOutReport:
     Scores are cosine similarities of unit embeddings; rates are fractions in
     [0, 1]. The first figures cover every unordered pair of the clean
     (cached) faces. ``view_*`` pair each clean face with a seeded view
-    (trainer.views: mirrored, degraded, alignment jittered) of every *other*
-    image, the case of a good enrolment photo against a worse probe; they
-    are None when no views were given.
+    (trainer.views: mirrored, degraded, alignment jittered; seeds
+    ``view_seeds``) of every *other* image, the case of a good enrolment photo
+    against a worse probe; they are None when no views were given or the
+    views make no same-person or no different-person pair.
     """
 
     name: str
@@ -36,6 +37,8 @@ class HeldOutReport:
     view_eer: float | None = None
     view_tar_at_far_1e3: float | None = None
     view_genuine_pairs: int = 0
+    view_impostor_pairs: int = 0
+    view_seeds: tuple[int, ...] = ()
 
 
 def all_pairs(embeddings: np.ndarray, people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +58,8 @@ def cross_pairs(
     view_paths: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, same) of every (clean face, view) pair whose view is of
-    another source image (a view of the same file would be too easy)."""
+    another source image (a view of the same file would be too easy). Rows
+    of ``clean`` and ``views`` are unit vectors, so scores are cosines."""
     scores = clean @ views.T
     same = clean_people[:, None] == view_people[None, :]
     other = clean_paths[:, None] != view_paths[None, :]
@@ -68,11 +72,14 @@ def held_out_report(
     people: np.ndarray,
     paths: np.ndarray,
     views: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    view_seeds: tuple[int, ...] = (),
 ) -> HeldOutReport:
     """Figures for unit ``embeddings`` of held-out faces (``people`` and
     source ``paths`` per row); ``views`` = (unit embeddings, people, source
-    paths) of views of those faces, or None. Raises ValueError when there is
-    no same-person pair (the figures would mean nothing)."""
+    paths) of views of those faces with seeds ``view_seeds``, or None.
+    Raises ValueError unless the faces make both same-person and
+    different-person pairs (as when nobody was held out: the figures would
+    mean nothing)."""
     scores, same = all_pairs(embeddings, people)
     if not same.any() or same.all():
         raise ValueError("held-out faces need same-person and different-person pairs")
@@ -88,16 +95,21 @@ def held_out_report(
     if views is None:
         return report
     v_scores, v_same = cross_pairs(embeddings, people, paths, *views)
+    if not v_same.any() or v_same.all():
+        return report
     return replace(
         report,
         view_eer=equal_error_rate(v_scores, v_same),
         view_tar_at_far_1e3=tar_at_far(v_scores, v_same, 1e-3),
         view_genuine_pairs=int(v_same.sum()),
+        view_impostor_pairs=int((~v_same).sum()),
+        view_seeds=view_seeds,
     )
 
 
 def held_out_table(reports: list[HeldOutReport]) -> str:
-    """The reports as a markdown table (percentages to two decimals)."""
+    """The reports as a markdown table (AUC as a fraction, rates as
+    percentages), with the pair counts and view seeds of the last report."""
     with_views = any(r.view_eer is not None for r in reports)
     head = "| weights | AUC | EER | TAR@FAR=1e-3 | TAR@FAR=1e-2 |"
     rule = "|---|---|---|---|---|"
@@ -119,8 +131,16 @@ def held_out_table(reports: list[HeldOutReport]) -> str:
         rows.append(row)
     if reports:
         r = reports[-1]
-        rows.append(
+        footer = (
             f"\n{r.genuine_pairs:,} same-person and {r.impostor_pairs:,} different-person pairs"
-            + (f"; {r.view_genuine_pairs:,} same-person clean-vs-view pairs" if with_views else "")
         )
+        if r.view_eer is not None:
+            seeds = ", ".join(str(seed) for seed in r.view_seeds)
+            footer += (
+                f"; clean vs view (view seeds {seeds}): {r.view_genuine_pairs:,} same-person"
+                f" and {r.view_impostor_pairs:,} different-person pairs"
+            )
+        else:
+            footer += "; no views of these faces measured"
+        rows.append(footer)
     return "\n".join(rows)

@@ -19,8 +19,8 @@ import numpy as np
 
 from embedder.model import ModelConfig
 from trainer.average import AVERAGED_FROM, comparable_runs
-from trainer.cache import CacheSpec, build_cache, cache_spec, list_images
-from trainer.data import FaceData, load_faces
+from trainer.cache import CacheSpec, build_cache, cache_paths, cache_spec, list_images
+from trainer.data import FaceData, concat_faces, load_faces
 from trainer.lfw import devtest_people
 from trainer.recipe import BASE, Recipe
 from trainer.train import TrainConfig, TrainResult, check_caches_fit, embed_faces, train
@@ -46,6 +46,8 @@ def build_caches(
     (trainer.views) of every training image, seeds ``first_view_seed`` ...
     ``first_view_seed + views - 1``, in ``<cache>-view<seed>``. Returns
     (training caches, view caches)."""
+    if first_view_seed < 1:
+        raise ValueError(f"view seeds start at 1, not {first_view_seed}")
     model = model or ModelConfig()
     test_people = devtest_people(lfw_root)
     images = lfw_root / "images_deepfunneled"
@@ -238,20 +240,19 @@ def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> t
 
 def validate(runs: Sequence[Path]) -> list[HeldOutReport]:
     """Held-out figures (trainer.validate) of each finished run's final
-    weights, flip-averaged, all on the validation faces of the last run;
-    clean-vs-view pairs use the views of those faces in the last run's view
-    caches that exist on disk. Raises ValueError when the runs differ in
+    weights, flip-averaged, all on the validation faces of the last run.
+    Clean-vs-view pairs use the views of those faces in the last run's view
+    caches; a cache counts only if it holds a view of every held-out face
+    (a missing or partly built one is passed over with a warning), and the
+    reports name the seeds used. Raises ValueError when the runs differ in
     architecture, caches or validation people, or one is unfinished."""
     from embedder.model import build_model
     from trainer.evaluate import unit
 
     last = comparable_runs(runs)
+    check_caches_fit(replace(last, view_caches=()))
     val = _validation_faces(runs[-1], last)
-    view_dirs = [Path(c) for c in last.view_caches if (Path(c) / "spec.json").exists()]
-    views = None
-    if view_dirs:
-        every_view = load_faces(view_dirs)
-        views = every_view.subset(np.flatnonzero(np.isin(every_view.path, val.path)))
+    views, seeds = _held_out_views(last, val)
     size = last.model.input_size
     model = build_model(last.model)
     reports = []
@@ -260,11 +261,31 @@ def validate(runs: Sequence[Path]) -> list[HeldOutReport]:
         emb = unit(_embed_tta(model, val, size))
         view_arg = (
             None
-            if views is None or not len(views)
+            if views is None
             else (unit(_embed_tta(model, views, size)), views.person, views.path)
         )
-        reports.append(held_out_report(str(run), emb, val.person, val.path, view_arg))
+        reports.append(held_out_report(str(run), emb, val.person, val.path, view_arg, seeds))
     return reports
+
+
+def _held_out_views(cfg: TrainConfig, val: FaceData) -> tuple[FaceData | None, tuple[int, ...]]:
+    parts, seeds = [], set()
+    for name in cfg.view_caches:
+        cache = Path(name)
+        if not (cache / "spec.json").exists():
+            log.warning("view cache %s not found; its views are left out", cache)
+            continue
+        paths = cache_paths(cache)
+        if not np.isin(paths, val.path).any():
+            continue  # views of other sources (unlabelled faces)
+        if not np.isin(val.path, paths).all():
+            log.warning("view cache %s lacks views of some held-out faces; left out", cache)
+            continue
+        check_caches_fit(replace(cfg, caches=(), view_caches=(name,)))
+        data = load_faces([cache])
+        parts.append(data.subset(np.flatnonzero(np.isin(data.path, val.path))))
+        seeds.add(cache_spec(cache).view_seed or 0)
+    return (concat_faces(parts) if parts else None), tuple(sorted(seeds))
 
 
 def export_run(

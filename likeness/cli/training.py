@@ -1,4 +1,4 @@
-"""``likeness train | evaluate | calibrate``: the trainer's functions.
+"""``likeness train | average | validate | evaluate | calibrate``: the trainer's functions.
 
 The trainer needs the ``trainer`` extra (TensorFlow, dlib); it is imported
 inside each command so the rest of the CLI works without it.
@@ -230,8 +230,8 @@ def validate(
         list[Path],
         typer.Option(
             "--run",
-            help="A finished run folder; give one or more (all are measured on the last "
-            "one's held-out people and views).",
+            help="A finished run folder; give one or more. All are measured on the held-out "
+            "people of the last one and on the views of those people in its view caches.",
             exists=True,
             file_okay=False,
         ),
