@@ -200,16 +200,20 @@ def cache_spec(out_dir: Path) -> CacheSpec:
     return CacheSpec(**json.loads((out_dir / "spec.json").read_text()))
 
 
+def _shard_files(out_dir: Path) -> list[Path]:
+    return sorted(out_dir.glob("shard-[0-9]*.npz"))
+
+
 def cache_paths(out_dir: Path) -> np.ndarray:
     """The source path of every cached face, in load_cache's order, read
     without loading the crops (empty when no shard is written yet)."""
-    parts = [np.load(p)["path"] for p in sorted(out_dir.glob("shard-[0-9]*.npz"))]
+    parts = [np.load(p)["path"] for p in _shard_files(out_dir)]
     return np.concatenate(parts) if parts else np.array([], dtype=str)
 
 
 def load_cache(out_dir: Path) -> dict[str, np.ndarray]:
     """Concatenate every shard of a cache into one dict of arrays."""
-    parts = [dict(np.load(p)) for p in sorted(out_dir.glob("shard-[0-9]*.npz"))]
+    parts = [dict(np.load(p)) for p in _shard_files(out_dir)]
     parts = [p for p in parts if len(p["person"])]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
