@@ -25,7 +25,14 @@ from embedder.landmarks import flip_landmarks
 from embedder.model import ModelConfig, backbone, build_model, model_inputs
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
-from trainer.cache import CacheSpec, build_cache, cache_spec, list_images, load_cache
+from trainer.cache import (
+    CacheSpec,
+    build_cache,
+    cache_paths,
+    cache_spec,
+    list_images,
+    load_cache,
+)
 from trainer.data import (
     BatchSampler,
     FaceData,
@@ -205,6 +212,19 @@ def test_cache_rebuild_only_redoes_missing_shards(cache: Path, dataset: Path) ->
     assert after.keys() == before.keys()
     for key in before:
         np.testing.assert_array_equal(after[key], before[key])
+
+
+def test_a_shard_left_half_written_by_a_killed_build_is_not_read(
+    cache: Path, tmp_path: Path
+) -> None:
+    killed = tmp_path / "killed"
+    shutil.copytree(cache, killed)
+    (killed / "shard-00002.tmp.npz").write_bytes(b"PK\x03\x04 truncated")
+    before, after = load_cache(cache), load_cache(killed)
+    assert after.keys() == before.keys()
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+    np.testing.assert_array_equal(cache_paths(killed), before["path"])
 
 
 def test_a_cache_of_another_spec_is_refused_and_left_intact(cache: Path, dataset: Path) -> None:

@@ -201,7 +201,9 @@ def cache_spec(out_dir: Path) -> CacheSpec:
 
 
 def _shard_files(out_dir: Path) -> list[Path]:
-    return sorted(out_dir.glob("shard-[0-9]*.npz"))
+    # A build killed between writing a shard and renaming it leaves a
+    # possibly truncated shard-NNNNN.tmp.npz; the resumed build rewrites it.
+    return sorted(p for p in out_dir.glob("shard-[0-9]*.npz") if not p.name.endswith(".tmp.npz"))
 
 
 def cache_paths(out_dir: Path) -> np.ndarray:
