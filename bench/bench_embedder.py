@@ -27,8 +27,11 @@ fair.
 
 Targets: embedding step >= 10x faster than dlib-resnet per face (median,
 single-face calls); end to end >= 2x the images/s of the dlib pipeline.
-TensorFlow threads are set from ``EmbedderSettings.tf_threads`` as the
-service does (0 = TensorFlow's default).
+Threads per model call are set from ``EmbedderSettings.tf_threads`` as the
+service does (0 = the runtime's default). Our model runs on the service's
+runtime (``EmbedderSettings.runtime``: LiteRT when the artifact ships it);
+when that is not Keras, the same artifact through Keras is timed in the same
+blocks, for the served runtime's same-run gain.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 from embedder.align import align_face
-from embedder.backends import FaceInput, MobileNetBackend
+from embedder.backends import DEFAULT_MODEL, FaceInput, MobileNetBackend
 from embedder.decode import decode_image
 from embedder.detect import FaceDetector
 from embedder.dlib_models import RESNET, SHAPE_68, dlib_model_path
@@ -131,38 +134,34 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def alternate(
-    count: int, first: Callable[[int], Any], second: Callable[[int], Any], block: int = BLOCK
-) -> tuple[Stats, Stats]:
-    """Seconds of ``first(i)`` and ``second(i)`` for each i < count, run in
-    blocks of ``block`` items that alternate between the two variants, each
-    block after one untimed call (so neither variant pays for the other
-    having just evicted its weights from the CPU caches)."""
-    a, b = np.zeros(count), np.zeros(count)
+def alternate(count: int, *variants: Callable[[int], Any], block: int = BLOCK) -> tuple[Stats, ...]:
+    """Seconds of ``variant(i)`` for each variant and each i < count, run in
+    blocks of ``block`` items that rotate through the variants (each block
+    starts with the next one), each block after one untimed call (so no
+    variant pays for another having just evicted its weights from the CPU
+    caches)."""
+    out = [np.zeros(count) for _ in variants]
     for start in range(0, count, block):
         items = range(start, min(start + block, count))
-        order = [(first, a), (second, b)]
-        if (start // block) % 2:
-            order.reverse()
-        for fn, out in order:
-            fn(start)
+        shift = (start // block) % len(variants)
+        for k in [*range(shift, len(variants)), *range(shift)]:
+            variants[k](start)
             for i in items:
-                out[i] = _timed(functools.partial(fn, i))
-    return Stats(a), Stats(b)
+                out[k][i] = _timed(functools.partial(variants[k], i))
+    return tuple(Stats(times) for times in out)
 
 
-def batched(
-    count: int, size: int, first: Callable[[slice], Any], second: Callable[[slice], Any]
-) -> tuple[Stats, Stats]:
-    """Per-face seconds of batched calls over ``count`` faces in batches of ``size``."""
+def batched(count: int, size: int, *variants: Callable[[slice], Any]) -> tuple[Stats, ...]:
+    """Per-face seconds of batched calls over ``count`` faces in batches of
+    ``size``, the variants taking turns on each batch."""
     parts = [slice(start, min(start + size, count)) for start in range(0, count, size)]
-    first(parts[0])
-    second(parts[0])
-    a, b = np.zeros(len(parts)), np.zeros(len(parts))
-    for k, part in enumerate(parts):
-        a[k] = _timed(functools.partial(first, part)) / (part.stop - part.start)
-        b[k] = _timed(functools.partial(second, part)) / (part.stop - part.start)
-    return Stats(a), Stats(b)
+    for fn in variants:
+        fn(parts[0])
+    out = [np.zeros(len(parts)) for _ in variants]
+    for j, part in enumerate(parts):
+        for k, fn in enumerate(variants):
+            out[k][j] = _timed(functools.partial(fn, part)) / (part.stop - part.start)
+    return tuple(Stats(times) for times in out)
 
 
 def _row(name: str, s: Stats) -> str:
@@ -173,35 +172,45 @@ def report(
     args: argparse.Namespace,
     backend: MobileNetBackend,
     faces: int,
-    single: tuple[Stats, Stats],
-    batch: tuple[Stats, Stats],
-    e2e: tuple[Stats, Stats],
+    single: tuple[Stats, ...],
+    batch: tuple[Stats, ...],
+    e2e: tuple[Stats, ...],
     no_face: tuple[int, int],
-    tf_threads: int,
+    threads: int,
     load: Sequence[float],
 ) -> str:
-    ours_1, dlib_1 = single
-    ours_b, dlib_b = batch
+    ours_1, dlib_1, *keras_1 = single
+    ours_b, dlib_b, *keras_b = batch
     ours_e, dlib_e = e2e
+    runtime = backend.runtime
     lines = [
         f"Images: {args.images} from {args.folder} (seed {SEED}); faces embedded: {faces}.",
         f"Model: {backend.manifest.fingerprint} (flip TTA: "
-        f"{bool(backend.manifest.extra.get('flip_tta', False))}); TensorFlow intra-op threads: "
-        f"{tf_threads or 'TF default'}; CPUs: {os.cpu_count()}; {platform.processor() or ''}",
+        f"{bool(backend.manifest.extra.get('flip_tta', False))}); served runtime: {runtime}; "
+        f"threads per model call: {threads or 'runtime default'}; CPUs: {os.cpu_count()}; "
+        f"{platform.processor() or ''}",
         f"Load average at start / end: {load[0]:.1f} / {load[1]:.1f}.",
         "",
         "Embedding step, per face (ms; /s = faces per second):",
         "",
         "| variant | median | p90 | /s |",
         "| --- | ---: | ---: | ---: |",
-        _row("ours, 1 face per call", ours_1),
+        _row(f"ours ({runtime}), 1 face per call", ours_1),
+        *[_row("ours (keras), 1 face per call", s) for s in keras_1],
         _row("dlib-resnet, 1 face per call", dlib_1),
-        _row(f"ours, batches of {args.batch}", ours_b),
+        _row(f"ours ({runtime}), batches of {args.batch}", ours_b),
+        *[_row(f"ours (keras), batches of {args.batch}", s) for s in keras_b],
         _row(f"dlib-resnet, batches of {args.batch}", dlib_b),
         "",
         f"Embedding step speed-up (dlib median / ours median): "
         f"{dlib_1.median_ms / ours_1.median_ms:.1f}x single, "
         f"{dlib_b.median_ms / ours_b.median_ms:.1f}x batched (target >= 10x).",
+        *[
+            f"Served runtime against Keras (keras median / {runtime} median): "
+            f"{k1.median_ms / ours_1.median_ms:.1f}x single, "
+            f"{kb.median_ms / ours_b.median_ms:.1f}x batched."
+            for k1, kb in zip(keras_1, keras_b, strict=True)
+        ],
         "",
         "End to end, image bytes -> embedding of the largest face, per image:",
         "",
@@ -233,9 +242,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend = service.backend
     if not isinstance(backend, MobileNetBackend):
         raise SystemExit("set LIKENESS_EMBEDDER_BACKEND=likeness-mobilenet to benchmark our model")
-    import tensorflow as tf
-
-    tf_threads = tf.config.threading.get_intra_op_parallelism_threads()
+    # The Keras runtime of the same artifact, for the served runtime's gain.
+    keras = (
+        [MobileNetBackend(settings.model_dir or DEFAULT_MODEL, settings.tf_threads, "keras")]
+        if backend.runtime != "keras"
+        else []
+    )
     dlib_pipe = DlibPipeline()
     detector = FaceDetector(
         kind=settings.detector,
@@ -262,12 +274,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         len(faces),
         lambda i: backend.embed_arrays(crops[i : i + 1], marks[i : i + 1]),
         lambda i: net.compute_face_descriptor(chips[i]),
+        *[
+            functools.partial(lambda b, i: b.embed_arrays(crops[i : i + 1], marks[i : i + 1]), b)
+            for b in keras
+        ],
     )
     batch = batched(
         len(faces),
         args.batch,
         lambda s: backend.embed_arrays(crops[s], marks[s]),
         lambda s: net.compute_face_descriptor(chips[s]),
+        *[functools.partial(lambda b, s: b.embed_arrays(crops[s], marks[s]), b) for b in keras],
     )
 
     missed: tuple[set[int], set[int]] = (set(), set())
@@ -293,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         batch,
         e2e,
         no_face,
-        tf_threads,
+        settings.tf_threads,
         (load_start, os.getloadavg()[0]),
     )
     print(text)

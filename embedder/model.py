@@ -90,6 +90,58 @@ def mirror_faces(
     return crops[:, :, ::-1], np.stack([flip_landmarks(p, size) for p in landmarks])
 
 
+@dataclass(frozen=True)
+class InferenceViews:
+    """The views of each face whose embeddings are summed, then
+    L2-normalised, at test time (serving, calibration and evaluation alike).
+
+    Always the aligned crop itself; with ``flip`` its mirror image (landmarks
+    permuted); with ``shift_px`` > 0 also the crop moved by that many crop
+    pixels right, left, down and up (edge pixels replicated, landmarks moved
+    with it), each of those mirrored too when ``flip``.
+    """
+
+    flip: bool = True
+    shift_px: int = 0
+
+    def __post_init__(self) -> None:
+        if self.shift_px < 0:
+            raise ValueError(f"shift_px must be >= 0, not {self.shift_px}")
+
+    @property
+    def count(self) -> int:
+        """Views per face."""
+        return (5 if self.shift_px else 1) * (2 if self.flip else 1)
+
+    def apply(
+        self, crops: np.ndarray, landmarks: np.ndarray, size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Crops (count * N, size, size, 3) uint8 and landmarks (count * N, 68,
+        2) crop pixels of the N faces' views, view-major: rows k*N .. k*N+N-1
+        are view k of every face (the order :meth:`sum` expects)."""
+        s = self.shift_px
+        offsets = [(0, 0), (s, 0), (-s, 0), (0, s), (0, -s)] if s else [(0, 0)]
+        padded = np.pad(crops, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge") if s else crops
+        all_crops, all_marks = [], []
+        for dx, dy in offsets:
+            moved = padded[:, s - dy : s - dy + size, s - dx : s - dx + size]
+            marks = landmarks + np.array([dx, dy], dtype=landmarks.dtype)
+            all_crops.append(moved)
+            all_marks.append(marks)
+            if self.flip:
+                mirrored, flipped = mirror_faces(moved, marks, size)
+                all_crops.append(mirrored)
+                all_marks.append(flipped)
+        return np.concatenate(all_crops), np.concatenate(all_marks)
+
+    def sum(self, outputs: np.ndarray) -> np.ndarray:
+        """(N, dim) sums over the views of network outputs (count * N, dim)
+        laid out as :meth:`apply` returns them (not yet normalised)."""
+        n = len(outputs) // self.count
+        total: np.ndarray = outputs.reshape(self.count, n, -1).sum(axis=0)
+        return total
+
+
 def load_imagenet_backbone(model: Any, npz_path: Path) -> int:
     """Copy Keras-named MobileNetV2 ImageNet weights (``Conv1/kernel``, ...)
     from an .npz into the model's backbone; returns how many arrays were

@@ -34,7 +34,9 @@ class EmbedderServer:
 
     def __init__(self, settings: EmbedderSettings) -> None:
         self.settings = settings
-        self.backend = load_backend(settings.backend, settings.model_dir, settings.tf_threads)
+        self.backend = load_backend(
+            settings.backend, settings.model_dir, settings.tf_threads, settings.runtime
+        )
         detector = FaceDetector(
             kind=settings.detector,
             upsample=settings.upsample,
@@ -88,7 +90,11 @@ class EmbedderServer:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "embedder listening",
-            extra={"address": self.address, "model": self.backend.manifest.fingerprint},
+            extra={
+                "address": self.address,
+                "model": self.backend.manifest.fingerprint,
+                "runtime": self.backend.runtime,
+            },
         )
 
     def stop(self, grace_s: float | None = None) -> None:

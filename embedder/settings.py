@@ -29,11 +29,17 @@ class EmbedderSettings(BaseSettings):
     workers: int = Field(4, ge=1, le=64, description="Concurrent requests served.")
     max_batch: int = Field(32, ge=1, le=256, description="Faces embedded in one model call.")
     batch_wait_ms: float = Field(2.0, ge=0, description="Wait to fill a batch, milliseconds.")
+    runtime: Literal["auto", "litert", "keras"] = Field(
+        "auto",
+        description="How likeness-mobilenet runs: litert (the artifact's LiteRT file, fastest "
+        "on a CPU), keras (TensorFlow), auto = litert when the artifact ships it.",
+    )
     tf_threads: int = Field(
         1,
         ge=0,
-        description="TensorFlow intra- and inter-op threads; 0 = TF default (all cores). One "
-        "thread is fastest per face on small hosts and leaves the other cores to detection.",
+        description="Threads per model call (LiteRT, or TensorFlow's intra- and inter-op); "
+        "0 = the runtime's default (all cores). One thread is fastest per face on small hosts "
+        "and leaves the other cores to detection.",
     )
     grace_s: float = Field(5.0, ge=0, description="Shutdown drains in-flight calls this long.")
     log_level: str = "INFO"

@@ -11,6 +11,7 @@ import json
 import re
 import select
 import shlex
+import shutil
 import signal
 import socket
 import struct
@@ -624,10 +625,10 @@ def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.Mon
     import trainer.workflow
     from trainer.validate import HeldOutReport
 
-    asked: list[list[Path]] = []
+    asked: list[tuple[list[Path], int]] = []
 
-    def fake_validate(runs: list[Path]) -> list[HeldOutReport]:
-        asked.append(runs)
+    def fake_validate(runs: list[Path], tta_shift_px: int) -> list[HeldOutReport]:
+        asked.append((runs, tta_shift_px))
         return [HeldOutReport(str(r), 0.99, 0.05, 0.6, 0.8, 10, 90) for r in runs]
 
     monkeypatch.setattr(trainer.workflow, "validate", fake_validate)
@@ -636,6 +637,37 @@ def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.Mon
     second.mkdir()
     result = CliRunner().invoke(app, ["validate", "--run", str(first), "--run", str(second)])
     assert result.exit_code == 0, result.output
-    assert asked == [[first, second]]
+    assert asked == [([first, second], 0)]
     rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
     assert rows == [f"| {run} | 0.9900 | 5.00% | 60.00% | 80.00% |" for run in (first, second)]
+    shifted = CliRunner().invoke(app, ["validate", "--run", str(first), "--tta-shift-px", "4"])
+    assert shifted.exit_code == 0, shifted.output
+    assert asked[-1] == ([first], 4)
+    negative = CliRunner().invoke(app, ["validate", "--run", str(first), "--tta-shift-px", "-1"])
+    assert negative.exit_code == 2 and "--tta-shift-px" in negative.output
+
+
+def test_export_litert_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["export-litert", "--model", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "manifest" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_litert_gives_an_older_artifact_its_litert_file(tmp_path: Path) -> None:
+    from embedder.backends import DEFAULT_MODEL, MobileNetBackend
+
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, folder)
+    manifest_path = folder / "manifest.json"
+    raw = json.loads(manifest_path.read_text())
+    del raw["litert"], raw["files"]["model.tflite"]
+    manifest_path.write_text(json.dumps(raw))
+    (folder / "model.tflite").unlink()
+    assert MobileNetBackend(folder).runtime == "keras"
+    result = CliRunner().invoke(app, ["export-litert", "--model", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert raw["fingerprint"] in result.stdout
+    backend = MobileNetBackend(folder)
+    assert backend.runtime == "litert"
+    assert backend.manifest.fingerprint == raw["fingerprint"]

@@ -43,6 +43,7 @@ from embedder.landmarks import (
     flip_landmarks,
 )
 from embedder.manifest import load_manifest
+from embedder.model import InferenceViews
 from embedder.quality import face_quality
 from likeness.errors import FailedPrecondition, InvalidArgument
 
@@ -541,6 +542,46 @@ def test_mobilenet_embeddings_are_deterministic_unit_vectors(
     # Different faces give different vectors.
     assert float((vectors @ vectors.T).min()) < 0.99
     assert mobilenet.embed([]).shape == (0, mobilenet.manifest.dim)
+
+
+def test_the_shipped_model_serves_through_litert_the_embeddings_of_its_weights(
+    mobilenet: MobileNetBackend, lfw: list[LfwFace]
+) -> None:
+    """The LiteRT file is what serves; the Keras weights are what was trained
+    and fingerprinted: the two must give the same vectors."""
+    assert mobilenet.runtime == "litert"
+    keras = MobileNetBackend(DEFAULT_MODEL, runtime="keras")
+    assert keras.runtime == "keras"
+    assert keras.manifest.fingerprint == mobilenet.manifest.fingerprint
+    inputs = _inputs(lfw, mobilenet.manifest.input_size)
+    np.testing.assert_allclose(mobilenet.embed(inputs), keras.embed(inputs), atol=1e-5)
+
+
+def test_inference_views_move_landmarks_with_the_pixels() -> None:
+    """A landmark on a marked pixel stays on it in every shifted or mirrored
+    view; views come out view-major and sum back to one row per face."""
+    size, n = 16, 3
+    crops = np.zeros((n, size, size, 3), np.uint8)
+    marks = np.full((n, 68, 2), 5.0, np.float32)
+    for i in range(n):
+        x, y = 4 + i, 6 + i
+        crops[i, y, x] = 255
+        marks[i, 30] = (x, y)
+    views = InferenceViews(flip=True, shift_px=2)
+    assert views.count == 10 and InferenceViews(flip=False).count == 1
+    out_crops, out_marks = views.apply(crops, marks, size)
+    assert out_crops.shape == (10 * n, size, size, 3) and out_marks.shape == (10 * n, 68, 2)
+    for k in range(10 * n):
+        # Mirroring permutes the landmark indices: find the marked point by value.
+        bright = np.argwhere(out_crops[k, :, :, 0] == 255)
+        assert len(bright) == 1
+        y, x = bright[0]
+        assert np.any(np.all(np.abs(out_marks[k] - (x, y)) < 1e-4, axis=1)), k
+    assert np.array_equal(out_crops[:n], crops)  # view 0 is the face itself
+    sums = views.sum(np.arange(10 * n, dtype=np.float32)[:, None])
+    assert sums[:, 0].tolist() == [sum(k * n + i for k in range(10)) for i in range(n)]
+    with pytest.raises(ValueError):
+        InferenceViews(shift_px=-1)
 
 
 def test_dlib_embeddings_are_unit_vectors(

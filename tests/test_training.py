@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from embedder.backends import MobileNetBackend
+from embedder.backends import MobileNetBackend, Runtime
 from embedder.landmarks import flip_landmarks
-from embedder.model import ModelConfig, backbone, build_model, model_inputs
+from embedder.model import InferenceViews, ModelConfig, backbone, build_model, model_inputs
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
 from trainer.cache import (
@@ -41,7 +41,7 @@ from trainer.data import (
     load_faces,
     split_people,
 )
-from trainer.export import export_model
+from trainer.export import add_litert, export_model
 from trainer.losses import distillation_loss, triplet_semi_hard_loss
 from trainer.train import TrainConfig, TrainResult, train
 from trainer.workflow import build_caches, validate
@@ -54,6 +54,7 @@ pytestmark = [
 
 LFW = Path(__file__).resolve().parent / "data" / "lfw"
 SIZE = 32
+NO_TTA = InferenceViews(flip=False)
 PEOPLE = 10
 KILL_AT = 25  # progress reports come every 25 steps
 CHECKPOINT_EVERY = 10
@@ -524,13 +525,17 @@ def test_distillation_needs_the_teacher_dimension(runs: Runs, tmp_path: Path) ->
         train(small, tmp_path / "run")
 
 
-def test_exported_model_serves_the_trained_embeddings(runs: Runs, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["litert", "keras"])
+def test_exported_model_serves_the_trained_embeddings(
+    runs: Runs, tmp_path: Path, runtime: Runtime
+) -> None:
     cfg = runs.cfg
     weights = runs.full.out_dir / "final.weights.h5"
     manifest = export_model(
-        weights, cfg.model, tmp_path / "model", "test-model", 0.4567891, False, {"n": 1}, "# card"
+        weights, cfg.model, tmp_path / "model", "test-model", 0.4567891, NO_TTA, {"n": 1}, "# card"
     )
-    backend = MobileNetBackend(tmp_path / "model")
+    backend = MobileNetBackend(tmp_path / "model", runtime=runtime)
+    assert backend.runtime == runtime
     assert backend.manifest.fingerprint == manifest.fingerprint
     assert manifest.fingerprint.startswith("test-model@")
     assert (backend.manifest.dim, backend.manifest.input_size) == (128, SIZE)
@@ -545,12 +550,105 @@ def test_exported_model_serves_the_trained_embeddings(runs: Runs, tmp_path: Path
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
 
 
+def test_an_export_serves_through_litert_by_default(runs: Runs, tmp_path: Path) -> None:
+    weights = runs.full.out_dir / "final.weights.h5"
+    manifest = export_model(weights, runs.cfg.model, tmp_path / "m", "m", 0.5, NO_TTA, {}, "")
+    assert manifest.extra["litert"] == "model.tflite"
+    assert "model.tflite" in manifest.files
+    assert MobileNetBackend(tmp_path / "m").runtime == "litert"
+
+
+@pytest.mark.parametrize("count", [1, 3, 16, 29, 150])
+def test_litert_embeds_batches_of_any_size_like_keras(
+    runs: Runs, tmp_path: Path, count: int
+) -> None:
+    """Calls run as chunks of 16, 8, 4, 2 and 1 faces (29 = 16 + 8 + 4 + 1):
+    no face may be lost, repeated or put out of order."""
+    weights = runs.full.out_dir / "final.weights.h5"
+    export_model(weights, runs.cfg.model, tmp_path / "m", "m", 0.5, NO_TTA, {}, "")
+    index = np.arange(count) % len(runs.data)
+    crops, marks = runs.data.crops[index], runs.data.landmarks[index]
+    litert = MobileNetBackend(tmp_path / "m", runtime="litert").embed_arrays(crops, marks)
+    keras = MobileNetBackend(tmp_path / "m", runtime="keras").embed_arrays(crops, marks)
+    assert litert.shape == (count, 128)
+    np.testing.assert_allclose(litert, keras, atol=1e-5)
+
+
+def test_a_tampered_litert_file_is_refused(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    export_model(
+        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, NO_TTA, {}, ""
+    )
+    litert = folder / "model.tflite"
+    raw = bytearray(litert.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    litert.write_bytes(bytes(raw))
+    for runtime in ("auto", "keras"):  # the whole artifact is refused
+        with pytest.raises(FailedPrecondition, match="sha256"):
+            MobileNetBackend(folder, runtime=runtime)  # type: ignore[arg-type]
+
+
+def _strip_litert(folder: Path) -> None:
+    """Make ``folder`` look like an artifact exported before LiteRT files."""
+    path = folder / "manifest.json"
+    raw = json.loads(path.read_text())
+    del raw["litert"], raw["files"]["model.tflite"]
+    path.write_text(json.dumps(raw))
+    (folder / "model.tflite").unlink()
+
+
+def test_an_older_artifact_serves_through_keras_and_gains_litert_keeping_its_fingerprint(
+    runs: Runs, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    before = export_model(
+        runs.full.out_dir / "final.weights.h5",
+        runs.cfg.model,
+        folder,
+        "m",
+        0.5,
+        InferenceViews(),
+        {},
+        "",
+    )
+    _strip_litert(folder)
+    old = MobileNetBackend(folder)
+    assert old.runtime == "keras"
+    with pytest.raises(FailedPrecondition, match="LiteRT"):
+        MobileNetBackend(folder, runtime="litert")
+    after = add_litert(folder)
+    assert after.fingerprint == before.fingerprint
+    assert after.default_threshold == before.default_threshold
+    assert after.extra["flip_tta"] is True
+    new = MobileNetBackend(folder)
+    assert new.runtime == "litert"
+    crops, marks = runs.data.crops, runs.data.landmarks
+    np.testing.assert_allclose(
+        new.embed_arrays(crops, marks), old.embed_arrays(crops, marks), atol=1e-5
+    )
+
+
+def test_a_litert_file_the_manifest_does_not_hash_is_refused(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    export_model(
+        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, NO_TTA, {}, ""
+    )
+    path = folder / "manifest.json"
+    raw = json.loads(path.read_text())
+    del raw["files"]["model.tflite"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(FailedPrecondition, match="not hashed"):
+        MobileNetBackend(folder)
+
+
 def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(runs: Runs, tmp_path: Path) -> None:
     """What calibration and evaluation score (trainer.workflow embeds each
     face and its mirror) is what the service must serve."""
     cfg = runs.cfg
     weights = runs.full.out_dir / "final.weights.h5"
-    export_model(weights, cfg.model, tmp_path / "model", "tta-model", 0.5, True, {}, "# card")
+    export_model(
+        weights, cfg.model, tmp_path / "model", "tta-model", 0.5, InferenceViews(), {}, "# card"
+    )
     backend = MobileNetBackend(tmp_path / "model")
     crops, marks = runs.data.crops, runs.data.landmarks
     served = backend.embed_arrays(crops, marks)
@@ -565,10 +663,82 @@ def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(runs: Runs, tmp_pat
     np.testing.assert_allclose(one, expected[:1], atol=1e-5)
 
 
+def test_a_shift_tta_export_serves_the_sum_over_shifted_and_mirrored_faces(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """Ten views per face (as is, moved 2 px right, left, down, up; each also
+    mirrored), computed here independently with OpenCV; calibration and
+    evaluation (trainer.workflow) must embed faces exactly as served."""
+    import cv2
+
+    from trainer.workflow import _embed_tta
+
+    cfg = runs.cfg
+    weights = runs.full.out_dir / "final.weights.h5"
+    views = InferenceViews(flip=True, shift_px=2)
+    export_model(weights, cfg.model, tmp_path / "model", "shift", 0.5, views, {}, "")
+    backend = MobileNetBackend(tmp_path / "model")
+    assert backend.manifest.extra["shift_tta_px"] == 2
+    crops, marks = runs.data.crops, runs.data.landmarks
+    served = backend.embed_arrays(crops, marks)
+    model = _model(weights, cfg.model)
+    total = np.zeros((len(crops), 128), np.float32)
+    for dx, dy in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]:
+        move = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = np.stack(
+            [cv2.warpAffine(c, move, (SIZE, SIZE), borderMode=cv2.BORDER_REPLICATE) for c in crops]
+        )
+        moved_marks = marks + np.float32([dx, dy])
+        mirrored = np.stack([flip_landmarks(p, SIZE) for p in moved_marks])
+        total += np.asarray(model(model_inputs(moved, moved_marks, SIZE), training=False))
+        total += np.asarray(model(model_inputs(moved[:, :, ::-1], mirrored, SIZE), training=False))
+    expected = total / np.linalg.norm(total, axis=1, keepdims=True)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    flip_only = InferenceViews(flip=True)
+    plain = _embed_tta(model, runs.data, SIZE, flip_only)
+    plain /= np.linalg.norm(plain, axis=1, keepdims=True)
+    assert not np.allclose(served, plain, atol=1e-3), "the shifts changed nothing"
+    calibrated = _embed_tta(model, runs.data, SIZE, views, chunk=7)
+    calibrated /= np.linalg.norm(calibrated, axis=1, keepdims=True)
+    np.testing.assert_allclose(calibrated, served, atol=1e-5)
+
+
+def test_a_run_ships_the_test_time_views_it_was_calibrated_and_evaluated_with(
+    runs: Runs, tmp_path: Path
+) -> None:
+    from trainer.workflow import Calibration, export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(runs.full.out_dir, run)
+    # What likeness train (trainer.workflow.run_training) leaves beside the weights.
+    (run / "history.json").write_text(json.dumps(runs.full.history))
+    figures = ("devtest_accuracy", "devtest_accuracy_val_threshold", "devtest_auc", "rank1")
+    evaluation: dict[str, Any] = dict.fromkeys(figures, 0.9)
+    evaluation.update(backend="likeness-mobilenet", devtest_tar_at_far_1e3=0.5, tta_shift_px=4)
+    (run / "evaluation.json").write_text(json.dumps([evaluation]))
+    flip_only = Calibration(far=1e-3, threshold=0.7, dlib_threshold=0.9, validation_faces=10)
+    with pytest.raises(ValueError, match="tta-shift-px 4"):
+        export_run(run, tmp_path / "refused", flip_only, "likeness calibrate", "m")
+    assert not (tmp_path / "refused").exists()
+    shifted = replace(flip_only, tta_shift_px=4)
+    card = _card_of(run, tmp_path / "model", shifted)
+    backend = MobileNetBackend(tmp_path / "model")
+    assert (backend.manifest.extra["flip_tta"], backend.manifest.extra["shift_tta_px"]) == (True, 4)
+    assert backend.manifest.default_threshold == 0.7
+    assert "shifted by 4 px" in card
+
+
+def _card_of(run: Path, out: Path, calibration: Any) -> str:
+    from trainer.workflow import export_run
+
+    export_run(run, out, calibration, "likeness calibrate", "m")
+    return (out / "MODEL_CARD.md").read_text()
+
+
 def test_a_tampered_export_is_refused(runs: Runs, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     export_model(
-        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, False, {}, ""
+        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, NO_TTA, {}, ""
     )
     weights = folder / "model.weights.h5"
     raw = bytearray(weights.read_bytes())

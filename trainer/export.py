@@ -1,15 +1,39 @@
-"""Export a trained model as a served artifact: weights + manifest + model card."""
+"""Export a trained model as a served artifact: weights, their LiteRT
+flatbuffer, manifest and model card."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from embedder.manifest import Manifest, sha256_file, write_manifest
-from embedder.model import ModelConfig
+from embedder.manifest import MANIFEST, Manifest, load_manifest, sha256_file, write_manifest
+from embedder.model import InferenceViews, ModelConfig
 
 WEIGHTS_NAME = "model.weights.h5"
+LITERT_NAME = "model.tflite"
+
+
+def export_litert(weights: Path, config: ModelConfig, path: Path) -> Path:
+    """Write the network of ``config`` with ``weights`` as a LiteRT
+    flatbuffer at ``path``: inputs "image" (N, S, S, 3) float32 0-255 and
+    "landmarks" (N, 136) float32 in [-1, 1], any batch size N; output the
+    (N, dim) unit embedding, equal to the Keras model's to float32 rounding."""
+    import tensorflow as tf
+
+    from embedder.model import build_model
+
+    model = build_model(config)
+    model.load_weights(str(weights))
+    size = config.input_size
+    signature = {
+        "image": tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
+        "landmarks": tf.TensorSpec([None, 136], tf.float32, name="landmarks"),
+    }
+    model.export(str(path), format="litert", verbose=False, input_signature=[signature])
+    return path
 
 
 def export_model(
@@ -18,16 +42,20 @@ def export_model(
     out_dir: Path,
     model_id: str,
     default_threshold: float,
-    flip_tta: bool,
+    views: InferenceViews,
     extra: dict[str, Any],
     card: str,
 ) -> Manifest:
-    """Copy ``weights`` into ``out_dir`` with a manifest (sha256, fingerprint,
-    input size, dim, ``default_threshold`` as cosine similarity) and
-    ``MODEL_CARD.md``. ``extra`` lands in the manifest (metrics, command)."""
+    """Copy ``weights`` into ``out_dir`` beside their LiteRT flatbuffer
+    (what the embedder serves; embedder.litert), with a manifest (sha256 of
+    both, fingerprint from the weights' hash, input size, dim,
+    ``default_threshold`` as cosine similarity, the test-time ``views`` the
+    embedder serves) and ``MODEL_CARD.md``. ``extra`` lands in the manifest
+    (metrics, command)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / WEIGHTS_NAME
     shutil.copyfile(weights, target)
+    litert = export_litert(target, config, out_dir / LITERT_NAME)
     manifest = Manifest(
         model_id=model_id,
         backend="likeness-mobilenet",
@@ -35,9 +63,14 @@ def export_model(
         input_size=config.input_size,
         default_threshold=round(float(default_threshold), 4),
         weights=WEIGHTS_NAME,
-        files={WEIGHTS_NAME: sha256_file(target)},
+        files={WEIGHTS_NAME: sha256_file(target), LITERT_NAME: sha256_file(litert)},
         config=config.to_dict(),
-        extra={"flip_tta": flip_tta, **extra},
+        extra={
+            "flip_tta": views.flip,
+            "shift_tta_px": views.shift_px,
+            "litert": LITERT_NAME,
+            **extra,
+        },
     )
     write_manifest(out_dir, manifest)
     (out_dir / "MODEL_CARD.md").write_text(card)
@@ -47,14 +80,44 @@ def export_model(
 def update_threshold(folder: Path, threshold: float, note: dict[str, Any]) -> Manifest:
     """Rewrite the ``default_threshold`` (cosine similarity) of an existing
     artifact's manifest, e.g. dlib-resnet's, keeping its file hashes."""
-    import json
-    from dataclasses import replace
+    manifest = _read_manifest(folder)
+    extra = {k: v for k, v in manifest.extra.items() if k != "provisional_threshold"}
+    updated = replace(
+        manifest, default_threshold=round(float(threshold), 4), extra={**extra, **note}
+    )
+    write_manifest(folder, updated)
+    return updated
 
-    from embedder.manifest import MANIFEST
 
+def add_litert(folder: Path) -> Manifest:
+    """Give an existing likeness-mobilenet artifact (one exported before
+    artifacts carried it) the LiteRT flatbuffer of its weights, hashed in
+    its manifest. The weights, and so the fingerprint, are unchanged: the
+    vectors of the same faces stay the same to float32 rounding, so stored
+    embeddings stay valid. Raises FailedPrecondition when the artifact's
+    files do not match its manifest, ValueError when it is not a
+    likeness-mobilenet artifact."""
+    checked = load_manifest(folder)
+    if checked.backend != "likeness-mobilenet":
+        raise ValueError(f"{folder} holds a {checked.backend} model, not likeness-mobilenet")
+    manifest = _read_manifest(folder)
+    litert = export_litert(
+        folder / manifest.weights, ModelConfig(**manifest.config), folder / LITERT_NAME
+    )
+    updated = replace(
+        manifest,
+        files={**manifest.files, LITERT_NAME: sha256_file(litert)},
+        extra={**manifest.extra, "litert": LITERT_NAME},
+    )
+    write_manifest(folder, updated)
+    return updated
+
+
+def _read_manifest(folder: Path) -> Manifest:
+    # As written, without hashing the files: the caller rewrites it.
     raw = json.loads((folder / MANIFEST).read_text())
     known = {"model_id", "backend", "fingerprint", "dim", "input_size", "default_threshold"}
-    manifest = Manifest(
+    return Manifest(
         model_id=raw["model_id"],
         backend=raw["backend"],
         dim=raw["dim"],
@@ -65,9 +128,3 @@ def update_threshold(folder: Path, threshold: float, note: dict[str, Any]) -> Ma
         config=raw.get("config", {}),
         extra={k: v for k, v in raw.items() if k not in known | {"weights", "files", "config"}},
     )
-    extra = {k: v for k, v in manifest.extra.items() if k != "provisional_threshold"}
-    updated = replace(
-        manifest, default_threshold=round(float(threshold), 4), extra={**extra, **note}
-    )
-    write_manifest(folder, updated)
-    return updated

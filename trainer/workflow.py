@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from embedder.model import ModelConfig
+from embedder.model import InferenceViews, ModelConfig
 from trainer.average import AVERAGED_FROM, comparable_runs
 from trainer.cache import CacheSpec, build_cache, cache_paths, cache_spec, list_images
 from trainer.data import FaceData, concat_faces, load_faces
@@ -169,22 +169,30 @@ def _validation_faces(run_dir: Path, cfg: TrainConfig) -> FaceData:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Thresholds (cosine similarity) at ``far`` on held-out training people."""
+    """Thresholds (cosine similarity) at ``far`` on held-out training people;
+    ours from faces embedded with the test-time views of ``tta_shift_px``
+    (embedder.model.InferenceViews, mirror images always included)."""
 
     far: float
     threshold: float
     dlib_threshold: float
     validation_faces: int
+    tta_shift_px: int = 0
 
 
-def calibrate(run_dir: Path, far: float = 1e-3, seed: int = 7) -> Calibration:
+def calibrate(
+    run_dir: Path, far: float = 1e-3, seed: int = 7, tta_shift_px: int = 0
+) -> Calibration:
     """Threshold of the run's model and of dlib-resnet at ``far`` on the run's
-    validation people (never test people); saved as ``calibration.json``."""
+    validation people (never test people); saved as ``calibration.json``.
+    ``tta_shift_px``: test-time shift views (pixels; 0 = the face and its
+    mirror only), as the exported model will serve them."""
     from trainer.evaluate import calibrate_threshold, unit
 
     model, cfg = _run_model(run_dir)
     val = _validation_faces(run_dir, cfg)
-    emb = unit(_embed_tta(model, val, cfg.model.input_size))
+    views = InferenceViews(flip=True, shift_px=tta_shift_px)
+    emb = unit(_embed_tta(model, val, cfg.model.input_size, views))
     result = Calibration(
         far=far,
         threshold=calibrate_threshold(emb, val.person, far, seed),
@@ -194,33 +202,47 @@ def calibrate(run_dir: Path, far: float = 1e-3, seed: int = 7) -> Calibration:
             else float("nan")
         ),
         validation_faces=len(val),
+        tta_shift_px=tta_shift_px,
     )
     (run_dir / "calibration.json").write_text(json.dumps(asdict(result), indent=2))
     return result
 
 
-def _embed_tta(model: Any, data: FaceData, size: int) -> np.ndarray:
-    from embedder.model import mirror_faces
+def _embed_tta(
+    model: Any, data: FaceData, size: int, views: InferenceViews, chunk: int = 512
+) -> np.ndarray:
+    """Sum over ``views`` of each face's embedding (as served; not normalised)."""
+    parts = []
+    for start in range(0, len(data), chunk):
+        part = data.subset(np.arange(start, min(start + chunk, len(data))))
+        crops, landmarks = views.apply(part.crops, part.landmarks, size)
+        people = np.tile(part.person, views.count)
+        paths = np.tile(part.path, views.count)
+        outputs = embed_faces(model, FaceData(crops, landmarks, people, paths, None), size)
+        parts.append(views.sum(np.asarray(outputs)))
+    return np.concatenate(parts)
 
-    crops, landmarks = mirror_faces(data.crops, data.landmarks, size)
-    flipped = FaceData(crops, landmarks, data.person, data.path, None)
-    return np.asarray(embed_faces(model, data, size) + embed_faces(model, flipped, size))
 
-
-def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> tuple[str, Path]:
-    """Evaluate the run's model (with flip averaging) and dlib-resnet on the
-    same cached faces; returns (markdown table, ROC/DET plot path) and writes
+def evaluate(
+    lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path, tta_shift_px: int = 0
+) -> tuple[str, Path]:
+    """Evaluate the run's model (the face and its mirror image, plus shifted
+    views when ``tta_shift_px`` > 0) and dlib-resnet on the same cached
+    faces; returns (markdown table, ROC/DET plot path) and writes
     ``evaluation.json`` into ``out_dir``."""
     from trainer.evaluate import best_threshold, evaluate_backend, markdown_table, plot_roc, unit
 
     model, cfg = _run_model(run_dir)
     caches = (cache_dir / "lfw-train", cache_dir / "lfw-test")
-    check_caches_fit(replace(cfg, caches=tuple(str(c) for c in caches)))
+    # Evaluation reads no view caches: they may be gone once training ended.
+    check_caches_fit(replace(cfg, caches=tuple(str(c) for c in caches), view_caches=()))
     data = load_faces(list(caches))
     test_mask = np.isin(data.person, sorted(devtest_people(lfw_root)))
     val = _validation_faces(run_dir, cfg)
-    ours = unit(_embed_tta(model, data, cfg.model.input_size))
-    ours_val = best_threshold(unit(_embed_tta(model, val, cfg.model.input_size)), val.person, 7)
+    views = InferenceViews(flip=True, shift_px=tta_shift_px)
+    size = cfg.model.input_size
+    ours = unit(_embed_tta(model, data, size, views))
+    ours_val = best_threshold(unit(_embed_tta(model, val, size, views)), val.person, 7)
     reports = [
         evaluate_backend("likeness-mobilenet", ours, data, test_mask, lfw_root, False, ours_val)
     ]
@@ -234,13 +256,15 @@ def evaluate(lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path) -> t
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = plot_roc(reports, out_dir / "roc_devtest.png")
     summary = [{k: v for k, v in asdict(r).items() if k != "roc"} for r in reports]
+    summary[0]["tta_shift_px"] = tta_shift_px
     (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
     return markdown_table(reports), plot
 
 
-def validate(runs: Sequence[Path]) -> list[HeldOutReport]:
+def validate(runs: Sequence[Path], tta_shift_px: int = 0) -> list[HeldOutReport]:
     """Held-out figures (trainer.validate) of each finished run's final
-    weights, flip-averaged, all on the validation faces of the last run.
+    weights, each face embedded with its mirror image (and shifted views
+    when ``tta_shift_px`` > 0), all on the validation faces of the last run.
     Clean-vs-view pairs use the views of those faces in the last run's view
     caches; a cache counts only if it holds a view of every held-out face
     (a missing or partly built one is passed over with a warning), and the
@@ -255,14 +279,15 @@ def validate(runs: Sequence[Path]) -> list[HeldOutReport]:
     views, seeds = _held_out_views(last, val)
     size = last.model.input_size
     model = build_model(last.model)
+    tta = InferenceViews(flip=True, shift_px=tta_shift_px)
     reports = []
     for run in runs:
         model.load_weights(str(run / "final.weights.h5"))
-        emb = unit(_embed_tta(model, val, size))
+        emb = unit(_embed_tta(model, val, size, tta))
         view_arg = (
             None
             if views is None
-            else (unit(_embed_tta(model, views, size)), views.person, views.path)
+            else (unit(_embed_tta(model, views, size, tta)), views.person, views.path)
         )
         reports.append(held_out_report(str(run), emb, val.person, val.path, view_arg, seeds))
     return reports
@@ -293,12 +318,21 @@ def export_run(
 ) -> Path:
     """Ship the run's final weights as a served artifact in ``model_dir`` with
     the calibrated threshold, the evaluation figures (if ``evaluate`` ran
-    into the run folder) and a model card. Returns the manifest path."""
+    into the run folder) and a model card; the model serves the test-time
+    views it was calibrated with. Returns the manifest path. Raises
+    ValueError when the evaluation used other test-time views than the
+    calibration."""
     from trainer.export import export_model
 
     cfg = TrainConfig.read(run_dir)
     evaluation_file = run_dir / "evaluation.json"
     evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else []
+    evaluated_shift = evaluation[0].get("tta_shift_px", 0) if evaluation else None
+    if evaluated_shift not in (None, calibration.tta_shift_px):
+        raise ValueError(
+            f"the run was evaluated with --tta-shift-px {evaluated_shift} but calibrated with "
+            f"{calibration.tta_shift_px}: evaluate again with the served views"
+        )
     history = json.loads((run_dir / "history.json").read_text())
     terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
     if cfg.distill_weight > 0:
@@ -322,10 +356,19 @@ def export_run(
     }
     card = _model_card(model_id, cfg, calibration, evaluation, terms, command, averaged_from)
     weights = run_dir / "final.weights.h5"
+    views = InferenceViews(flip=True, shift_px=calibration.tta_shift_px)
     manifest = export_model(
-        weights, cfg.model, model_dir, model_id, calibration.threshold, True, extra, card
+        weights, cfg.model, model_dir, model_id, calibration.threshold, views, extra, card
     )
     return model_dir / f"manifest.json ({manifest.fingerprint})"
+
+
+def _view_seed(cache: Path) -> int:
+    # A run's view caches may be gone by the time it ships (they are large);
+    # build_caches names them <cache>-view<seed>.
+    if (cache / "spec.json").exists():
+        return cache_spec(cache).view_seed or 0
+    return int(cache.name.rsplit("-view", 1)[1])
 
 
 _TEMPLATE_NOTES = {
@@ -360,7 +403,7 @@ def _model_card(
         if cfg.freeze_backbone_bn
         else ""
     )
-    view_seeds = sorted({cache_spec(Path(c)).view_seed or 0 for c in cfg.view_caches})
+    view_seeds = sorted({_view_seed(Path(c)) for c in cfg.view_caches})
     views = (
         f" {len(view_seeds)} seeded views of every training image (trainer.views:"
         " mirrored, blurred, downscaled, JPEG-compressed, grey or colour-cast,"
@@ -377,13 +420,25 @@ def _model_card(
         else ""
     )
     extra = views + averaged
+    s = calibration.tta_shift_px
+    shifts = (
+        f", and as copies shifted by {s} px right, left, down and up, each with its mirror"
+        f" image ({InferenceViews(True, s).count} views)"
+        if s
+        else ""
+    )
     return f"""# Model card: {model_id}
 
 **What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
 and its 68 landmarks to a {m.dim}-d unit vector; cosine similarity >=
 {calibration.threshold:.4f} means "same person" (calibrated at FAR = {calibration.far:g} on
 {calibration.validation_faces} faces of held-out training people). Each face is embedded
-as itself plus its mirror image (landmarks permuted), summed and normalised.
+as itself plus its mirror image (landmarks permuted){shifts}, summed and normalised.
+
+**Files.** `model.weights.h5`: the Keras weights (their sha256 makes the
+fingerprint). `model.tflite`: the same network as a LiteRT flatbuffer, which
+the embedder serves (several times faster on a CPU; the same embeddings to
+float32 rounding). Both are hashed in `manifest.json`.
 
 **Architecture.** MobileNetV2 (alpha {m.alpha}) with a global depthwise
 convolution head, plus a landmark branch (136 -> 128 -> 64) fused before the
