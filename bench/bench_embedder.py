@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 from embedder.align import align_face
-from embedder.backends import DEFAULT_MODEL, FaceInput, MobileNetBackend
+from embedder.backends import DEFAULT_MODEL, FaceInput, MobileNetBackend, manifest_views
 from embedder.decode import decode_image
 from embedder.detect import FaceDetector
 from embedder.dlib_models import RESNET, SHAPE_68, dlib_model_path
@@ -185,8 +185,8 @@ def report(
     runtime = backend.runtime
     lines = [
         f"Images: {args.images} from {args.folder} (seed {SEED}); faces embedded: {faces}.",
-        f"Model: {backend.manifest.fingerprint} (flip TTA: "
-        f"{bool(backend.manifest.extra.get('flip_tta', False))}); served runtime: {runtime}; "
+        f"Model: {backend.manifest.fingerprint} (test-time views per face: "
+        f"{manifest_views(backend.manifest).count}); served runtime: {runtime}; "
         f"threads per model call: {threads or 'runtime default'}; CPUs: {os.cpu_count()}; "
         f"{platform.processor() or ''}",
         f"Load average at start / end: {load[0]:.1f} / {load[1]:.1f}.",

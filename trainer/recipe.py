@@ -49,7 +49,8 @@ BASE = Recipe(
 #: final weights (``likeness average``).
 FINETUNE = replace(BASE, steps=4000, learning_rate=1e-3, freeze_backbone_bn=True, data_seed=1235)
 
-#: Stage 3, shipped as likeness-mnv2-a035-112-v4: FINETUNE's schedule for
+#: Stage 3, shipped as likeness-mnv2-a035-112-v4 (and, served with 10
+#: test-time views, as -v4-tta10): FINETUNE's schedule for
 #: 3,500 steps from v3's averaged weights, with two seeded views of every
 #: training image (mirrored, degraded, alignment jittered) and the teacher's
 #: descriptors of those views joining the data (trainer.views).
