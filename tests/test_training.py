@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from embedder.backends import MobileNetBackend, Runtime
 from embedder.landmarks import flip_landmarks
+from embedder.manifest import Manifest
 from embedder.model import InferenceViews, ModelConfig, backbone, build_model, model_inputs
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
@@ -525,60 +526,85 @@ def test_distillation_needs_the_teacher_dimension(runs: Runs, tmp_path: Path) ->
         train(small, tmp_path / "run")
 
 
+@dataclass(frozen=True)
+class Export:
+    folder: Path
+    manifest: Manifest
+
+
+# Exporting (LiteRT conversion included) takes seconds on a small CPU: tests
+# share two exports and copy them before changing anything.
+@pytest.fixture(scope="module")
+def exported(runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Export:
+    folder = tmp_path_factory.mktemp("export") / "model"
+    weights = runs.full.out_dir / "final.weights.h5"
+    args = (weights, runs.cfg.model, folder, "test-model", 0.4567891, NO_TTA, {"n": 1}, "# card")
+    return Export(folder, export_model(*args))
+
+
+@pytest.fixture(scope="module")
+def flip_exported(runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Export:
+    folder = tmp_path_factory.mktemp("export") / "model"
+    weights = runs.full.out_dir / "final.weights.h5"
+    args = (weights, runs.cfg.model, folder, "tta-model", 0.5, InferenceViews(), {}, "# card")
+    return Export(folder, export_model(*args))
+
+
+def _copy(export: Export, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(export.folder, tmp_path / "model"))
+
+
 @pytest.mark.parametrize("runtime", ["litert", "keras"])
 def test_exported_model_serves_the_trained_embeddings(
-    runs: Runs, tmp_path: Path, runtime: Runtime
+    runs: Runs, exported: Export, runtime: Runtime
 ) -> None:
-    cfg = runs.cfg
-    weights = runs.full.out_dir / "final.weights.h5"
-    manifest = export_model(
-        weights, cfg.model, tmp_path / "model", "test-model", 0.4567891, NO_TTA, {"n": 1}, "# card"
-    )
-    backend = MobileNetBackend(tmp_path / "model", runtime=runtime)
+    manifest = exported.manifest
+    backend = MobileNetBackend(exported.folder, runtime=runtime)
     assert backend.runtime == runtime
     assert backend.manifest.fingerprint == manifest.fingerprint
     assert manifest.fingerprint.startswith("test-model@")
     assert (backend.manifest.dim, backend.manifest.input_size) == (128, SIZE)
     assert backend.manifest.default_threshold == 0.4568
-    assert backend.manifest.config == cfg.model.to_dict()
+    assert backend.manifest.config == runs.cfg.model.to_dict()
     assert backend.manifest.extra["n"] == 1 and backend.manifest.extra["flip_tta"] is False
-    assert (tmp_path / "model" / "MODEL_CARD.md").read_text() == "# card"
+    assert (exported.folder / "MODEL_CARD.md").read_text() == "# card"
     served = backend.embed_arrays(runs.data.crops, runs.data.landmarks)
     inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
-    expected = np.asarray(_model(weights, cfg.model)(inputs, training=False))
+    weights = runs.full.out_dir / "final.weights.h5"
+    expected = np.asarray(_model(weights, runs.cfg.model)(inputs, training=False))
     np.testing.assert_allclose(served, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
 
 
-def test_an_export_serves_through_litert_by_default(runs: Runs, tmp_path: Path) -> None:
-    weights = runs.full.out_dir / "final.weights.h5"
-    manifest = export_model(weights, runs.cfg.model, tmp_path / "m", "m", 0.5, NO_TTA, {}, "")
-    assert manifest.extra["litert"] == "model.tflite"
-    assert "model.tflite" in manifest.files
-    assert MobileNetBackend(tmp_path / "m").runtime == "litert"
+def test_an_export_serves_through_litert_by_default(exported: Export) -> None:
+    assert exported.manifest.extra["litert"] == "model.tflite"
+    assert "model.tflite" in exported.manifest.files
+    assert MobileNetBackend(exported.folder).runtime == "litert"
+
+
+@pytest.fixture(scope="module")
+def both_runtimes(exported: Export) -> tuple[MobileNetBackend, MobileNetBackend]:
+    return (
+        MobileNetBackend(exported.folder, runtime="litert"),
+        MobileNetBackend(exported.folder, runtime="keras"),
+    )
 
 
 @pytest.mark.parametrize("count", [1, 3, 16, 29, 150])
 def test_litert_embeds_batches_of_any_size_like_keras(
-    runs: Runs, tmp_path: Path, count: int
+    runs: Runs, both_runtimes: tuple[MobileNetBackend, MobileNetBackend], count: int
 ) -> None:
     """Calls run as chunks of 16, 8, 4, 2 and 1 faces (29 = 16 + 8 + 4 + 1):
     no face may be lost, repeated or put out of order."""
-    weights = runs.full.out_dir / "final.weights.h5"
-    export_model(weights, runs.cfg.model, tmp_path / "m", "m", 0.5, NO_TTA, {}, "")
     index = np.arange(count) % len(runs.data)
     crops, marks = runs.data.crops[index], runs.data.landmarks[index]
-    litert = MobileNetBackend(tmp_path / "m", runtime="litert").embed_arrays(crops, marks)
-    keras = MobileNetBackend(tmp_path / "m", runtime="keras").embed_arrays(crops, marks)
+    litert, keras = (backend.embed_arrays(crops, marks) for backend in both_runtimes)
     assert litert.shape == (count, 128)
     np.testing.assert_allclose(litert, keras, atol=1e-5)
 
 
-def test_a_tampered_litert_file_is_refused(runs: Runs, tmp_path: Path) -> None:
-    folder = tmp_path / "model"
-    export_model(
-        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, NO_TTA, {}, ""
-    )
+def test_a_tampered_litert_file_is_refused(exported: Export, tmp_path: Path) -> None:
+    folder = _copy(exported, tmp_path)
     litert = folder / "model.tflite"
     raw = bytearray(litert.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -598,19 +624,10 @@ def _strip_litert(folder: Path) -> None:
 
 
 def test_an_older_artifact_serves_through_keras_and_gains_litert_keeping_its_fingerprint(
-    runs: Runs, tmp_path: Path
+    runs: Runs, flip_exported: Export, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "model"
-    before = export_model(
-        runs.full.out_dir / "final.weights.h5",
-        runs.cfg.model,
-        folder,
-        "m",
-        0.5,
-        InferenceViews(),
-        {},
-        "",
-    )
+    folder = _copy(flip_exported, tmp_path)
+    before = flip_exported.manifest
     _strip_litert(folder)
     old = MobileNetBackend(folder)
     assert old.runtime == "keras"
@@ -628,11 +645,10 @@ def test_an_older_artifact_serves_through_keras_and_gains_litert_keeping_its_fin
     )
 
 
-def test_a_litert_file_the_manifest_does_not_hash_is_refused(runs: Runs, tmp_path: Path) -> None:
-    folder = tmp_path / "model"
-    export_model(
-        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, NO_TTA, {}, ""
-    )
+def test_a_litert_file_the_manifest_does_not_hash_is_refused(
+    exported: Export, tmp_path: Path
+) -> None:
+    folder = _copy(exported, tmp_path)
     path = folder / "manifest.json"
     raw = json.loads(path.read_text())
     del raw["files"]["model.tflite"]
@@ -641,15 +657,14 @@ def test_a_litert_file_the_manifest_does_not_hash_is_refused(runs: Runs, tmp_pat
         MobileNetBackend(folder)
 
 
-def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(runs: Runs, tmp_path: Path) -> None:
+def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(
+    runs: Runs, flip_exported: Export
+) -> None:
     """What calibration and evaluation score (trainer.workflow embeds each
     face and its mirror) is what the service must serve."""
     cfg = runs.cfg
     weights = runs.full.out_dir / "final.weights.h5"
-    export_model(
-        weights, cfg.model, tmp_path / "model", "tta-model", 0.5, InferenceViews(), {}, "# card"
-    )
-    backend = MobileNetBackend(tmp_path / "model")
+    backend = MobileNetBackend(flip_exported.folder)
     crops, marks = runs.data.crops, runs.data.landmarks
     served = backend.embed_arrays(crops, marks)
     model = _model(weights, cfg.model)
@@ -663,12 +678,13 @@ def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(runs: Runs, tmp_pat
     np.testing.assert_allclose(one, expected[:1], atol=1e-5)
 
 
-def test_a_shift_tta_export_serves_the_sum_over_shifted_and_mirrored_faces(
-    runs: Runs, tmp_path: Path
+def test_a_shift_tta_model_serves_the_sum_over_shifted_and_mirrored_faces(
+    runs: Runs, exported: Export, tmp_path: Path
 ) -> None:
     """Ten views per face (as is, moved 2 px right, left, down, up; each also
     mirrored), computed here independently with OpenCV; calibration and
-    evaluation (trainer.workflow) must embed faces exactly as served."""
+    evaluation (trainer.workflow) must embed faces exactly as served. (That
+    export writes the views it is given is checked with export_run below.)"""
     import cv2
 
     from trainer.workflow import _embed_tta
@@ -676,9 +692,12 @@ def test_a_shift_tta_export_serves_the_sum_over_shifted_and_mirrored_faces(
     cfg = runs.cfg
     weights = runs.full.out_dir / "final.weights.h5"
     views = InferenceViews(flip=True, shift_px=2)
-    export_model(weights, cfg.model, tmp_path / "model", "shift", 0.5, views, {}, "")
-    backend = MobileNetBackend(tmp_path / "model")
-    assert backend.manifest.extra["shift_tta_px"] == 2
+    folder = _copy(exported, tmp_path)
+    path = folder / "manifest.json"
+    path.write_text(
+        json.dumps({**json.loads(path.read_text()), "flip_tta": True, "shift_tta_px": 2})
+    )
+    backend = MobileNetBackend(folder)
     crops, marks = runs.data.crops, runs.data.landmarks
     served = backend.embed_arrays(crops, marks)
     model = _model(weights, cfg.model)
@@ -735,11 +754,8 @@ def _card_of(run: Path, out: Path, calibration: Any) -> str:
     return (out / "MODEL_CARD.md").read_text()
 
 
-def test_a_tampered_export_is_refused(runs: Runs, tmp_path: Path) -> None:
-    folder = tmp_path / "model"
-    export_model(
-        runs.full.out_dir / "final.weights.h5", runs.cfg.model, folder, "m", 0.5, NO_TTA, {}, ""
-    )
+def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:
+    folder = _copy(exported, tmp_path)
     weights = folder / "model.weights.h5"
     raw = bytearray(weights.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
