@@ -11,7 +11,6 @@ import json
 import re
 import select
 import shlex
-import shutil
 import signal
 import socket
 import struct
@@ -654,20 +653,31 @@ def test_export_litert_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_litert_gives_an_older_artifact_its_litert_file(tmp_path: Path) -> None:
-    from embedder.backends import DEFAULT_MODEL, MobileNetBackend
+def test_export_litert_writes_into_the_given_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's wiring; trainer.export.add_litert itself (the LiteRT
+    conversion, about 20 s) is tested in tests/test_training.py."""
+    import trainer.export
+    from embedder.manifest import Manifest
 
-    folder = tmp_path / "model"
-    shutil.copytree(DEFAULT_MODEL, folder)
-    manifest_path = folder / "manifest.json"
-    raw = json.loads(manifest_path.read_text())
-    del raw["litert"], raw["files"]["model.tflite"]
-    manifest_path.write_text(json.dumps(raw))
-    (folder / "model.tflite").unlink()
-    assert MobileNetBackend(folder).runtime == "keras"
-    result = CliRunner().invoke(app, ["export-litert", "--model", str(folder)])
+    asked: list[Path] = []
+
+    def fake_add_litert(folder: Path) -> Manifest:
+        asked.append(folder)
+        return Manifest(
+            "m",
+            "likeness-mobilenet",
+            128,
+            112,
+            0.5,
+            "w.h5",
+            {"w.h5": "ab" * 32},
+            extra={"litert": "model.tflite"},
+        )
+
+    monkeypatch.setattr(trainer.export, "add_litert", fake_add_litert)
+    result = CliRunner().invoke(app, ["export-litert", "--model", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert raw["fingerprint"] in result.stdout
-    backend = MobileNetBackend(folder)
-    assert backend.runtime == "litert"
-    assert backend.manifest.fingerprint == raw["fingerprint"]
+    assert asked == [tmp_path]
+    assert f"m@{'ab' * 6}: {tmp_path / 'model.tflite'} written" in result.stdout
