@@ -23,7 +23,7 @@ from embedder.detect import Detection
 from embedder.dlib_models import RESNET, dlib_model_path
 from embedder.litert import LiteRTModel
 from embedder.manifest import Manifest, load_manifest
-from embedder.model import InferenceViews, ModelConfig, build_model, model_inputs
+from embedder.model import InferenceViews, ModelConfig, input_signature, load_model, model_inputs
 from likeness.errors import FailedPrecondition
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -137,15 +137,9 @@ def _keras_function(
         with contextlib.suppress(RuntimeError):
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-    model = build_model(cfg)
-    model.load_weights(str(weights))
-    size = cfg.input_size
-    spec = {
-        "image": tf.TensorSpec([None, size, size, 3], tf.float32),
-        "landmarks": tf.TensorSpec([None, 136], tf.float32),
-    }
+    model = load_model(cfg, weights)
     fn: Callable[[dict[str, np.ndarray]], Any] = tf.function(
-        lambda x: model(x, training=False), input_signature=[spec]
+        lambda x: model(x, training=False), input_signature=[input_signature(cfg)]
     )
     return fn
 

@@ -11,6 +11,7 @@ float32 rounding (tests/test_training.py).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +48,21 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter
 
         content = path.read_bytes()
-        self._by_size: dict[int, tuple[Any, threading.Lock]] = {}
+        self._by_size: dict[int, _Interpreter] = {}
         for size in _sizes():
             interpreter = Interpreter(model_content=content, num_threads=threads or None)
-            names = {_input_name(d["name"]) for d in interpreter.get_input_details()}
-            if names != {"image", "landmarks"}:
+            inputs = [(d["index"], _input_name(d["name"])) for d in interpreter.get_input_details()]
+            if {name for _, name in inputs} != {"image", "landmarks"}:
                 raise FailedPrecondition(
-                    f"{path} takes inputs {sorted(names)}, not image and landmarks"
+                    f"{path} takes inputs {sorted(name for _, name in inputs)},"
+                    " not image and landmarks"
                 )
             for detail in interpreter.get_input_details():
                 shape = [size, *detail["shape_signature"][1:]]
                 interpreter.resize_tensor_input(detail["index"], shape, strict=True)
             interpreter.allocate_tensors()
-            self._by_size[size] = (interpreter, threading.Lock())
+            output = interpreter.get_output_details()[0]["index"]
+            self._by_size[size] = _Interpreter(interpreter, threading.Lock(), inputs, output)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         n = len(inputs["image"])
@@ -72,15 +75,25 @@ class LiteRTModel:
         return np.concatenate(out)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        interpreter, lock = self._by_size[len(inputs["image"])]
-        with lock:
-            for detail in interpreter.get_input_details():
-                value = inputs[_input_name(detail["name"])]
-                interpreter.set_tensor(detail["index"], value.astype(np.float32, copy=False))
-            interpreter.invoke()
-            output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        runner = self._by_size[len(inputs["image"])]
+        with runner.lock:
+            for index, name in runner.inputs:
+                runner.interpreter.set_tensor(index, inputs[name].astype(np.float32, copy=False))
+            runner.interpreter.invoke()
+            output = runner.interpreter.get_tensor(runner.output)
         result: np.ndarray = np.array(output, dtype=np.float32)
         return result
+
+
+@dataclass(frozen=True)
+class _Interpreter:
+    """One interpreter of a fixed batch size, its input tensors' (index,
+    name) and its output tensor's index, looked up once rather than per call."""
+
+    interpreter: Any
+    lock: threading.Lock
+    inputs: list[tuple[int, str]]
+    output: int
 
 
 def _input_name(tensor_name: str) -> str:

@@ -58,20 +58,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_manifest(folder: Path, weights_dir: Path | None = None) -> Manifest:
-    """Read ``folder/manifest.json`` and check every listed file's sha256.
-
-    ``weights_dir``: where the hashed files are, when not in ``folder`` (the
-    dlib-resnet manifest points into the face_recognition_models package).
-    Raises FailedPrecondition on a missing manifest/file or a hash mismatch.
-    """
+def read_manifest(folder: Path) -> Manifest:
+    """``folder/manifest.json`` as written, without checking the files'
+    hashes (for tools that rewrite it; serving uses :func:`load_manifest`).
+    Raises FailedPrecondition when the manifest is missing or unreadable."""
     path = folder / MANIFEST
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise FailedPrecondition(f"cannot read model manifest {path}: {exc}") from None
-    known = {"model_id", "backend", "dim", "input_size", "default_threshold", "weights", "files"}
-    manifest = Manifest(
+    # "fingerprint" is derived (Manifest.fingerprint), never carried as extra.
+    known = {"model_id", "backend", "fingerprint", "dim", "input_size", "default_threshold"}
+    known |= {"weights", "files", "config"}
+    return Manifest(
         model_id=raw["model_id"],
         backend=raw["backend"],
         dim=int(raw["dim"]),
@@ -80,8 +79,19 @@ def load_manifest(folder: Path, weights_dir: Path | None = None) -> Manifest:
         weights=raw["weights"],
         files=dict(raw["files"]),
         config=dict(raw.get("config", {})),
-        extra={k: v for k, v in raw.items() if k not in known | {"config"}},
+        extra={k: v for k, v in raw.items() if k not in known},
     )
+
+
+def load_manifest(folder: Path, weights_dir: Path | None = None) -> Manifest:
+    """Read ``folder/manifest.json`` and check every listed file's sha256.
+
+    ``weights_dir``: where the hashed files are, when not in ``folder`` (the
+    dlib-resnet manifest points into the face_recognition_models package).
+    Raises FailedPrecondition on a missing manifest/file or a hash mismatch.
+    """
+    manifest = read_manifest(folder)
+    path = folder / MANIFEST
     base = weights_dir or folder
     for name, expected in manifest.files.items():
         file = base / name

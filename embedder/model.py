@@ -76,6 +76,25 @@ def build_model(config: ModelConfig) -> Any:
     return keras.Model({"image": image, "landmarks": marks}, out, name="likeness_embedder")
 
 
+def load_model(config: ModelConfig, weights: Path) -> Any:
+    """The network of :func:`build_model` with the Keras weights file ``weights``."""
+    model = build_model(config)
+    model.load_weights(str(weights))
+    return model
+
+
+def input_signature(config: ModelConfig) -> dict[str, Any]:
+    """TensorFlow input specs of the network, any batch size N: "image" (N,
+    S, S, 3) and "landmarks" (N, 136), float32; for tracing and export."""
+    import tensorflow as tf
+
+    size = config.input_size
+    return {
+        "image": tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
+        "landmarks": tf.TensorSpec([None, NUM_LANDMARKS * 2], tf.float32, name="landmarks"),
+    }
+
+
 def backbone(model: Any) -> Any:
     """The MobileNetV2 sub-model inside a model from :func:`build_model`."""
     return next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ import tensorflow as tf
 from embedder.backends import MobileNetBackend, Runtime
 from embedder.landmarks import flip_landmarks
 from embedder.manifest import Manifest
-from embedder.model import InferenceViews, ModelConfig, backbone, build_model, model_inputs
+from embedder.model import (
+    InferenceViews,
+    ModelConfig,
+    backbone,
+    build_model,
+    load_model,
+    model_inputs,
+)
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
 from trainer.cache import (
@@ -149,12 +157,6 @@ def runs(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
         int(getattr(r, "step", -1)) for r in handler.records if r.getMessage() == "resumed"
     ]
     return Runs(cfg, load_faces([cache]), full, resumed, resumed_from)
-
-
-def _model(weights: Path, config: ModelConfig) -> Any:
-    model = build_model(config)
-    model.load_weights(str(weights))
-    return model
 
 
 def _objective(model: Any, data: FaceData, margin: float) -> tuple[float, float]:
@@ -290,7 +292,7 @@ def test_training_lowers_the_loss(runs: Runs) -> None:
     tf.keras.utils.set_random_seed(cfg.seed)  # train() builds its first model so
     initial = _objective(build_model(cfg.model), runs.data, cfg.margin)
     final = _objective(
-        _model(runs.full.out_dir / "final.weights.h5", cfg.model), runs.data, cfg.margin
+        load_model(cfg.model, runs.full.out_dir / "final.weights.h5"), runs.data, cfg.margin
     )
     assert final[0] < 0.75 * initial[0], (initial, final)
     assert final[1] < 0.9 * initial[1], (initial, final)
@@ -310,8 +312,8 @@ def test_a_killed_run_resumes_to_the_same_weights(runs: Runs) -> None:
     assert [r["step"] for r in runs.resumed.history] == [r["step"] for r in runs.full.history]
     for a, b in zip(runs.resumed.history, runs.full.history, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
-    full = _model(runs.full.out_dir / "final.weights.h5", runs.cfg.model)
-    resumed = _model(runs.resumed.out_dir / "final.weights.h5", runs.cfg.model)
+    full = load_model(runs.cfg.model, runs.full.out_dir / "final.weights.h5")
+    resumed = load_model(runs.cfg.model, runs.resumed.out_dir / "final.weights.h5")
     for a, b in zip(full.weights, resumed.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
 
@@ -342,8 +344,8 @@ def test_a_fine_tuning_stage_starts_from_the_given_weights(
         learning_rate=0.0,
     )
     result = train(stage, tmp_path / "stage")
-    before = _model(init, runs.cfg.model)
-    after = _model(result.out_dir / "final.weights.h5", runs.cfg.model)
+    before = load_model(runs.cfg.model, init)
+    after = load_model(runs.cfg.model, result.out_dir / "final.weights.h5")
     bn_before, bn_after = _backbone_bn_statistics(before), _backbone_bn_statistics(after)
     moved = [k for k in bn_before if not np.array_equal(bn_before[k], bn_after[k])]
     assert bool(moved) != freeze, moved
@@ -356,10 +358,10 @@ def test_averaging_two_runs_writes_the_mean_of_their_weights(runs: Runs, tmp_pat
     first, second = runs.full.out_dir, runs.resumed.out_dir
     out = average_runs([first, second], tmp_path / "avg")
     a, b = (
-        _model(first / "final.weights.h5", runs.cfg.model),
-        _model(second / "final.weights.h5", runs.cfg.model),
+        load_model(runs.cfg.model, first / "final.weights.h5"),
+        load_model(runs.cfg.model, second / "final.weights.h5"),
     )
-    mean = _model(out / "final.weights.h5", runs.cfg.model)
+    mean = load_model(runs.cfg.model, out / "final.weights.h5")
     for wa, wb, wm in zip(a.weights, b.weights, mean.weights, strict=True):
         np.testing.assert_allclose(wm.numpy(), (wa.numpy() + wb.numpy()) / 2, rtol=1e-6)
     assert (out / "config.json").read_text() == (second / "config.json").read_text()
@@ -554,6 +556,20 @@ def _copy(export: Export, tmp_path: Path) -> Path:
     return Path(shutil.copytree(export.folder, tmp_path / "model"))
 
 
+def _flip_a_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _edit_manifest(folder: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change ``folder``'s manifest.json in place, its file hashes untouched."""
+    path = folder / "manifest.json"
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))
+
+
 @pytest.mark.parametrize("runtime", ["litert", "keras"])
 def test_exported_model_serves_the_trained_embeddings(
     runs: Runs, exported: Export, runtime: Runtime
@@ -571,7 +587,7 @@ def test_exported_model_serves_the_trained_embeddings(
     served = backend.embed_arrays(runs.data.crops, runs.data.landmarks)
     inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
     weights = runs.full.out_dir / "final.weights.h5"
-    expected = np.asarray(_model(weights, runs.cfg.model)(inputs, training=False))
+    expected = np.asarray(load_model(runs.cfg.model, weights)(inputs, training=False))
     np.testing.assert_allclose(served, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
 
@@ -605,10 +621,7 @@ def test_litert_embeds_batches_of_any_size_like_keras(
 
 def test_a_tampered_litert_file_is_refused(exported: Export, tmp_path: Path) -> None:
     folder = _copy(exported, tmp_path)
-    litert = folder / "model.tflite"
-    raw = bytearray(litert.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    litert.write_bytes(bytes(raw))
+    _flip_a_byte(folder / "model.tflite")
     for runtime in ("auto", "keras"):  # the whole artifact is refused
         with pytest.raises(FailedPrecondition, match="sha256"):
             MobileNetBackend(folder, runtime=runtime)  # type: ignore[arg-type]
@@ -616,10 +629,11 @@ def test_a_tampered_litert_file_is_refused(exported: Export, tmp_path: Path) -> 
 
 def _strip_litert(folder: Path) -> None:
     """Make ``folder`` look like an artifact exported before LiteRT files."""
-    path = folder / "manifest.json"
-    raw = json.loads(path.read_text())
-    del raw["litert"], raw["files"]["model.tflite"]
-    path.write_text(json.dumps(raw))
+
+    def forget(raw: dict[str, Any]) -> None:
+        del raw["litert"], raw["files"]["model.tflite"]
+
+    _edit_manifest(folder, forget)
     (folder / "model.tflite").unlink()
 
 
@@ -649,10 +663,7 @@ def test_a_litert_file_the_manifest_does_not_hash_is_refused(
     exported: Export, tmp_path: Path
 ) -> None:
     folder = _copy(exported, tmp_path)
-    path = folder / "manifest.json"
-    raw = json.loads(path.read_text())
-    del raw["files"]["model.tflite"]
-    path.write_text(json.dumps(raw))
+    _edit_manifest(folder, lambda raw: raw["files"].pop("model.tflite"))
     with pytest.raises(FailedPrecondition, match="not hashed"):
         MobileNetBackend(folder)
 
@@ -667,7 +678,7 @@ def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(
     backend = MobileNetBackend(flip_exported.folder)
     crops, marks = runs.data.crops, runs.data.landmarks
     served = backend.embed_arrays(crops, marks)
-    model = _model(weights, cfg.model)
+    model = load_model(cfg.model, weights)
     mirrored = np.stack([flip_landmarks(p, SIZE) for p in marks])
     plain = np.asarray(model(model_inputs(crops, marks, SIZE), training=False))
     mirror = np.asarray(model(model_inputs(crops[:, :, ::-1], mirrored, SIZE), training=False))
@@ -693,14 +704,11 @@ def test_a_shift_tta_model_serves_the_sum_over_shifted_and_mirrored_faces(
     weights = runs.full.out_dir / "final.weights.h5"
     views = InferenceViews(flip=True, shift_px=2)
     folder = _copy(exported, tmp_path)
-    path = folder / "manifest.json"
-    path.write_text(
-        json.dumps({**json.loads(path.read_text()), "flip_tta": True, "shift_tta_px": 2})
-    )
+    _edit_manifest(folder, lambda raw: raw.update(flip_tta=True, shift_tta_px=2))
     backend = MobileNetBackend(folder)
     crops, marks = runs.data.crops, runs.data.landmarks
     served = backend.embed_arrays(crops, marks)
-    model = _model(weights, cfg.model)
+    model = load_model(cfg.model, weights)
     total = np.zeros((len(crops), 128), np.float32)
     for dx, dy in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]:
         move = np.float32([[1, 0, dx], [0, 1, dy]])
@@ -756,9 +764,6 @@ def _card_of(run: Path, out: Path, calibration: Any) -> str:
 
 def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:
     folder = _copy(exported, tmp_path)
-    weights = folder / "model.weights.h5"
-    raw = bytearray(weights.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    weights.write_bytes(bytes(raw))
+    _flip_a_byte(folder / "model.weights.h5")
     with pytest.raises(FailedPrecondition, match="sha256"):
         MobileNetBackend(folder)

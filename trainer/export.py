@@ -3,14 +3,19 @@ flatbuffer, manifest and model card."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from embedder.manifest import MANIFEST, Manifest, load_manifest, sha256_file, write_manifest
-from embedder.model import InferenceViews, ModelConfig
+from embedder.manifest import (
+    Manifest,
+    load_manifest,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from embedder.model import InferenceViews, ModelConfig, input_signature, load_model
 
 WEIGHTS_NAME = "model.weights.h5"
 LITERT_NAME = "model.tflite"
@@ -21,18 +26,9 @@ def export_litert(weights: Path, config: ModelConfig, path: Path) -> Path:
     flatbuffer at ``path``: inputs "image" (N, S, S, 3) float32 0-255 and
     "landmarks" (N, 136) float32 in [-1, 1], any batch size N; output the
     (N, dim) unit embedding, equal to the Keras model's to float32 rounding."""
-    import tensorflow as tf
-
-    from embedder.model import build_model
-
-    model = build_model(config)
-    model.load_weights(str(weights))
-    size = config.input_size
-    signature = {
-        "image": tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
-        "landmarks": tf.TensorSpec([None, 136], tf.float32, name="landmarks"),
-    }
-    model.export(str(path), format="litert", verbose=False, input_signature=[signature])
+    model = load_model(config, weights)
+    signature = [input_signature(config)]
+    model.export(str(path), format="litert", verbose=False, input_signature=signature)
     return path
 
 
@@ -80,7 +76,7 @@ def export_model(
 def update_threshold(folder: Path, threshold: float, note: dict[str, Any]) -> Manifest:
     """Rewrite the ``default_threshold`` (cosine similarity) of an existing
     artifact's manifest, e.g. dlib-resnet's, keeping its file hashes."""
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     extra = {k: v for k, v in manifest.extra.items() if k != "provisional_threshold"}
     updated = replace(
         manifest, default_threshold=round(float(threshold), 4), extra={**extra, **note}
@@ -97,10 +93,9 @@ def add_litert(folder: Path) -> Manifest:
     embeddings stay valid. Raises FailedPrecondition when the artifact's
     files do not match its manifest, ValueError when it is not a
     likeness-mobilenet artifact."""
-    checked = load_manifest(folder)
-    if checked.backend != "likeness-mobilenet":
-        raise ValueError(f"{folder} holds a {checked.backend} model, not likeness-mobilenet")
-    manifest = _read_manifest(folder)
+    manifest = load_manifest(folder)
+    if manifest.backend != "likeness-mobilenet":
+        raise ValueError(f"{folder} holds a {manifest.backend} model, not likeness-mobilenet")
     litert = export_litert(
         folder / manifest.weights, ModelConfig(**manifest.config), folder / LITERT_NAME
     )
@@ -111,20 +106,3 @@ def add_litert(folder: Path) -> Manifest:
     )
     write_manifest(folder, updated)
     return updated
-
-
-def _read_manifest(folder: Path) -> Manifest:
-    # As written, without hashing the files: the caller rewrites it.
-    raw = json.loads((folder / MANIFEST).read_text())
-    known = {"model_id", "backend", "fingerprint", "dim", "input_size", "default_threshold"}
-    return Manifest(
-        model_id=raw["model_id"],
-        backend=raw["backend"],
-        dim=raw["dim"],
-        input_size=raw["input_size"],
-        default_threshold=raw["default_threshold"],
-        weights=raw["weights"],
-        files=raw["files"],
-        config=raw.get("config", {}),
-        extra={k: v for k, v in raw.items() if k not in known | {"weights", "files", "config"}},
-    )

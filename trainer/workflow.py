@@ -151,15 +151,12 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path:
 
 
 def _run_model(run_dir: Path) -> tuple[Any, TrainConfig]:
-    from embedder.model import build_model
+    from embedder.model import load_model
 
     cfg = TrainConfig.read(run_dir)
-    model = build_model(cfg.model)
     final = run_dir / "final.weights.h5"
-    model.load_weights(
-        str(final if final.exists() else run_dir / "checkpoint" / "model.weights.h5")
-    )
-    return model, cfg
+    weights = final if final.exists() else run_dir / "checkpoint" / "model.weights.h5"
+    return load_model(cfg.model, weights), cfg
 
 
 def _validation_faces(run_dir: Path, cfg: TrainConfig) -> FaceData:
