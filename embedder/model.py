@@ -23,13 +23,21 @@ class ModelConfig:
     pixels, ``dim`` embedding length, ``landmark_branch`` whether the 68
     normalised landmarks feed the embedding, ``template`` the crop's
     alignment template (see embedder.align.TEMPLATES; serving aligns with
-    the model's own)."""
+    the model's own), ``towers`` how many such networks, trained apart, run
+    side by side (an ensemble: their unit embeddings are summed, then
+    normalised; trainer.ensemble joins finished runs, training builds one
+    tower at a time)."""
 
     alpha: float = 0.35
     input_size: int = 112
     dim: int = 128
     landmark_branch: bool = True
     template: str = "arcface"
+    towers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.towers < 1:
+            raise ValueError(f"a model has at least one tower, not {self.towers}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,7 +55,33 @@ def model_inputs(crops: np.ndarray, landmarks: np.ndarray, size: int) -> dict[st
 
 def build_model(config: ModelConfig) -> Any:
     """A Keras model mapping {"image": (N, S, S, 3) float32 0-255, "landmarks":
-    (N, 136) float32 in [-1, 1]} to (N, dim) L2-normalised embeddings."""
+    (N, 136) float32 in [-1, 1]} to (N, dim) L2-normalised embeddings. With
+    ``config.towers`` > 1 the model holds that many networks named
+    ``tower_1`` ... (see :func:`towers`) and returns the unit vector of the
+    sum of their unit embeddings."""
+    import keras
+    from keras import layers
+
+    if config.towers == 1:
+        return _tower(config, "likeness_embedder")
+    size = config.input_size
+    image = keras.Input((size, size, 3), name="image")
+    marks = keras.Input((NUM_LANDMARKS * 2,), name="landmarks")
+    inputs = {"image": image, "landmarks": marks}
+    outputs = [_tower(config, f"tower_{i + 1}")(inputs) for i in range(config.towers)]
+    out = layers.UnitNormalization(axis=-1, name="embedding")(layers.Add(name="sum")(outputs))
+    return keras.Model(inputs, out, name="likeness_ensemble")
+
+
+def towers(model: Any) -> list[Any]:
+    """The single networks of a model from :func:`build_model`, in order:
+    the model itself when it has one tower. Each loads the weights of a
+    one-tower run (``load_weights``)."""
+    inner = [layer for layer in model.layers if layer.name.startswith("tower_")]
+    return inner or [model]
+
+
+def _tower(config: ModelConfig, name: str) -> Any:
     import keras
     from keras import layers
 
@@ -73,7 +107,7 @@ def build_model(config: ModelConfig) -> Any:
     x = layers.Dense(config.dim, use_bias=False, name="embedding_dense")(x)
     x = layers.BatchNormalization(name="embedding_bn")(x)
     out = layers.UnitNormalization(axis=-1, name="embedding")(x)
-    return keras.Model({"image": image, "landmarks": marks}, out, name="likeness_embedder")
+    return keras.Model({"image": image, "landmarks": marks}, out, name=name)
 
 
 def load_model(config: ModelConfig, weights: Path) -> Any:
@@ -96,7 +130,7 @@ def input_signature(config: ModelConfig) -> dict[str, Any]:
 
 
 def backbone(model: Any) -> Any:
-    """The MobileNetV2 sub-model inside a model from :func:`build_model`."""
+    """The MobileNetV2 sub-model inside a one-tower model from :func:`build_model`."""
     return next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
 
 

@@ -624,10 +624,10 @@ def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.Mon
     import trainer.workflow
     from trainer.validate import HeldOutReport
 
-    asked: list[tuple[list[Path], int]] = []
+    asked: list[tuple[list[Path], int, bool]] = []
 
-    def fake_validate(runs: list[Path], tta_shift_px: int) -> list[HeldOutReport]:
-        asked.append((runs, tta_shift_px))
+    def fake_validate(runs: list[Path], tta_shift_px: int, tta_flip: bool) -> list[HeldOutReport]:
+        asked.append((runs, tta_shift_px, tta_flip))
         return [HeldOutReport(str(r), 0.99, 0.05, 0.6, 0.8, 10, 90) for r in runs]
 
     monkeypatch.setattr(trainer.workflow, "validate", fake_validate)
@@ -636,14 +636,46 @@ def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.Mon
     second.mkdir()
     result = CliRunner().invoke(app, ["validate", "--run", str(first), "--run", str(second)])
     assert result.exit_code == 0, result.output
-    assert asked == [([first, second], 0)]
+    assert asked == [([first, second], 0, True)]
     rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
     assert rows == [f"| {run} | 0.9900 | 5.00% | 60.00% | 80.00% |" for run in (first, second)]
     shifted = CliRunner().invoke(app, ["validate", "--run", str(first), "--tta-shift-px", "4"])
     assert shifted.exit_code == 0, shifted.output
-    assert asked[-1] == ([first], 4)
+    assert asked[-1] == ([first], 4, True)
+    unmirrored = ["validate", "--run", str(first), "--tta-shift-px", "4", "--no-tta-flip"]
+    assert CliRunner().invoke(app, unmirrored).exit_code == 0
+    assert asked[-1] == ([first], 4, False)
     negative = CliRunner().invoke(app, ["validate", "--run", str(first), "--tta-shift-px", "-1"])
     assert negative.exit_code == 2 and "--tta-shift-px" in negative.output
+
+
+def test_ensemble_joins_the_given_runs_and_refuses_bad_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's wiring; trainer.ensemble itself is tested in tests/test_training.py."""
+    import trainer.ensemble
+
+    asked: list[tuple[list[Path], Path]] = []
+
+    def fake_ensemble(runs: list[Path], out: Path) -> Path:
+        asked.append((runs, out))
+        if len(runs) < 2:
+            raise ValueError("an ensemble needs at least two runs")
+        return out
+
+    monkeypatch.setattr(trainer.ensemble, "ensemble_runs", fake_ensemble)
+    first, second, out = tmp_path / "v4", tmp_path / "v4b", tmp_path / "ens"
+    first.mkdir()
+    second.mkdir()
+    args = ["ensemble", "--from", str(first), "--from", str(second), "--run", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert asked == [([first, second], out)] and "joined 2 runs" in result.output
+    one = CliRunner().invoke(app, ["ensemble", "--from", str(first), "--run", str(out)])
+    assert one.exit_code == 2 and "at least two" in one.output
+    assert "Traceback" not in one.output
+    missing = CliRunner().invoke(app, [*args, "--from", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "--from" in missing.output
 
 
 def test_export_litert_refuses_a_folder_that_is_no_model(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from embedder.landmarks import (
     flip_landmarks,
 )
 from embedder.manifest import load_manifest
-from embedder.model import InferenceViews
+from embedder.model import InferenceViews, ModelConfig
 from embedder.quality import face_quality
 from likeness.errors import FailedPrecondition, InvalidArgument
 
@@ -582,6 +582,19 @@ def test_inference_views_move_landmarks_with_the_pixels() -> None:
     assert sums[:, 0].tolist() == [sum(k * n + i for k in range(10)) for i in range(n)]
     with pytest.raises(ValueError):
         InferenceViews(shift_px=-1)
+    unmirrored = InferenceViews(flip=False, shift_px=2)
+    plain_crops, _ = unmirrored.apply(crops, marks, size)
+    assert unmirrored.count == 5 and len(plain_crops) == 5 * n
+    for k in range(5):  # the same shifts, without the mirror images between them
+        assert np.array_equal(
+            plain_crops[k * n : (k + 1) * n], out_crops[2 * k * n : (2 * k + 1) * n]
+        )
+
+
+def test_a_model_config_needs_at_least_one_tower() -> None:
+    assert ModelConfig().towers == 1
+    with pytest.raises(ValueError, match="at least one tower"):
+        ModelConfig(towers=0)
 
 
 def test_dlib_embeddings_are_unit_vectors(

@@ -50,6 +50,7 @@ from trainer.data import (
     load_faces,
     split_people,
 )
+from trainer.ensemble import ENSEMBLE_OF, ensemble_runs
 from trainer.export import add_litert, export_model
 from trainer.losses import distillation_loss, triplet_semi_hard_loss
 from trainer.train import TrainConfig, TrainResult, train
@@ -386,6 +387,91 @@ def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: P
     assert not (tmp_path / "avg").exists()
 
 
+def _run_of_other_weights(runs: Runs, folder: Path) -> Path:
+    """A finished run like the module's, but with freshly initialised weights
+    (a tower whose embeddings differ from the trained run's)."""
+    shutil.copytree(runs.full.out_dir, folder)
+    (folder / "history.json").write_text(json.dumps(runs.full.history))
+    tf.keras.utils.set_random_seed(5)
+    build_model(runs.cfg.model).save_weights(str(folder / "final.weights.h5"))
+    return folder
+
+
+def _unit(x: Any) -> np.ndarray:
+    v = np.asarray(x)
+    normed: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return normed
+
+
+def test_an_ensemble_embeds_the_normalised_sum_of_its_towers_embeddings(
+    runs: Runs, tmp_path: Path
+) -> None:
+    first = runs.full.out_dir
+    other = _run_of_other_weights(runs, tmp_path / "other")
+    out = ensemble_runs([first, other], tmp_path / "ensemble")
+    cfg = TrainConfig.read(out)
+    assert cfg.model == replace(runs.cfg.model, towers=2)
+    inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
+    a = _unit(load_model(runs.cfg.model, first / "final.weights.h5")(inputs))
+    b = _unit(load_model(runs.cfg.model, other / "final.weights.h5")(inputs))
+    joined = np.asarray(load_model(cfg.model, out / "final.weights.h5")(inputs))
+    np.testing.assert_allclose(joined, _unit(a + b), atol=1e-6)
+    assert not np.allclose(joined, a, atol=1e-2), "the second tower changed nothing"
+    members = json.loads((out / ENSEMBLE_OF).read_text())["towers"]
+    assert [m["run"] for m in members] == [str(first), str(other)]
+    assert (out / "history.json").read_text() == (other / "history.json").read_text()
+
+    with pytest.raises(ValueError, match="already holds a run"):
+        ensemble_runs([first, other], out)
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_runs([first], tmp_path / "one")
+    with pytest.raises(ValueError, match="not ensembles"):
+        ensemble_runs([first, out], tmp_path / "nested")
+    other_split = Path(shutil.copytree(other, tmp_path / "other-split"))
+    np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="other validation people"):
+        ensemble_runs([first, other_split], tmp_path / "leaky")
+    with pytest.raises(ValueError, match="towers"):
+        average_runs([first, out], tmp_path / "mixed")
+    assert not any((tmp_path / n).exists() for n in ("one", "nested", "leaky", "mixed"))
+    with pytest.raises(ValueError, match="one tower at a time"):
+        train(cfg, tmp_path / "train-ensemble")
+    assert not (tmp_path / "train-ensemble").exists()
+
+
+def test_an_exported_ensemble_serves_its_views_through_litert(runs: Runs, tmp_path: Path) -> None:
+    """Two towers, and views without mirror images: what calibration and
+    evaluation embed (trainer.workflow._embed_tta) is what the embedder
+    serves, and the card and manifest say how the model was made."""
+    from trainer.workflow import Calibration, _embed_tta
+
+    other = _run_of_other_weights(runs, tmp_path / "other")
+    out = ensemble_runs([runs.full.out_dir, other], tmp_path / "ensemble")
+    views = InferenceViews(flip=False, shift_px=2)
+    calibration = Calibration(
+        far=1e-3,
+        threshold=0.7,
+        dlib_threshold=0.9,
+        validation_faces=10,
+        tta_shift_px=2,
+        tta_flip=False,
+    )
+    assert calibration.views == views
+    card = _card_of(out, tmp_path / "model", calibration)
+    backend = MobileNetBackend(tmp_path / "model")
+    assert backend.runtime == "litert"
+    served = backend.embed_arrays(runs.data.crops, runs.data.landmarks)
+    model = load_model(TrainConfig.read(out).model, out / "final.weights.h5")
+    expected = _unit(_embed_tta(model, runs.data, SIZE, views))
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    extra = backend.manifest.extra
+    assert (extra["flip_tta"], extra["shift_tta_px"]) == (False, 2)
+    assert [m["run"] for m in extra["training"]["towers"]] == [str(runs.full.out_dir), str(other)]
+    assert "2 networks (towers)" in card and f"`{other}`" in card
+    assert "shifted by 2 px right, left, down and up (5 views)" in card
+    assert "mirror image" not in card
+
+
 def test_build_caches_makes_views_of_every_training_source_and_none_of_test_people(
     dataset: Path, tmp_path: Path
 ) -> None:
@@ -461,6 +547,11 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
     run = train(cfg, tmp_path / "run").out_dir
     (first, again) = validate([run, run])
     assert first == replace(again, name=first.name)
+    # A run and an ensemble of it with itself embed alike: validate measures
+    # single runs and ensembles side by side.
+    twice = ensemble_runs([run, run], tmp_path / "twice")
+    (_, joined) = validate([run, twice])
+    assert (joined.auc, joined.eer, joined.view_eer) == (first.auc, first.eer, first.view_eer)
     # 2 held-out people x 3 faces: 6 same-person and 9 other pairs. Each clean
     # face meets the views of the 5 other held-out photos: 12 + 18 pairs.
     assert (first.genuine_pairs, first.impostor_pairs) == (6, 9)
@@ -744,7 +835,7 @@ def test_a_run_ships_the_test_time_views_it_was_calibrated_and_evaluated_with(
     evaluation.update(backend="likeness-mobilenet", devtest_tar_at_far_1e3=0.5, tta_shift_px=4)
     (run / "evaluation.json").write_text(json.dumps([evaluation]))
     flip_only = Calibration(far=1e-3, threshold=0.7, dlib_threshold=0.9, validation_faces=10)
-    with pytest.raises(ValueError, match="tta-shift-px 4"):
+    with pytest.raises(ValueError, match="shift_px=4"):
         export_run(run, tmp_path / "refused", flip_only, "likeness calibrate", "m")
     assert not (tmp_path / "refused").exists()
     shifted = replace(flip_only, tta_shift_px=4)

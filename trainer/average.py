@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
     if len(runs) < 2:
         raise ValueError("averaging needs at least two runs")
     last = comparable_runs(runs)
+    if any(TrainConfig.read(run).model != last.model for run in runs):
+        raise ValueError("averaged runs must have the same number of towers")
     if (out_dir / "config.json").exists():
         raise ValueError(f"{out_dir} already holds a run; use a new folder")
 
@@ -60,7 +63,8 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
 
 def comparable_runs(runs: Sequence[Path]) -> TrainConfig:
     """The last run's config, after checking that every run in ``runs`` is
-    finished and shares its architecture, caches and validation people.
+    finished and shares its architecture (the number of towers aside: an
+    ensemble is compared with its members), caches and validation people.
     Raises ValueError otherwise (averages and held-out comparisons of such
     runs would mix models or leak training people into validation)."""
     if not runs:
@@ -69,7 +73,10 @@ def comparable_runs(runs: Sequence[Path]) -> TrainConfig:
     last = configs[-1]
     val = np.load(runs[-1] / "val_index.npy")
     for run, cfg in zip(runs, configs, strict=True):
-        if (cfg.model, cfg.caches) != (last.model, last.caches):
+        if (replace(cfg.model, towers=1), cfg.caches) != (
+            replace(last.model, towers=1),
+            last.caches,
+        ):
             raise ValueError(f"{run} has another architecture or other caches than {runs[-1]}")
         if not np.array_equal(np.load(run / "val_index.npy"), val):
             raise ValueError(f"{run} holds out other validation people than {runs[-1]}")

@@ -126,7 +126,7 @@ def train(
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     max_minutes: float | None = None,
 ) -> TrainResult:
-    """Train (or resume) a model into ``out_dir``.
+    """Train (or resume) a one-tower model into ``out_dir``.
 
     ``forbidden_people``: names that must not appear in the data (LFW View 1
     test people); training refuses to start if any does. ``max_minutes``
@@ -137,6 +137,11 @@ def train(
     from trainer.augment import augment
     from trainer.losses import distillation_loss, triplet_semi_hard_loss
 
+    if cfg.model.towers != 1:
+        raise ValueError(
+            "training builds one tower at a time: train each as its own run,"
+            " then join the finished runs with `likeness ensemble`"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
     state_file = ckpt / "state.json"

@@ -167,28 +167,38 @@ def _validation_faces(run_dir: Path, cfg: TrainConfig) -> FaceData:
 @dataclass(frozen=True)
 class Calibration:
     """Thresholds (cosine similarity) at ``far`` on held-out training people;
-    ours from faces embedded with the test-time views of ``tta_shift_px``
-    (embedder.model.InferenceViews, mirror images always included)."""
+    ours from faces embedded with the test-time views of ``tta_flip`` and
+    ``tta_shift_px`` (embedder.model.InferenceViews)."""
 
     far: float
     threshold: float
     dlib_threshold: float
     validation_faces: int
     tta_shift_px: int = 0
+    tta_flip: bool = True
+
+    @property
+    def views(self) -> InferenceViews:
+        """The test-time views the threshold holds for."""
+        return InferenceViews(flip=self.tta_flip, shift_px=self.tta_shift_px)
 
 
 def calibrate(
-    run_dir: Path, far: float = 1e-3, seed: int = 7, tta_shift_px: int = 0
+    run_dir: Path,
+    far: float = 1e-3,
+    seed: int = 7,
+    tta_shift_px: int = 0,
+    tta_flip: bool = True,
 ) -> Calibration:
     """Threshold of the run's model and of dlib-resnet at ``far`` on the run's
     validation people (never test people); saved as ``calibration.json``.
-    ``tta_shift_px``: test-time shift views (pixels; 0 = the face and its
-    mirror only), as the exported model will serve them."""
+    Test-time views, as the exported model will serve them: ``tta_shift_px``
+    shifted copies (pixels; 0 = none), ``tta_flip`` mirror images."""
     from trainer.evaluate import calibrate_threshold, unit
 
     model, cfg = _run_model(run_dir)
     val = _validation_faces(run_dir, cfg)
-    views = InferenceViews(flip=True, shift_px=tta_shift_px)
+    views = InferenceViews(flip=tta_flip, shift_px=tta_shift_px)
     emb = unit(_embed_tta(model, val, cfg.model.input_size, views))
     result = Calibration(
         far=far,
@@ -200,6 +210,7 @@ def calibrate(
         ),
         validation_faces=len(val),
         tta_shift_px=tta_shift_px,
+        tta_flip=tta_flip,
     )
     (run_dir / "calibration.json").write_text(json.dumps(asdict(result), indent=2))
     return result
@@ -221,12 +232,17 @@ def _embed_tta(
 
 
 def evaluate(
-    lfw_root: Path, cache_dir: Path, run_dir: Path, out_dir: Path, tta_shift_px: int = 0
+    lfw_root: Path,
+    cache_dir: Path,
+    run_dir: Path,
+    out_dir: Path,
+    tta_shift_px: int = 0,
+    tta_flip: bool = True,
 ) -> tuple[str, Path]:
-    """Evaluate the run's model (the face and its mirror image, plus shifted
-    views when ``tta_shift_px`` > 0) and dlib-resnet on the same cached
-    faces; returns (markdown table, ROC/DET plot path) and writes
-    ``evaluation.json`` into ``out_dir``."""
+    """Evaluate the run's model (the face, its mirror image when
+    ``tta_flip``, shifted views when ``tta_shift_px`` > 0) and dlib-resnet on
+    the same cached faces; returns (markdown table, ROC/DET plot path) and
+    writes ``evaluation.json`` into ``out_dir``."""
     from trainer.evaluate import best_threshold, evaluate_backend, markdown_table, plot_roc, unit
 
     model, cfg = _run_model(run_dir)
@@ -236,7 +252,7 @@ def evaluate(
     data = load_faces(list(caches))
     test_mask = np.isin(data.person, sorted(devtest_people(lfw_root)))
     val = _validation_faces(run_dir, cfg)
-    views = InferenceViews(flip=True, shift_px=tta_shift_px)
+    views = InferenceViews(flip=tta_flip, shift_px=tta_shift_px)
     size = cfg.model.input_size
     ours = unit(_embed_tta(model, data, size, views))
     ours_val = best_threshold(unit(_embed_tta(model, val, size, views)), val.person, 7)
@@ -254,20 +270,23 @@ def evaluate(
     plot = plot_roc(reports, out_dir / "roc_devtest.png")
     summary = [{k: v for k, v in asdict(r).items() if k != "roc"} for r in reports]
     summary[0]["tta_shift_px"] = tta_shift_px
+    summary[0]["tta_flip"] = tta_flip
     (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
     return markdown_table(reports), plot
 
 
-def validate(runs: Sequence[Path], tta_shift_px: int = 0) -> list[HeldOutReport]:
+def validate(
+    runs: Sequence[Path], tta_shift_px: int = 0, tta_flip: bool = True
+) -> list[HeldOutReport]:
     """Held-out figures (trainer.validate) of each finished run's final
-    weights, each face embedded with its mirror image (and shifted views
-    when ``tta_shift_px`` > 0), all on the validation faces of the last run.
+    weights (single runs and ensembles alike), each face embedded with its
+    mirror image when ``tta_flip`` and shifted views when ``tta_shift_px`` >
+    0, all on the validation faces of the last run.
     Clean-vs-view pairs use the views of those faces in the last run's view
     caches; a cache counts only if it holds a view of every held-out face
     (a missing or partly built one is passed over with a warning), and the
     reports name the seeds used. Raises ValueError when the runs differ in
     architecture, caches or validation people, or one is unfinished."""
-    from embedder.model import build_model
     from trainer.evaluate import unit
 
     last = comparable_runs(runs)
@@ -275,11 +294,10 @@ def validate(runs: Sequence[Path], tta_shift_px: int = 0) -> list[HeldOutReport]
     val = _validation_faces(runs[-1], last)
     views, seeds = _held_out_views(last, val)
     size = last.model.input_size
-    model = build_model(last.model)
-    tta = InferenceViews(flip=True, shift_px=tta_shift_px)
+    tta = InferenceViews(flip=tta_flip, shift_px=tta_shift_px)
     reports = []
     for run in runs:
-        model.load_weights(str(run / "final.weights.h5"))
+        model, _ = _run_model(run)
         emb = unit(_embed_tta(model, val, size, tta))
         view_arg = (
             None
@@ -319,17 +337,21 @@ def export_run(
     views it was calibrated with. Returns the manifest path. Raises
     ValueError when the evaluation used other test-time views than the
     calibration."""
+    from trainer.ensemble import ensemble_members
     from trainer.export import export_model
 
     cfg = TrainConfig.read(run_dir)
     evaluation_file = run_dir / "evaluation.json"
     evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else []
-    evaluated_shift = evaluation[0].get("tta_shift_px", 0) if evaluation else None
-    if evaluated_shift not in (None, calibration.tta_shift_px):
-        raise ValueError(
-            f"the run was evaluated with --tta-shift-px {evaluated_shift} but calibrated with "
-            f"{calibration.tta_shift_px}: evaluate again with the served views"
+    if evaluation:
+        evaluated = InferenceViews(
+            flip=evaluation[0].get("tta_flip", True), shift_px=evaluation[0].get("tta_shift_px", 0)
         )
+        if evaluated != calibration.views:
+            raise ValueError(
+                f"the run was evaluated with other test-time views ({evaluated}) than it was"
+                f" calibrated with ({calibration.views}): evaluate again with the served views"
+            )
     history = json.loads((run_dir / "history.json").read_text())
     terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
     if cfg.distill_weight > 0:
@@ -345,17 +367,29 @@ def export_run(
     }
     if averaged_from:
         training["averaged_from"] = averaged_from
+    members = ensemble_members(run_dir)
+    if members:
+        training["towers"] = members
     extra = {
         "threshold_far": calibration.far,
         "calibration": asdict(calibration),
         "evaluation": evaluation,
         "training": training,
     }
-    card = _model_card(model_id, cfg, calibration, evaluation, terms, command, averaged_from)
+    tower_runs = [str(m["run"]) for m in members]
+    card = _model_card(
+        model_id, cfg, calibration, evaluation, terms, command, averaged_from, tower_runs
+    )
     weights = run_dir / "final.weights.h5"
-    views = InferenceViews(flip=True, shift_px=calibration.tta_shift_px)
     manifest = export_model(
-        weights, cfg.model, model_dir, model_id, calibration.threshold, views, extra, card
+        weights,
+        cfg.model,
+        model_dir,
+        model_id,
+        calibration.threshold,
+        calibration.views,
+        extra,
+        card,
     )
     return model_dir / f"manifest.json ({manifest.fingerprint})"
 
@@ -366,6 +400,23 @@ def _view_seed(cache: Path) -> int:
     if (cache / "spec.json").exists():
         return cache_spec(cache).view_seed or 0
     return int(cache.name.rsplit("-view", 1)[1])
+
+
+def _views_text(views: InferenceViews) -> str:
+    s = views.shift_px
+    if views.count == 1:
+        return "Each face is embedded once (no test-time views)."
+    mirror = " plus its mirror image (landmarks permuted)" if views.flip else ""
+    shifted = (
+        f", and as copies shifted by {s} px right, left, down and up"
+        + (", each with its mirror image" if views.flip else "")
+        if s
+        else ""
+    )
+    return (
+        f"Each face is embedded as itself{mirror}{shifted} ({views.count} views);"
+        " the views' embeddings are summed and normalised."
+    )
 
 
 _TEMPLATE_NOTES = {
@@ -382,6 +433,7 @@ def _model_card(
     terms: list[str],
     command: str,
     averaged_from: list[str],
+    tower_runs: list[str],
 ) -> str:
     rows = "\n".join(
         f"| {e['backend']} | {e['devtest_accuracy']:.2%} "
@@ -416,12 +468,19 @@ def _model_card(
         if averaged_from
         else ""
     )
-    extra = views + averaged
-    s = calibration.tta_shift_px
-    shifts = (
-        f", and as copies shifted by {s} px right, left, down and up, each with its mirror"
-        f" image ({InferenceViews(True, s).count} views)"
-        if s
+    ensemble = (
+        f" This card describes the training of the last tower (`{tower_runs[-1]}`); every"
+        " tower's run and config are in manifest.json (`training.towers`)."
+        if tower_runs
+        else ""
+    )
+    extra = views + averaged + ensemble
+    towers = (
+        f"{m.towers} networks (towers) run side by side on the same inputs, and their unit"
+        " embeddings are summed and normalised (an ensemble of the separately trained runs "
+        + ", ".join(f"`{r}`" for r in tower_runs)
+        + "; trainer.ensemble). Each is "
+        if m.towers > 1
         else ""
     )
     return f"""# Model card: {model_id}
@@ -429,15 +488,14 @@ def _model_card(
 **What it does.** Maps an aligned face crop ({m.input_size}x{m.input_size} px, RGB)
 and its 68 landmarks to a {m.dim}-d unit vector; cosine similarity >=
 {calibration.threshold:.4f} means "same person" (calibrated at FAR = {calibration.far:g} on
-{calibration.validation_faces} faces of held-out training people). Each face is embedded
-as itself plus its mirror image (landmarks permuted){shifts}, summed and normalised.
+{calibration.validation_faces} faces of held-out training people). {_views_text(calibration.views)}
 
 **Files.** `model.weights.h5`: the Keras weights (their sha256 makes the
 fingerprint). `model.tflite`: the same network as a LiteRT flatbuffer, which
 the embedder serves (several times faster on a CPU; the same embeddings to
 float32 rounding). Both are hashed in `manifest.json`.
 
-**Architecture.** MobileNetV2 (alpha {m.alpha}) with a global depthwise
+**Architecture.** {towers}MobileNetV2 (alpha {m.alpha}) with a global depthwise
 convolution head, plus a landmark branch (136 -> 128 -> 64) fused before the
 embedding layer; {init}.
 Crops are aligned to the `{m.template}` template (embedder/align.py){template_note}.

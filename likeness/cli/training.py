@@ -1,4 +1,4 @@
-"""``likeness train | average | validate | evaluate | calibrate``: the trainer's functions.
+"""``likeness train | average | ensemble | validate | evaluate | calibrate``: trainer commands.
 
 The trainer needs the ``trainer`` extra (TensorFlow, dlib); it is imported
 inside each command so the rest of the CLI works without it.
@@ -35,6 +35,14 @@ TtaShift = Annotated[
         help="Test-time views: besides each face and its mirror image, the face shifted by "
         "this many crop pixels right, left, down and up (and their mirrors); 0 = none. "
         "Use the same value for evaluate and calibrate: the exported model serves it.",
+    ),
+]
+TtaFlip = Annotated[
+    bool,
+    typer.Option(
+        "--tta-flip/--no-tta-flip",
+        help="Test-time views: also embed each view's mirror image. Use the same choice for "
+        "evaluate and calibrate: the exported model serves it.",
     ),
 ]
 CacheDir = Annotated[
@@ -174,12 +182,13 @@ def evaluate(
     run: Run = Path("runs/v1"),
     cache_dir: CacheDir = Path("cache"),
     tta_shift_px: TtaShift = 0,
+    tta_flip: TtaFlip = True,
 ) -> None:
     """Evaluate the run's model and dlib-resnet on LFW (View 1 DevTest,
     View 2 for dlib-resnet, identification); prints a markdown table."""
     from trainer.workflow import evaluate as run_evaluation
 
-    table, plot = run_evaluation(lfw, cache_dir, run, run, tta_shift_px)
+    table, plot = run_evaluation(lfw, cache_dir, run, run, tta_shift_px, tta_flip)
     typer.echo(table)
     typer.echo(f"ROC/DET plot: {plot}")
     typer.echo(f"figures: {run / 'evaluation.json'}")
@@ -197,6 +206,7 @@ def calibrate(
         typer.Option(help="Also write dlib-resnet's calibrated threshold into this artifact."),
     ] = None,
     tta_shift_px: TtaShift = 0,
+    tta_flip: TtaFlip = True,
 ) -> None:
     """Choose the cosine threshold at --far on held-out training people and,
     with --export, ship the run as a served model artifact (serving the
@@ -204,7 +214,7 @@ def calibrate(
     from trainer.workflow import calibrate as run_calibration
     from trainer.workflow import export_run
 
-    result = run_calibration(run, far, tta_shift_px=tta_shift_px)
+    result = run_calibration(run, far, tta_shift_px=tta_shift_px, tta_flip=tta_flip)
     typer.echo(
         f"threshold at FAR {far:g}: {result.threshold:.4f} "
         f"(dlib-resnet {result.dlib_threshold:.4f})"
@@ -214,7 +224,7 @@ def calibrate(
         try:
             exported = export_run(run, export, result, command, model_id)
         except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--tta-shift-px") from exc
+            raise typer.BadParameter(str(exc), param_hint="--tta-shift-px / --tta-flip") from exc
         typer.echo(f"exported: {exported}")
     if dlib_model is not None:
         from trainer.export import update_threshold
@@ -247,6 +257,32 @@ def average(
     typer.echo(f"averaged {len(runs)} runs into {out / 'final.weights.h5'}")
 
 
+def ensemble(
+    runs: Annotated[
+        list[Path],
+        typer.Option(
+            "--from",
+            help="A finished single run folder; give two or more, one per tower (the last "
+            "one's config and held-out people are kept).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    run: Run = Path("runs/v1"),
+) -> None:
+    """Write --run as one model whose towers are the --from runs' networks
+    (same architecture, caches and held-out people), its embedding the
+    normalised sum of theirs; validate, evaluate and calibrate it like any
+    run. Each tower costs a forward pass per view."""
+    from trainer.ensemble import ensemble_runs
+
+    try:
+        out = ensemble_runs(runs, run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"joined {len(runs)} runs as the towers of {out / 'final.weights.h5'}")
+
+
 def validate(
     runs: Annotated[
         list[Path],
@@ -259,6 +295,7 @@ def validate(
         ),
     ],
     tta_shift_px: TtaShift = 0,
+    tta_flip: TtaFlip = True,
 ) -> None:
     """Measure finished runs on every pair of held-out training people (AUC,
     EER, TAR at FAR 1e-3 and 1e-2; clean photo vs degraded view where views
@@ -267,7 +304,7 @@ def validate(
     from trainer.workflow import validate as run_validation
 
     try:
-        reports = run_validation(runs, tta_shift_px)
+        reports = run_validation(runs, tta_shift_px, tta_flip)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--run") from exc
     typer.echo(held_out_table(reports))
@@ -298,10 +335,11 @@ def export_litert(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``average``, ``validate``, ``evaluate``, ``calibrate``
-    and ``export-litert`` to ``app``."""
+    """Add ``train``, ``average``, ``ensemble``, ``validate``, ``evaluate``,
+    ``calibrate`` and ``export-litert`` to ``app``."""
     app.command()(train)
     app.command()(average)
+    app.command()(ensemble)
     app.command()(validate)
     app.command()(evaluate)
     app.command()(calibrate)

@@ -1,0 +1,75 @@
+"""Ensembles of finished training runs: their networks run side by side as
+the towers of one model (embedder.model.build_model with ``towers`` > 1),
+whose embedding is the normalised sum of the towers' unit embeddings.
+
+Networks trained apart make partly independent errors, so their sum
+separates people better than either; each tower costs a forward pass, so an
+ensemble serves fewer test-time views for the same time per face. The
+result is an ordinary run folder: ``likeness validate``, ``evaluate`` and
+``calibrate --export`` work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from trainer.average import comparable_runs
+from trainer.train import TrainConfig
+
+#: Written into an ensemble's run folder: its towers' runs, in tower order.
+ENSEMBLE_OF = "ensemble_of.json"
+
+
+def ensemble_runs(runs: Sequence[Path], out_dir: Path) -> Path:
+    """Write run folder ``out_dir`` whose model has one tower per run in
+    ``runs`` (two or more one-tower runs), each holding that run's final
+    weights; the config, history and validation split are the last run's,
+    with ``towers`` set. Returns ``out_dir``.
+
+    Raises ValueError when fewer than two runs are given, a run is
+    unfinished or already an ensemble, the runs differ in architecture,
+    caches or validation people (the ensemble is calibrated on those people,
+    so no tower may have trained on them), or ``out_dir`` already holds a
+    run.
+    """
+    from embedder.model import build_model, towers
+
+    if len(runs) < 2:
+        raise ValueError("an ensemble needs at least two runs")
+    last = comparable_runs(runs)
+    configs = [TrainConfig.read(run) for run in runs]
+    if any(cfg.model.towers != 1 for cfg in configs):
+        raise ValueError("ensemble members must be single runs, not ensembles")
+    if (out_dir / "config.json").exists():
+        raise ValueError(f"{out_dir} already holds a run; use a new folder")
+
+    config = replace(last, model=replace(last.model, towers=len(runs)))
+    model = build_model(config.model)
+    for tower, run in zip(towers(model), runs, strict=True):
+        tower.load_weights(str(run / "final.weights.h5"))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("history.json", "val_index.npy", "teacher_mean.npy"):
+        if (runs[-1] / name).exists():
+            shutil.copyfile(runs[-1] / name, out_dir / name)
+    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    model.save_weights(str(out_dir / "final.weights.h5"))
+    members = [
+        {"run": str(run), "config": cfg.to_dict()} for run, cfg in zip(runs, configs, strict=True)
+    ]
+    (out_dir / ENSEMBLE_OF).write_text(json.dumps({"towers": members}, indent=2))
+    return out_dir
+
+
+def ensemble_members(run_dir: Path) -> list[dict[str, object]]:
+    """The towers' runs and configs of an ensemble run folder, in tower
+    order; [] for a single run."""
+    path = run_dir / ENSEMBLE_OF
+    if not path.exists():
+        return []
+    members: list[dict[str, object]] = json.loads(path.read_text())["towers"]
+    return members
