@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -610,6 +610,35 @@ def test_train_passes_a_fine_tuning_stage_through(
 
     missing = CliRunner().invoke(app, [*args, "--init-weights", str(tmp_path / "nope.h5")])
     assert missing.exit_code == 2 and "--init-weights" in missing.output
+
+
+def test_train_builds_the_network_it_is_given_and_reports_what_does_not_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.workflow
+    from trainer.recipe import BASE
+    from trainer.train import TrainResult
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_training(*args: Any, **kwargs: Any) -> TrainResult:
+        seen.update(kwargs)
+        if kwargs["recipe"].input_size == 96:
+            raise ValueError("cache/lfw-train holds 112 px crops, not 96 px: use another cache")
+        return TrainResult(tmp_path / "run", 0, None, [])
+
+    monkeypatch.setattr(trainer.workflow, "run_training", fake_run_training)
+    args = ["train", "--lfw", str(tmp_path), "--run", str(tmp_path / "run")]
+    wider = ["--alpha", "0.75", "--input-size", "128", "--dim", "256", "--distill-weight", "0"]
+    result = CliRunner().invoke(app, [*args, *wider])
+    assert result.exit_code == 0, result.output
+    assert seen["recipe"] == replace(BASE, alpha=0.75, input_size=128, dim=256, distill_weight=0.0)
+
+    refused = CliRunner().invoke(app, [*args, "--input-size", "96"])
+    assert refused.exit_code == 2 and "not 96 px" in refused.output
+    assert "Traceback" not in refused.output
+    tiny = CliRunner().invoke(app, [*args, "--input-size", "16"])
+    assert tiny.exit_code == 2 and "--input-size" in tiny.output
 
 
 def test_validate_refuses_an_unfinished_run(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ class Recipe:
     each field's meaning and units; ``template`` is the crop alignment
     template, embedder.align.TEMPLATES; ``views`` is how many seeded views
     of every training image, teacher descriptors included, join the data:
-    trainer.views, seeds ``first_view_seed`` ... ``first_view_seed + views - 1``)."""
+    trainer.views, seeds ``first_view_seed`` ... ``first_view_seed + views - 1``;
+    ``alpha``, ``input_size`` (crop side, pixels) and ``dim`` are the
+    network's, embedder.model.ModelConfig)."""
 
     steps: int
     triplet_weight: float
@@ -27,6 +29,9 @@ class Recipe:
     data_seed: int | None = None
     views: int = 0
     first_view_seed: int = 1
+    alpha: float = 0.35
+    input_size: int = 112
+    dim: int = 128
 
 
 #: Stage 1 of likeness-mnv2-a035-112-v3 and -v4 (all of v2): 3,600 steps of 160

@@ -94,7 +94,12 @@ def run_training(
     ``recipe`` (default: the shipped model's first stage), from
     ``init_weights`` (a run's ``final.weights.h5``) when given; writes ``history.json`` and
     ``training_curve.png`` there."""
-    model = ModelConfig(template=recipe.template)
+    model = ModelConfig(
+        alpha=recipe.alpha,
+        input_size=recipe.input_size,
+        dim=recipe.dim,
+        template=recipe.template,
+    )
     caches, view_caches = build_caches(
         lfw_root,
         cache_dir,

@@ -88,6 +88,29 @@ def train(
     template: Annotated[
         str, typer.Option(help="Crop alignment template: dlib (teacher's view) or arcface.")
     ] = BASE.template,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=1.4,
+            help="MobileNetV2 width multiplier (--imagenet-weights must be of the same alpha).",
+        ),
+    ] = BASE.alpha,
+    input_size: Annotated[
+        int,
+        typer.Option(
+            min=32,
+            max=256,
+            help="Side of the aligned crop, pixels. Caches are built per crop size: give "
+            "another size its own --cache-dir.",
+        ),
+    ] = BASE.input_size,
+    dim: Annotated[
+        int,
+        typer.Option(
+            min=2, help="Embedding length (distillation needs dlib's 128; else --distill-weight 0)."
+        ),
+    ] = BASE.dim,
     init_weights: Annotated[
         Path | None,
         typer.Option(
@@ -161,18 +184,26 @@ def train(
         data_seed=data_seed,
         views=views,
         first_view_seed=first_view_seed,
+        alpha=alpha,
+        input_size=input_size,
+        dim=dim,
     )
-    result = run_training(
-        lfw,
-        cache_dir,
-        run,
-        unlabelled=unlabelled,
-        imagenet_weights=imagenet_weights,
-        recipe=recipe,
-        init_weights=init_weights,
-        max_minutes=max_minutes,
-        progress=progress,
-    )
+    try:
+        result = run_training(
+            lfw,
+            cache_dir,
+            run,
+            unlabelled=unlabelled,
+            imagenet_weights=imagenet_weights,
+            recipe=recipe,
+            init_weights=init_weights,
+            max_minutes=max_minutes,
+            progress=progress,
+        )
+    except ValueError as exc:
+        # Data, caches or a run folder that do not fit the command are the
+        # user's to fix: a message, not a traceback.
+        raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"steps done: {result.steps_done}")
     typer.echo(f"training curve: {run / 'training_curve.png'}")
 
