@@ -77,8 +77,9 @@ def towers(model: Any) -> list[Any]:
     """The single networks of a model from :func:`build_model`, in order:
     the model itself when it has one tower. Each loads the weights of a
     one-tower run (``load_weights``)."""
-    inner = [layer for layer in model.layers if layer.name.startswith("tower_")]
-    return inner or [model]
+    names = {layer.name for layer in model.layers}
+    count = sum(1 for name in names if name.startswith("tower_"))
+    return [model.get_layer(f"tower_{i}") for i in range(1, count + 1)] or [model]
 
 
 def _tower(config: ModelConfig, name: str) -> Any:
@@ -197,19 +198,31 @@ class InferenceViews:
 
 def load_imagenet_backbone(model: Any, npz_path: Path) -> int:
     """Copy Keras-named MobileNetV2 ImageNet weights (``Conv1/kernel``, ...)
-    from an .npz into the model's backbone; returns how many arrays were
-    loaded. Raises ValueError when none match (wrong alpha)."""
+    from an .npz into the backbone of a one-tower model; returns how many
+    arrays were loaded (every backbone variable). Raises ValueError when the
+    file does not fill the backbone, as when it holds another alpha: a
+    partly pretrained backbone would train on silently."""
     weights = np.load(npz_path)
-    loaded = 0
+    loaded, missing, misfit = 0, [], []
     for layer in backbone(model).layers:
         for variable in layer.weights:
             # Keras 2 named depthwise kernels "depthwise_kernel"; Keras 3 "kernel".
-            for name in (variable.name, f"depthwise_{variable.name}"):
-                key = f"{layer.name}/{name}"
-                if key in weights and tuple(weights[key].shape) == tuple(variable.shape):
-                    variable.assign(weights[key])
-                    loaded += 1
-                    break
-    if loaded == 0:
-        raise ValueError(f"no weight of {npz_path} matches the backbone")
+            keys = [f"{layer.name}/{n}" for n in (variable.name, f"depthwise_{variable.name}")]
+            key = next((k for k in keys if k in weights), None)
+            if key is None:
+                missing.append(keys[0])
+            elif tuple(weights[key].shape) != tuple(variable.shape):
+                misfit.append(f"{key} {weights[key].shape} != {tuple(variable.shape)}")
+            else:
+                variable.assign(weights[key])
+                loaded += 1
+    if misfit:
+        raise ValueError(
+            f"{npz_path} does not fit this backbone (another alpha?): {len(misfit)} arrays"
+            f" of other shapes, e.g. {misfit[0]}"
+        )
+    if missing:
+        raise ValueError(
+            f"{npz_path} lacks {len(missing)} of the backbone's arrays, e.g. {missing[0]}"
+        )
     return loaded

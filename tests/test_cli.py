@@ -639,6 +639,9 @@ def test_train_builds_the_network_it_is_given_and_reports_what_does_not_fit(
     assert "Traceback" not in refused.output
     tiny = CliRunner().invoke(app, [*args, "--input-size", "16"])
     assert tiny.exit_code == 2 and "--input-size" in tiny.output
+    undistillable = CliRunner().invoke(app, [*args, "--dim", "256"])
+    assert undistillable.exit_code == 2 and "--distill-weight 0" in undistillable.output
+    assert seen["recipe"].input_size == 96, "a refused command must not start training"
 
 
 def test_validate_refuses_an_unfinished_run(tmp_path: Path) -> None:

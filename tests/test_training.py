@@ -29,8 +29,10 @@ from embedder.model import (
     ModelConfig,
     backbone,
     build_model,
+    load_imagenet_backbone,
     load_model,
     model_inputs,
+    towers,
 )
 from likeness.errors import FailedPrecondition
 from trainer.average import AVERAGED_FROM, average_runs
@@ -387,6 +389,37 @@ def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: P
     assert not (tmp_path / "avg").exists()
 
 
+def test_imagenet_weights_load_only_into_a_backbone_they_fill(tmp_path: Path) -> None:
+    """Keras-named arrays (layer/variable, as in ../shared/weights) fill the
+    whole backbone; a file of another alpha, or one short of an array, is
+    refused rather than leaving part of the backbone random."""
+
+    def npz_of(model: Any, path: Path, skip: int = 0) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(3)
+        arrays = {
+            f"{layer.name}/{v.name}": rng.normal(size=v.shape).astype(np.float32)
+            for layer in backbone(model).layers
+            for v in layer.weights
+        }
+        kept = dict(list(arrays.items())[skip:])
+        np.savez(path, **kept)
+        return kept
+
+    model = build_model(ModelConfig(input_size=SIZE))
+    written = npz_of(build_model(ModelConfig(input_size=SIZE)), tmp_path / "a035.npz")
+    assert load_imagenet_backbone(model, tmp_path / "a035.npz") == len(written)
+    first = backbone(model).layers[1]
+    np.testing.assert_array_equal(
+        first.weights[0].numpy(), written[f"{first.name}/{first.weights[0].name}"]
+    )
+    npz_of(build_model(ModelConfig(alpha=0.5, input_size=SIZE)), tmp_path / "a050.npz")
+    with pytest.raises(ValueError, match="another alpha"):
+        load_imagenet_backbone(build_model(ModelConfig(input_size=SIZE)), tmp_path / "a050.npz")
+    npz_of(build_model(ModelConfig(input_size=SIZE)), tmp_path / "short.npz", skip=1)
+    with pytest.raises(ValueError, match="lacks 1 of"):
+        load_imagenet_backbone(build_model(ModelConfig(input_size=SIZE)), tmp_path / "short.npz")
+
+
 def _run_of_other_weights(runs: Runs, folder: Path) -> Path:
     """A finished run like the module's, but with freshly initialised weights
     (a tower whose embeddings differ from the trained run's)."""
@@ -414,8 +447,12 @@ def test_an_ensemble_embeds_the_normalised_sum_of_its_towers_embeddings(
     inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
     a = _unit(load_model(runs.cfg.model, first / "final.weights.h5")(inputs))
     b = _unit(load_model(runs.cfg.model, other / "final.weights.h5")(inputs))
-    joined = np.asarray(load_model(cfg.model, out / "final.weights.h5")(inputs))
+    model = load_model(cfg.model, out / "final.weights.h5")
+    joined = np.asarray(model(inputs))
     np.testing.assert_allclose(joined, _unit(a + b), atol=1e-6)
+    # Towers in the order of the runs given (the manifest lists them so).
+    for tower, alone in zip(towers(model), (a, b), strict=True):
+        np.testing.assert_allclose(np.asarray(tower(inputs)), alone, atol=1e-6)
     assert not np.allclose(joined, a, atol=1e-2), "the second tower changed nothing"
     members = json.loads((out / ENSEMBLE_OF).read_text())["towers"]
     assert [m["run"] for m in members] == [str(first), str(other)]
@@ -431,7 +468,7 @@ def test_an_ensemble_embeds_the_normalised_sum_of_its_towers_embeddings(
     np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="other validation people"):
         ensemble_runs([first, other_split], tmp_path / "leaky")
-    with pytest.raises(ValueError, match="towers"):
+    with pytest.raises(ValueError, match="not ensembles"):
         average_runs([first, out], tmp_path / "mixed")
     assert not any((tmp_path / n).exists() for n in ("one", "nested", "leaky", "mixed"))
     with pytest.raises(ValueError, match="one tower at a time"):
@@ -835,10 +872,18 @@ def test_a_run_ships_the_test_time_views_it_was_calibrated_and_evaluated_with(
     evaluation.update(backend="likeness-mobilenet", devtest_tar_at_far_1e3=0.5, tta_shift_px=4)
     (run / "evaluation.json").write_text(json.dumps([evaluation]))
     flip_only = Calibration(far=1e-3, threshold=0.7, dlib_threshold=0.9, validation_faces=10)
-    with pytest.raises(ValueError, match="shift_px=4"):
+    refused = "evaluated with --tta-shift-px 4 --tta-flip but calibrated with --tta-shift-px 0"
+    with pytest.raises(ValueError, match=refused):
         export_run(run, tmp_path / "refused", flip_only, "likeness calibrate", "m")
-    assert not (tmp_path / "refused").exists()
     shifted = replace(flip_only, tta_shift_px=4)
+    unmirrored = dict(evaluation, tta_flip=False)
+    (run / "evaluation.json").write_text(json.dumps([unmirrored]))
+    with pytest.raises(
+        ValueError, match="--no-tta-flip but calibrated with --tta-shift-px 4 --tta"
+    ):
+        export_run(run, tmp_path / "refused", shifted, "likeness calibrate", "m")
+    assert not (tmp_path / "refused").exists()
+    (run / "evaluation.json").write_text(json.dumps([evaluation]))
     card = _card_of(run, tmp_path / "model", shifted)
     backend = MobileNetBackend(tmp_path / "model")
     assert (backend.manifest.extra["flip_tta"], backend.manifest.extra["shift_tta_px"]) == (True, 4)

@@ -37,8 +37,10 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
     if len(runs) < 2:
         raise ValueError("averaging needs at least two runs")
     last = comparable_runs(runs)
-    if any(TrainConfig.read(run).model != last.model for run in runs):
-        raise ValueError("averaged runs must have the same number of towers")
+    if any(TrainConfig.read(run).model.towers != 1 for run in runs):
+        raise ValueError(
+            "average single runs (then join them with likeness ensemble), not ensembles"
+        )
     if (out_dir / "config.json").exists():
         raise ValueError(f"{out_dir} already holds a run; use a new folder")
 

@@ -2,9 +2,10 @@
 the towers of one model (embedder.model.build_model with ``towers`` > 1),
 whose embedding is the normalised sum of the towers' unit embeddings.
 
-Networks trained apart make partly independent errors, so their sum
-separates people better than either; each tower costs a forward pass, so an
-ensemble serves fewer test-time views for the same time per face. The
+Networks trained apart make partly independent errors, so their sum can
+separate people better than either (docs/BENCHMARKS.md has a case where it
+did not pay); each tower costs a forward pass per view, so an ensemble
+serves fewer test-time views for the same time per face. The
 result is an ordinary run folder: ``likeness validate``, ``evaluate`` and
 ``calibrate --export`` work on it unchanged.
 """
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from trainer.average import comparable_runs
+from trainer.average import AVERAGED_FROM, comparable_runs
 from trainer.train import TrainConfig
 
 #: Written into an ensemble's run folder: its towers' runs, in tower order.
@@ -58,11 +59,17 @@ def ensemble_runs(runs: Sequence[Path], out_dir: Path) -> Path:
             shutil.copyfile(runs[-1] / name, out_dir / name)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     model.save_weights(str(out_dir / "final.weights.h5"))
-    members = [
-        {"run": str(run), "config": cfg.to_dict()} for run, cfg in zip(runs, configs, strict=True)
-    ]
+    members = [_member(run, cfg) for run, cfg in zip(runs, configs, strict=True)]
     (out_dir / ENSEMBLE_OF).write_text(json.dumps({"towers": members}, indent=2))
     return out_dir
+
+
+def _member(run: Path, cfg: TrainConfig) -> dict[str, object]:
+    member: dict[str, object] = {"run": str(run), "config": cfg.to_dict()}
+    averaged = run / AVERAGED_FROM
+    if averaged.exists():
+        member["averaged_from"] = json.loads(averaged.read_text())["runs"]
+    return member
 
 
 def ensemble_members(run_dir: Path) -> list[dict[str, object]]:

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+#: Length of dlib-resnet's descriptor, the distillation target: a distilled
+#: network's embedding must have as many dimensions.
+TEACHER_DIM = 128
+
 
 @dataclass(frozen=True)
 class Recipe:

@@ -31,10 +31,9 @@ from trainer.data import (
     load_faces,
     split_people,
 )
+from trainer.recipe import TEACHER_DIM
 
 log = logging.getLogger(__name__)
-
-_TEACHER_DIM = 128  # dlib-resnet descriptor length
 
 
 @dataclass(frozen=True)
@@ -168,12 +167,12 @@ def train(
     use_distill = cfg.distill_weight > 0
     if use_distill and train_data.teacher is None:
         raise ValueError("distillation needs caches built with teacher descriptors")
-    if use_distill and cfg.model.dim != _TEACHER_DIM:
-        raise ValueError(f"distillation needs an embedding dim of {_TEACHER_DIM} (the teacher's)")
+    if use_distill and cfg.model.dim != TEACHER_DIM:
+        raise ValueError(f"distillation needs an embedding dim of {TEACHER_DIM} (the teacher's)")
     targets = (
         centred_targets(train_data.teacher, teacher_mean)
         if train_data.teacher is not None and teacher_mean is not None
-        else np.zeros((len(train_data), _TEACHER_DIM), np.float32)
+        else np.zeros((len(train_data), TEACHER_DIM), np.float32)
     )
     if teacher_mean is not None:
         np.save(out_dir / "teacher_mean.npy", teacher_mean)
@@ -228,7 +227,7 @@ def train(
             tf.TensorSpec([batch_size, size, size, 3], tf.uint8),
             tf.TensorSpec([batch_size, NUM_LANDMARKS, 2], tf.float32),
             tf.TensorSpec([n_trip], tf.int32),
-            tf.TensorSpec([batch_size, _TEACHER_DIM], tf.float32),
+            tf.TensorSpec([batch_size, TEACHER_DIM], tf.float32),
             tf.TensorSpec([2], tf.int32),
             tf.TensorSpec([], tf.float32),
         ]

@@ -354,8 +354,8 @@ def export_run(
         )
         if evaluated != calibration.views:
             raise ValueError(
-                f"the run was evaluated with other test-time views ({evaluated}) than it was"
-                f" calibrated with ({calibration.views}): evaluate again with the served views"
+                f"the run was evaluated with {_flags(evaluated)} but calibrated with"
+                f" {_flags(calibration.views)}: evaluate again with the served views"
             )
     history = json.loads((run_dir / "history.json").read_text())
     terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
@@ -405,6 +405,10 @@ def _view_seed(cache: Path) -> int:
     if (cache / "spec.json").exists():
         return cache_spec(cache).view_seed or 0
     return int(cache.name.rsplit("-view", 1)[1])
+
+
+def _flags(views: InferenceViews) -> str:
+    return f"--tta-shift-px {views.shift_px} {'--tta-flip' if views.flip else '--no-tta-flip'}"
 
 
 def _views_text(views: InferenceViews) -> str:

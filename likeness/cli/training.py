@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from trainer.recipe import BASE, Recipe
+from trainer.recipe import BASE, TEACHER_DIM, Recipe
 
 Lfw = Annotated[
     Path,
@@ -162,6 +162,12 @@ def train(
 
     if template not in TEMPLATES:
         raise typer.BadParameter(f"one of {sorted(TEMPLATES)}", param_hint="--template")
+    if dim != TEACHER_DIM and distill_weight > 0:
+        raise typer.BadParameter(
+            f"distillation needs dlib's {TEACHER_DIM}-d embedding: use --dim {TEACHER_DIM}"
+            " or --distill-weight 0",
+            param_hint="--dim",
+        )
 
     def progress(step: int, total: int, row: dict[str, float]) -> None:
         val = f"  val acc {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
