@@ -390,7 +390,7 @@ def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: P
 
 
 def test_imagenet_weights_load_only_into_a_backbone_they_fill(tmp_path: Path) -> None:
-    """Keras-named arrays (layer/variable, as in ../shared/weights) fill the
+    """Keras-named arrays (layer/variable, as in the ImageNet .npz) fill the
     whole backbone; a file of another alpha, or one short of an array, is
     refused rather than leaving part of the backbone random."""
 

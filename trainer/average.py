@@ -36,11 +36,7 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
 
     if len(runs) < 2:
         raise ValueError("averaging needs at least two runs")
-    last = comparable_runs(runs)
-    if any(TrainConfig.read(run).model.towers != 1 for run in runs):
-        raise ValueError(
-            "average single runs (then join them with likeness ensemble), not ensembles"
-        )
+    last = single_runs(runs)[-1]
     if (out_dir / "config.json").exists():
         raise ValueError(f"{out_dir} already holds a run; use a new folder")
 
@@ -53,9 +49,8 @@ def average_runs(runs: Sequence[Path], out_dir: Path) -> Path:
         variable.assign((sum(values) / len(runs)).astype(variable.dtype))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "history.json", "val_index.npy", "teacher_mean.npy"):
-        if (runs[-1] / name).exists():
-            shutil.copyfile(runs[-1] / name, out_dir / name)
+    shutil.copyfile(runs[-1] / "config.json", out_dir / "config.json")
+    copy_run_record(runs[-1], out_dir)
     model.save_weights(str(out_dir / "final.weights.h5"))
     (out_dir / AVERAGED_FROM).write_text(
         json.dumps({"runs": [str(r) for r in runs], "method": "mean of final weights"}, indent=2)
@@ -69,6 +64,36 @@ def comparable_runs(runs: Sequence[Path]) -> TrainConfig:
     ensemble is compared with its members), caches and validation people.
     Raises ValueError otherwise (averages and held-out comparisons of such
     runs would mix models or leak training people into validation)."""
+    return _comparable_configs(runs)[-1]
+
+
+def single_runs(runs: Sequence[Path]) -> list[TrainConfig]:
+    """The configs of ``runs``, after the checks of :func:`comparable_runs`
+    and refusing ensembles (ValueError): weights are averaged, and towers
+    joined, one network at a time."""
+    configs = _comparable_configs(runs)
+    for run, cfg in zip(runs, configs, strict=True):
+        if cfg.model.towers != 1:
+            raise ValueError(f"{run} is an ensemble: average or join single runs, not ensembles")
+    return configs
+
+
+def copy_run_record(run: Path, out_dir: Path) -> None:
+    """Copy what a run folder records besides its config and weights
+    (history, validation split, teacher mean; those it has) into
+    ``out_dir``, for a run derived from it."""
+    for name in ("history.json", "val_index.npy", "teacher_mean.npy"):
+        if (run / name).exists():
+            shutil.copyfile(run / name, out_dir / name)
+
+
+def averaged_from(run: Path) -> list[str]:
+    """The runs whose weights ``run`` is the mean of; [] if it was trained."""
+    path = run / AVERAGED_FROM
+    return list(json.loads(path.read_text())["runs"]) if path.exists() else []
+
+
+def _comparable_configs(runs: Sequence[Path]) -> list[TrainConfig]:
     if not runs:
         raise ValueError("no runs given")
     configs = [_finished_config(run) for run in runs]
@@ -82,7 +107,7 @@ def comparable_runs(runs: Sequence[Path]) -> TrainConfig:
             raise ValueError(f"{run} has another architecture or other caches than {runs[-1]}")
         if not np.array_equal(np.load(run / "val_index.npy"), val):
             raise ValueError(f"{run} holds out other validation people than {runs[-1]}")
-    return last
+    return configs
 
 
 def _finished_config(run: Path) -> TrainConfig:

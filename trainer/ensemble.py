@@ -13,12 +13,11 @@ result is an ordinary run folder: ``likeness validate``, ``evaluate`` and
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from trainer.average import AVERAGED_FROM, comparable_runs
+from trainer.average import averaged_from, copy_run_record, single_runs
 from trainer.train import TrainConfig
 
 #: Written into an ensemble's run folder: its towers' runs, in tower order.
@@ -41,10 +40,8 @@ def ensemble_runs(runs: Sequence[Path], out_dir: Path) -> Path:
 
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")
-    last = comparable_runs(runs)
-    configs = [TrainConfig.read(run) for run in runs]
-    if any(cfg.model.towers != 1 for cfg in configs):
-        raise ValueError("ensemble members must be single runs, not ensembles")
+    configs = single_runs(runs)
+    last = configs[-1]
     if (out_dir / "config.json").exists():
         raise ValueError(f"{out_dir} already holds a run; use a new folder")
 
@@ -54,9 +51,7 @@ def ensemble_runs(runs: Sequence[Path], out_dir: Path) -> Path:
         tower.load_weights(str(run / "final.weights.h5"))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("history.json", "val_index.npy", "teacher_mean.npy"):
-        if (runs[-1] / name).exists():
-            shutil.copyfile(runs[-1] / name, out_dir / name)
+    copy_run_record(runs[-1], out_dir)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     model.save_weights(str(out_dir / "final.weights.h5"))
     members = [_member(run, cfg) for run, cfg in zip(runs, configs, strict=True)]
@@ -66,9 +61,8 @@ def ensemble_runs(runs: Sequence[Path], out_dir: Path) -> Path:
 
 def _member(run: Path, cfg: TrainConfig) -> dict[str, object]:
     member: dict[str, object] = {"run": str(run), "config": cfg.to_dict()}
-    averaged = run / AVERAGED_FROM
-    if averaged.exists():
-        member["averaged_from"] = json.loads(averaged.read_text())["runs"]
+    if averaged := averaged_from(run):
+        member["averaged_from"] = averaged
     return member
 
 

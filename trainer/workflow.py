@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from embedder.model import InferenceViews, ModelConfig
-from trainer.average import AVERAGED_FROM, comparable_runs
+from trainer.average import averaged_from, comparable_runs
 from trainer.cache import CacheSpec, build_cache, cache_paths, cache_spec, list_images
 from trainer.data import FaceData, concat_faces, load_faces
 from trainer.lfw import devtest_people
@@ -361,17 +361,14 @@ def export_run(
     terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
     if cfg.distill_weight > 0:
         terms.append(f"distillation from dlib-resnet (weight {cfg.distill_weight})")
-    averaged_file = run_dir / AVERAGED_FROM
-    averaged_from: list[str] = (
-        json.loads(averaged_file.read_text())["runs"] if averaged_file.exists() else []
-    )
+    averaged = averaged_from(run_dir)
     training: dict[str, Any] = {
         "command": command,
         "config": cfg.to_dict(),
         "steps": history[-1]["step"],
     }
-    if averaged_from:
-        training["averaged_from"] = averaged_from
+    if averaged:
+        training["averaged_from"] = averaged
     members = ensemble_members(run_dir)
     if members:
         training["towers"] = members
@@ -382,9 +379,7 @@ def export_run(
         "training": training,
     }
     tower_runs = [str(m["run"]) for m in members]
-    card = _model_card(
-        model_id, cfg, calibration, evaluation, terms, command, averaged_from, tower_runs
-    )
+    card = _model_card(model_id, cfg, calibration, evaluation, terms, command, averaged, tower_runs)
     weights = run_dir / "final.weights.h5"
     manifest = export_model(
         weights,
