@@ -569,7 +569,7 @@ def test_train_passes_a_fine_tuning_stage_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trainer.workflow
-    from trainer.recipe import BASE, FINETUNE, VIEWS
+    from trainer.recipe import BASE, FINETUNE, VIEWS, VIEWS_128
     from trainer.train import TrainResult
 
     seen: dict[str, Any] = {}
@@ -598,6 +598,12 @@ def test_train_passes_a_fine_tuning_stage_through(
     )
     assert result.exit_code == 0, result.output
     assert seen["recipe"] == VIEWS and VIEWS.views == 2
+
+    stage4 = ["--data-seed", "1241", "--views", "2", "--input-size", "128"]
+    cache = ["--cache-dir", str(tmp_path / "s128")]
+    result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage3, *stage4, *cache])
+    assert result.exit_code == 0, result.output
+    assert seen["recipe"] == VIEWS_128 and VIEWS_128.input_size == 128
 
     fresh = ["--views", "2", "--first-view-seed", "3"]
     result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage3, *fresh])

@@ -59,8 +59,15 @@ BASE = Recipe(
 FINETUNE = replace(BASE, steps=4000, learning_rate=1e-3, freeze_backbone_bn=True, data_seed=1235)
 
 #: Stage 3, shipped as likeness-mnv2-a035-112-v4 (and, served with 10
-#: test-time views, as -v4-tta10): FINETUNE's schedule for
+#: test-time views, as -v4-tta10, until -128-v5-tta10): FINETUNE's schedule for
 #: 3,500 steps from v3's averaged weights, with two seeded views of every
 #: training image (mirrored, degraded, alignment jittered) and the teacher's
 #: descriptors of those views joining the data (trainer.views).
 VIEWS = replace(FINETUNE, steps=3500, data_seed=1238, views=2)
+
+#: Stage 4, shipped as likeness-mnv2-a035-128-v5-tta10 (10 test-time views):
+#: VIEWS's schedule from stage 3's weights on crops aligned at 128 px instead
+#: of 112 (the same network: its global depthwise head sees 4x4 cells at both
+#: sizes, so stage 3's weights load unchanged), with new batches. Its caches
+#: hold 128 px crops, so they live in their own --cache-dir.
+VIEWS_128 = replace(VIEWS, data_seed=1241, input_size=128)
