@@ -604,6 +604,18 @@ def test_train_passes_a_fine_tuning_stage_through(
     result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage3, *stage4, *cache])
     assert result.exit_code == 0, result.output
     assert seen["recipe"] == VIEWS_128 and VIEWS_128.input_size == 128
+    assert seen["teacher_from"] is None
+
+    donor = tmp_path / "s112"
+    donor.mkdir()
+    borrow = ["--teacher-from", str(donor)]
+    result = CliRunner().invoke(
+        app, [*args, "--init-weights", str(init), *stage3, *stage4, *cache, *borrow]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["teacher_from"] == donor
+    gone = CliRunner().invoke(app, [*args, "--teacher-from", str(tmp_path / "nope")])
+    assert gone.exit_code == 2 and "--teacher-from" in gone.output
 
     fresh = ["--views", "2", "--first-view-seed", "3"]
     result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage3, *fresh])

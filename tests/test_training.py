@@ -56,6 +56,7 @@ from trainer.ensemble import ENSEMBLE_OF, ensemble_runs
 from trainer.export import add_litert, export_model
 from trainer.losses import distillation_loss, triplet_semi_hard_loss
 from trainer.train import TrainConfig, TrainResult, train
+from trainer.transfer import load_init_weights, resize_gdc_kernel
 from trainer.workflow import build_caches, validate
 
 pytestmark = [
@@ -264,6 +265,104 @@ def test_a_view_cache_holds_the_same_faces_seen_anew_with_their_own_teacher(
     # still takes it for the same person (Euclidean distance under 0.6).
     moved = np.linalg.norm(views["teacher"] - clean["teacher"], axis=1)
     assert (moved > 1e-3).all() and (moved < 0.6).all(), moved
+
+
+@pytest.fixture(scope="module")
+def cache_2x(cache: Path, dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The faces of ``cache`` at twice the crop size, teachers borrowed from it."""
+    out = tmp_path_factory.mktemp("cache2x")
+    spec = CacheSpec(size=2 * SIZE, teacher=True)
+    items = list_images(dataset, labelled=True)
+    build_cache(items, out, spec, workers=1, shard_size=16, progress=False, teacher_from=cache)
+    return out
+
+
+def test_a_cache_at_another_size_borrows_the_teacher_descriptors_of_the_same_faces(
+    cache: Path, cache_2x: Path, dataset: Path, tmp_path: Path
+) -> None:
+    items = list_images(dataset, labelled=True)
+    spec = CacheSpec(size=2 * SIZE, teacher=True)
+    fresh = tmp_path / "fresh"
+    build_cache(items, fresh, spec, workers=1, shard_size=16, progress=False)
+    small, computed, lent = load_cache(cache), load_cache(fresh), load_cache(cache_2x)
+    # What borrowing rests on: dlib's descriptor does not depend on our crop size.
+    np.testing.assert_allclose(computed["teacher"], small["teacher"], atol=1e-6)
+    for key in computed:
+        np.testing.assert_array_equal(lent[key], computed[key], err_msg=key)
+    assert lent["crop"].shape[1:3] == (2 * SIZE, 2 * SIZE)
+    # Descriptors are copied, not recomputed: a marked donor's marks come through.
+    marked = tmp_path / "marked"
+    shutil.copytree(cache, marked)
+    for shard in marked.glob("shard-*.npz"):
+        with np.load(shard) as npz:
+            arrays = dict(npz)
+        arrays["teacher"] = arrays["teacher"] + 1.0
+        np.savez(shard, **arrays)  # type: ignore[arg-type]
+    copied = tmp_path / "copied"
+    build_cache(items, copied, spec, workers=1, shard_size=16, progress=False, teacher_from=marked)
+    np.testing.assert_array_equal(load_cache(copied)["teacher"], small["teacher"] + 1.0)
+
+
+def test_a_teacher_donor_of_another_spec_is_refused_before_anything_is_written(
+    cache: Path, view_cache: Path, dataset: Path, tmp_path: Path
+) -> None:
+    items = list_images(dataset, labelled=True)
+    for spec, donor in [
+        (CacheSpec(size=2 * SIZE, teacher=True, template="dlib"), cache),
+        (CacheSpec(size=2 * SIZE, teacher=True), view_cache),
+        (CacheSpec(size=2 * SIZE, teacher=False), cache),
+    ]:
+        out = tmp_path / "out"
+        with pytest.raises(ValueError, match="no teacher for"):
+            build_cache(items, out, spec, workers=1, progress=False, teacher_from=donor)
+        assert not out.exists()
+
+
+def test_a_gdc_kernel_resized_to_another_grid_pools_the_same_regions_with_the_same_gain() -> None:
+    rng = np.random.default_rng(0)
+    uniform = np.full((4, 4, 3, 1), 0.5, np.float32)
+    np.testing.assert_allclose(resize_gdc_kernel(uniform, 5), np.full((5, 5, 3, 1), 0.32), 1e-6)
+    corner = rng.uniform(0, 0.1, (4, 4, 3, 1)).astype(np.float32)
+    corner[0, 0] = 1.0
+    bigger = resize_gdc_kernel(corner, 5)
+    assert bigger.shape == (5, 5, 3, 1)
+    for channel in range(3):
+        cells, old = bigger[..., channel, 0], corner[..., channel, 0]
+        assert np.unravel_index(cells.argmax(), cells.shape) == (0, 0)
+        assert abs(cells.sum() - old.sum()) < 0.1 * old.sum()
+
+
+def test_a_stage_at_another_crop_size_starts_from_the_given_weights(
+    runs: Runs, cache_2x: Path, tmp_path: Path
+) -> None:
+    """A 32 px network's head pools a 1x1 feature grid, a 64 px one's 2x2:
+    each of the four cells takes a quarter of the old weight, and every
+    other weight moves over as it is (learning rate 0)."""
+    init = runs.full.out_dir / "final.weights.h5"
+    bigger = replace(runs.cfg.model, input_size=2 * SIZE)
+    stage = replace(
+        runs.cfg,
+        caches=(str(cache_2x),),
+        model=bigger,
+        init_weights=str(init),
+        freeze_backbone_bn=True,
+        steps=3,
+        learning_rate=0.0,
+    )
+    result = train(stage, tmp_path / "stage")
+    before = load_model(runs.cfg.model, init)
+    after = load_model(bigger, result.out_dir / "final.weights.h5")
+    gdc = [i for i, w in enumerate(before.weights) if w.path.endswith("gdc/kernel")]
+    assert len(gdc) == 1
+    for i, (a, b) in enumerate(zip(before.weights, after.weights, strict=True)):
+        if i in gdc:
+            assert b.shape == (2, 2, *a.shape[2:])
+            np.testing.assert_allclose(b.numpy(), np.broadcast_to(a.numpy() / 4, b.shape))
+        elif "moving" not in a.path:
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    wider = replace(bigger, alpha=0.5)
+    with pytest.raises(ValueError, match="more than the crop size"):
+        load_init_weights(build_model(wider), wider, init)
 
 
 def test_batches_are_people_by_images_and_a_function_of_the_step(cache: Path) -> None:

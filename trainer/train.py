@@ -32,6 +32,7 @@ from trainer.data import (
     split_people,
 )
 from trainer.recipe import TEACHER_DIM
+from trainer.transfer import load_init_weights
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ class TrainConfig:
     for a shipped model), ``distill_weight`` (1 - cos to the centred dlib
     descriptor of the same image).
 
-    ``init_weights`` (a run's ``final.weights.h5``, same architecture) starts
-    from a trained model instead of ``imagenet_weights``; with
+    ``init_weights`` (a run's ``final.weights.h5``, same architecture; trained
+    on crops of another size is fine, see trainer.transfer) starts from a
+    trained model instead of ``imagenet_weights``; with
     ``freeze_backbone_bn`` the backbone's BatchNormalization layers stay in
     inference mode on their moving statistics (about 2x faster on a CPU; for
     fine-tuning a model whose statistics already fit faces). ``data_seed``
@@ -193,7 +195,7 @@ def train(
     model = build_model(cfg.model)
     resuming = state_file.exists()
     if cfg.init_weights and not resuming:
-        model.load_weights(cfg.init_weights)
+        load_init_weights(model, cfg.model, Path(cfg.init_weights))
     elif cfg.imagenet_weights and not resuming:
         load_imagenet_backbone(model, Path(cfg.imagenet_weights))
     if cfg.freeze_backbone_bn:

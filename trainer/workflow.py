@@ -39,15 +39,27 @@ def build_caches(
     model: ModelConfig | None = None,
     views: int = 0,
     first_view_seed: int = 1,
+    teacher_from: Path | None = None,
 ) -> tuple[list[Path], list[Path]]:
     """Run the embedder front end over LFW (train and test people apart) and
     the optional unlabelled folder, with the crop size and alignment template
     of ``model``; resumable. ``views`` > 0 also caches that many seeded views
     (trainer.views) of every training image, seeds ``first_view_seed`` ...
-    ``first_view_seed + views - 1``, in ``<cache>-view<seed>``. Returns
+    ``first_view_seed + views - 1``, in ``<cache>-view<seed>``.
+    ``teacher_from``, a cache folder built the same way at another crop size,
+    lends each cache the teacher descriptors of its namesake there (see
+    trainer.cache.build_cache); caches it lacks compute their own. Returns
     (training caches, view caches)."""
     if first_view_seed < 1:
         raise ValueError(f"view seeds start at 1, not {first_view_seed}")
+
+    def build(items: list[tuple[str, Path]], out: Path, spec: CacheSpec) -> None:
+        donor = teacher_from / out.name if teacher_from is not None else None
+        if donor is not None and not (donor / "spec.json").exists():
+            log.info("no teacher to borrow", extra={"cache": str(out), "from": str(donor)})
+            donor = None
+        build_cache(items, out, spec, workers, teacher_from=donor)
+
     model = model or ModelConfig()
     test_people = devtest_people(lfw_root)
     images = lfw_root / "images_deepfunneled"
@@ -56,10 +68,8 @@ def build_caches(
         size=model.input_size, centre_fallback=True, teacher=True, template=model.template
     )
     sources = [(list_images(images, True, test_people), cache_dir / "lfw-train", spec)]
-    build_cache(*sources[0][:2], spec, workers)
-    build_cache(
-        list_images(images, True, everyone - test_people), cache_dir / "lfw-test", spec, workers
-    )
+    build(*sources[0])
+    build(list_images(images, True, everyone - test_people), cache_dir / "lfw-test", spec)
     if unlabelled is not None:
         sources.append(
             (
@@ -69,12 +79,12 @@ def build_caches(
             )
         )
     for items, out, source_spec in sources[1:]:
-        build_cache(items, out, source_spec, workers)
+        build(items, out, source_spec)
     view_caches: list[Path] = []
     for seed in range(first_view_seed, first_view_seed + views):
         for items, out, source_spec in sources:
             view_dir = out.with_name(f"{out.name}-view{seed}")
-            build_cache(items, view_dir, replace(source_spec, view_seed=seed), workers)
+            build(items, view_dir, replace(source_spec, view_seed=seed))
             view_caches.append(view_dir)
     return [out for _, out, _ in sources], view_caches
 
@@ -89,11 +99,13 @@ def run_training(
     init_weights: Path | None = None,
     max_minutes: float | None = None,
     progress: Progress | None = None,
+    teacher_from: Path | None = None,
 ) -> TrainResult:
-    """Build caches (if needed) and train (or resume) into ``run_dir`` with
-    ``recipe`` (default: the shipped model's first stage), from
-    ``init_weights`` (a run's ``final.weights.h5``) when given; writes ``history.json`` and
-    ``training_curve.png`` there."""
+    """Build caches (if needed; ``teacher_from`` as in :func:`build_caches`)
+    and train (or resume) into ``run_dir`` with ``recipe`` (default: the
+    shipped model's first stage), from ``init_weights`` (a run's
+    ``final.weights.h5``, of any crop size) when given; writes
+    ``history.json`` and ``training_curve.png`` there."""
     model = ModelConfig(
         alpha=recipe.alpha,
         input_size=recipe.input_size,
@@ -107,6 +119,7 @@ def run_training(
         model=model,
         views=recipe.views,
         first_view_seed=recipe.first_view_seed,
+        teacher_from=teacher_from,
     )
     cfg = TrainConfig(
         caches=tuple(str(c) for c in caches),

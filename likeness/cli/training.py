@@ -114,8 +114,8 @@ def train(
     init_weights: Annotated[
         Path | None,
         typer.Option(
-            help="Start from a trained run's final.weights.h5 (same architecture) "
-            "instead of --imagenet-weights.",
+            help="Start from a trained run's final.weights.h5 (same architecture; a run "
+            "at another --input-size is fine) instead of --imagenet-weights.",
             exists=True,
             dir_okay=False,
         ),
@@ -148,6 +148,16 @@ def train(
     ] = BASE.first_view_seed,
     max_minutes: Annotated[
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
+    ] = None,
+    teacher_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="The --cache-dir of caches built at another --input-size: reuse their "
+            "dlib-resnet descriptors (they do not depend on the crop size) instead of "
+            "computing them again, which makes a cache build about 4x faster.",
+            exists=True,
+            file_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Build the face caches and train (or resume) a model into --run.
@@ -205,6 +215,7 @@ def train(
             init_weights=init_weights,
             max_minutes=max_minutes,
             progress=progress,
+            teacher_from=teacher_from,
         )
     except ValueError as exc:
         # Data, caches or a run folder that do not fit the command are the
