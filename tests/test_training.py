@@ -290,17 +290,21 @@ def test_a_cache_at_another_size_borrows_the_teacher_descriptors_of_the_same_fac
     for key in computed:
         np.testing.assert_array_equal(lent[key], computed[key], err_msg=key)
     assert lent["crop"].shape[1:3] == (2 * SIZE, 2 * SIZE)
-    # Descriptors are copied, not recomputed: a marked donor's marks come through.
+    # Descriptors are copied, not recomputed: a marked donor's marks come
+    # through; the faces the donor lacks (its second shard) are computed.
     marked = tmp_path / "marked"
     shutil.copytree(cache, marked)
-    for shard in marked.glob("shard-*.npz"):
-        with np.load(shard) as npz:
-            arrays = dict(npz)
-        arrays["teacher"] = arrays["teacher"] + 1.0
-        np.savez(shard, **arrays)  # type: ignore[arg-type]
+    (marked / "shard-00001.npz").unlink()
+    with np.load(marked / "shard-00000.npz") as npz:
+        arrays = dict(npz)
+    arrays["teacher"] = arrays["teacher"] + 1.0
+    np.savez(marked / "shard-00000.npz", **arrays)  # type: ignore[arg-type]
     copied = tmp_path / "copied"
     build_cache(items, copied, spec, workers=1, shard_size=16, progress=False, teacher_from=marked)
-    np.testing.assert_array_equal(load_cache(copied)["teacher"], small["teacher"] + 1.0)
+    teacher, lent_rows = load_cache(copied)["teacher"], len(arrays["teacher"])
+    np.testing.assert_array_equal(teacher[:lent_rows], small["teacher"][:lent_rows] + 1.0)
+    np.testing.assert_allclose(teacher[lent_rows:], small["teacher"][lent_rows:], atol=1e-6)
+    assert 0 < lent_rows < len(teacher)
 
 
 def test_a_teacher_donor_of_another_spec_is_refused_before_anything_is_written(

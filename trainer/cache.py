@@ -154,16 +154,26 @@ def _process(job: tuple[Path, np.ndarray | None]) -> dict[str, np.ndarray] | Non
     return _worker(*job)
 
 
-def _donated_teachers(donor: Path, spec: CacheSpec) -> dict[str, np.ndarray]:
-    """dlib-resnet descriptors by image path from ``donor``, a cache of the
-    same spec but another crop size. The teacher sees the decoded image (or
-    its seeded view) and the detected landmarks, never our crop, so its
-    descriptor does not depend on the crop size."""
+def _check_donor(donor: Path, spec: CacheSpec) -> None:
     found = cache_spec(donor)
     if not spec.teacher or replace(found, size=spec.size) != spec:
         raise ValueError(f"{donor} holds a cache built with {found}: no teacher for {spec}")
-    faces = load_cache(donor)
-    return dict(zip(faces["path"].tolist(), faces["teacher"], strict=True))
+
+
+def _donated_teachers(donor: Path, wanted: set[str]) -> dict[str, np.ndarray]:
+    """dlib-resnet descriptors by image path from ``donor`` (checked by
+    :func:`_check_donor`), for the paths in ``wanted``, read without the crops.
+    The teacher sees the decoded image (or its seeded view) and the detected
+    landmarks, never our crop, so its descriptor does not depend on the crop
+    size."""
+    lent: dict[str, np.ndarray] = {}
+    for shard in _shard_files(donor):
+        with np.load(shard) as npz:
+            if "teacher" not in npz:  # a shard where no face was found
+                continue
+            paths, teachers = npz["path"].tolist(), npz["teacher"]
+        lent.update((p, t) for p, t in zip(paths, teachers, strict=True) if p in wanted)
+    return lent
 
 
 def build_cache(
@@ -187,13 +197,17 @@ def build_cache(
     spec_file = out_dir / "spec.json"
     if spec_file.exists() and (found := cache_spec(out_dir)) != spec:
         raise ValueError(f"{out_dir} holds a cache built with {found}, not {spec}")
-    lent = _donated_teachers(teacher_from, spec) if teacher_from is not None else {}
     if teacher_from is not None:
-        log.info("borrowing %d teacher descriptors from %s", len(lent), teacher_from)
+        _check_donor(teacher_from, spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_file.write_text(json.dumps(asdict(spec), indent=2))
     shards = [items[i : i + shard_size] for i in range(0, len(items), shard_size)]
     todo = [(i, s) for i, s in enumerate(shards) if not (out_dir / f"shard-{i:05d}.npz").exists()]
+    lent: dict[str, np.ndarray] = {}
+    if teacher_from is not None and todo:
+        wanted = {str(path) for _, shard in todo for _, path in shard}
+        lent = _donated_teachers(teacher_from, wanted)
+        log.info("borrowing %d of %d teachers from %s", len(lent), len(wanted), teacher_from)
     done_images = (len(shards) - len(todo)) * shard_size
     bar = _progress(len(items), done_images, enabled=progress)
     ctx = mp.get_context("spawn")
