@@ -366,7 +366,7 @@ def test_a_stage_at_another_crop_size_starts_from_the_given_weights(
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     wider = replace(bigger, alpha=0.5)
     with pytest.raises(ValueError, match="more than the crop size"):
-        load_init_weights(build_model(wider), wider, init)
+        load_init_weights(build_model(wider), wider, init, runs.cfg.model)
 
 
 def test_batches_are_people_by_images_and_a_function_of_the_step(cache: Path) -> None:

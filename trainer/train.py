@@ -195,7 +195,11 @@ def train(
     model = build_model(cfg.model)
     resuming = state_file.exists()
     if cfg.init_weights and not resuming:
-        load_init_weights(model, cfg.model, Path(cfg.init_weights))
+        init = Path(cfg.init_weights)
+        # A run folder's config says which network, and so which crop size, wrote the weights.
+        saved = (init.parent / "config.json").exists()
+        source = TrainConfig.read(init.parent).model if saved else None
+        load_init_weights(model, cfg.model, init, source)
     elif cfg.imagenet_weights and not resuming:
         load_imagenet_backbone(model, Path(cfg.imagenet_weights))
     if cfg.freeze_backbone_bn:

@@ -9,7 +9,6 @@ same shapes, so a change of grid goes through a model of the source's size.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -22,16 +21,17 @@ from embedder.model import ModelConfig, build_model
 log = logging.getLogger(__name__)
 
 
-def load_init_weights(model: Any, config: ModelConfig, weights: Path) -> None:
+def load_init_weights(
+    model: Any, config: ModelConfig, weights: Path, source_config: ModelConfig | None
+) -> None:
     """Load ``weights`` (a run's ``final.weights.h5``) into ``model``, built
-    from ``config``. When the run folder holding ``weights`` (its
-    ``config.json``) says the network was trained on crops of another size
-    whose feature grid differs, every weight is copied as it is except the
+    from ``config``. ``source_config`` is the network that wrote ``weights``
+    (None: taken to be ``config``). When it was trained on crops of another
+    size whose feature grid differs, every weight is copied as it is except the
     ``gdc`` kernel: each channel's kernel is resized bilinearly to the new
     grid and scaled by (old cells / new cells), so it pools the same regions
     of the face with the same overall gain; fine-tuning does the rest.
     Raises ValueError when the two networks differ in anything else."""
-    source_config = _source_config(weights)
     if source_config is None or source_config.input_size == config.input_size:
         model.load_weights(str(weights))
         return
@@ -69,10 +69,3 @@ def resize_gdc_kernel(kernel: np.ndarray, side: int) -> np.ndarray:
     out = np.transpose(out[..., 0], (1, 2, 0))[..., None] * (k * k) / (side * side)
     resized: np.ndarray = out.astype(kernel.dtype)
     return resized
-
-
-def _source_config(weights: Path) -> ModelConfig | None:
-    if not (weights.parent / "config.json").exists():
-        return None
-    saved = json.loads((weights.parent / "config.json").read_text())
-    return ModelConfig(**saved["model"])
