@@ -648,9 +648,11 @@ def test_train_builds_the_network_it_is_given_and_reports_what_does_not_fit(
     monkeypatch.setattr(trainer.workflow, "run_training", fake_run_training)
     args = ["train", "--lfw", str(tmp_path), "--run", str(tmp_path / "run")]
     wider = ["--alpha", "0.75", "--input-size", "128", "--dim", "256", "--distill-weight", "0"]
-    result = CliRunner().invoke(app, [*args, *wider])
+    result = CliRunner().invoke(app, [*args, *wider, "--relation-weight", "2.5"])
     assert result.exit_code == 0, result.output
-    assert seen["recipe"] == replace(BASE, alpha=0.75, input_size=128, dim=256, distill_weight=0.0)
+    assert seen["recipe"] == replace(
+        BASE, alpha=0.75, input_size=128, dim=256, distill_weight=0.0, relation_weight=2.5
+    )
 
     refused = CliRunner().invoke(app, [*args, "--input-size", "96"])
     assert refused.exit_code == 2 and "not 96 px" in refused.output

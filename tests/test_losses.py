@@ -16,6 +16,7 @@ import tensorflow as tf
 from trainer.losses import (
     distillation_loss,
     pairwise_sq_distances,
+    relation_loss,
     semi_hard_negatives,
     triplet_semi_hard_loss,
 )
@@ -180,3 +181,28 @@ def test_distillation_loss_is_weighted_one_minus_cosine() -> None:
         assert float(got) == pytest.approx(expected, abs=1e-6), weights
     nothing = distillation_loss(tf.constant(a), targets, tf.zeros([2]))
     assert float(nothing) == 0.0
+
+
+def test_relation_loss_is_the_mean_squared_error_of_pairwise_cosines() -> None:
+    # Student at 0, 90, 180 degrees; teacher at 0, 60, 180: the pairs' cosines
+    # differ by cos 90 - cos 60 = -0.5 for (0, 1) and cos 90 - cos 120 = +0.5
+    # for (1, 2), and agree for (0, 2): mean over 6 ordered pairs of 0.25 x 4.
+    student = tf.constant(_circle(0, 90, 180))
+    teacher = tf.constant(_circle(0, 60, 180))
+    assert float(relation_loss(student, teacher)) == pytest.approx(4 * 0.25 / 6, abs=1e-6)
+
+
+def test_relation_loss_ignores_a_rotation_but_not_a_distortion() -> None:
+    rng = np.random.default_rng(7)
+    teacher = rng.normal(size=(12, 8)).astype(np.float32)
+    teacher /= np.linalg.norm(teacher, axis=1, keepdims=True)
+    rotation, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    rotated = (teacher @ rotation).astype(np.float32)
+    # The pointwise term sees the rotation, the relational one does not.
+    assert float(distillation_loss(tf.constant(rotated), tf.constant(teacher), tf.ones([12]))) > 0.1
+    assert float(relation_loss(tf.constant(rotated), tf.constant(teacher))) == pytest.approx(
+        0.0, abs=1e-6
+    )
+    distorted = rotated + 0.3 * rng.normal(size=rotated.shape).astype(np.float32)
+    distorted /= np.linalg.norm(distorted, axis=1, keepdims=True)
+    assert float(relation_loss(tf.constant(distorted), tf.constant(teacher))) > 1e-3

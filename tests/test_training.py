@@ -54,7 +54,7 @@ from trainer.data import (
 )
 from trainer.ensemble import ENSEMBLE_OF, ensemble_runs
 from trainer.export import add_litert, export_model
-from trainer.losses import distillation_loss, triplet_semi_hard_loss
+from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
 from trainer.train import TrainConfig, TrainResult, train
 from trainer.transfer import load_init_weights, resize_gdc_kernel
 from trainer.workflow import build_caches, validate
@@ -422,6 +422,36 @@ def test_a_killed_run_resumes_to_the_same_weights(runs: Runs) -> None:
     resumed = load_model(runs.cfg.model, runs.resumed.out_dir / "final.weights.h5")
     for a, b in zip(full.weights, resumed.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
+
+
+def test_the_relation_term_pulls_pairwise_cosines_towards_the_teachers(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """A stage with only the relation term on must bring the batch's pairwise
+    cosines closer to the centred teacher's, and log the term."""
+    assert runs.data.teacher is not None
+    targets = tf.constant(centred_targets(runs.data.teacher, runs.data.teacher.mean(axis=0)))
+
+    def relation(weights: Path) -> float:
+        model = load_model(runs.cfg.model, weights)
+        model.get_layer("gdc_dropout").rate = 0.0
+        emb = model(model_inputs(runs.data.crops, runs.data.landmarks, SIZE), training=True)
+        return float(relation_loss(emb, targets))
+
+    init = runs.full.out_dir / "final.weights.h5"
+    stage = replace(
+        runs.cfg,
+        init_weights=str(init),
+        data_seed=runs.cfg.seed + 2,
+        steps=50,
+        triplet_weight=0.0,
+        distill_weight=0.0,
+        relation_weight=1.0,
+    )
+    result = train(stage, tmp_path / "stage")
+    before, after = relation(init), relation(result.out_dir / "final.weights.h5")
+    assert after < 0.6 * before, (before, after)
+    assert all(row["relation"] > 0 and row["distill"] == 0 for row in result.history)
 
 
 def _backbone_bn_statistics(model: Any) -> dict[str, np.ndarray]:

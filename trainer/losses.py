@@ -59,3 +59,19 @@ def distillation_loss(embeddings: Any, targets: Any, weights: Any) -> Any:
     ``targets`` are unit vectors (the teacher's), ``weights`` (N,) 0 or 1."""
     cos = tf.reduce_sum(embeddings * targets, axis=1)
     return tf.reduce_sum((1.0 - cos) * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def relation_loss(embeddings: Any, targets: Any) -> Any:
+    """Similarity-structure distillation: mean over pairs i != j of
+    (cos(e_i, e_j) - cos(t_i, t_j))^2, cosines of unit vectors in [-1, 1].
+
+    Unlike :func:`distillation_loss` it asks only for the teacher's pairwise
+    scores, the quantity verification thresholds, not its coordinates, so it
+    is zero for any rotation of the teacher's embedding.
+    """
+    n = tf.shape(embeddings)[0]
+    off_diagonal = 1.0 - tf.eye(n, dtype=embeddings.dtype)
+    student = tf.matmul(embeddings, embeddings, transpose_b=True)
+    teacher = tf.matmul(targets, targets, transpose_b=True)
+    squared = tf.square(student - teacher) * off_diagonal
+    return tf.reduce_sum(squared) / tf.maximum(tf.reduce_sum(off_diagonal), 1.0)

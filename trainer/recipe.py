@@ -36,6 +36,7 @@ class Recipe:
     alpha: float = 0.35
     input_size: int = 112
     dim: int = 128
+    relation_weight: float = 0.0
 
 
 #: Stage 1 of likeness-mnv2-a035-112-v3 and -v4 (all of v2): 3,600 steps of 160

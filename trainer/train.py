@@ -44,7 +44,9 @@ class TrainConfig:
     ``margin`` is in squared unit-sphere distance (2 - 2 cos). Loss weights of
     0 switch a term off: ``triplet_weight`` (the core objective, must stay on
     for a shipped model), ``distill_weight`` (1 - cos to the centred dlib
-    descriptor of the same image).
+    descriptor of the same image), ``relation_weight`` (trainer.losses.relation_loss:
+    squared differences between the batch's pairwise cosines and the centred
+    teacher's; 0 = off).
 
     ``init_weights`` (a run's ``final.weights.h5``, same architecture; trained
     on crops of another size is fine, see trainer.transfer) starts from a
@@ -73,6 +75,7 @@ class TrainConfig:
     margin: float = 0.2
     triplet_weight: float = 1.0
     distill_weight: float = 1.0
+    relation_weight: float = 0.0
     learning_rate: float = 2e-3
     warmup_steps: int = 150
     weight_decay: float = 5e-5
@@ -136,7 +139,7 @@ def train(
     import tensorflow as tf
 
     from trainer.augment import augment
-    from trainer.losses import distillation_loss, triplet_semi_hard_loss
+    from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
 
     if cfg.model.towers != 1:
         raise ValueError(
@@ -167,8 +170,9 @@ def train(
         held_out = np.isin(views.person, data.person[val_idx])
         train_data = concat_faces([train_data, views.subset(np.flatnonzero(~held_out))])
     use_distill = cfg.distill_weight > 0
-    if use_distill and train_data.teacher is None:
-        raise ValueError("distillation needs caches built with teacher descriptors")
+    use_relation = cfg.relation_weight > 0
+    if (use_distill or use_relation) and train_data.teacher is None:
+        raise ValueError("the distillation and relation terms need caches with teacher descriptors")
     if use_distill and cfg.model.dim != TEACHER_DIM:
         raise ValueError(f"distillation needs an embedding dim of {TEACHER_DIM} (the teacher's)")
     targets = (
@@ -250,18 +254,23 @@ def train(
                 if use_distill
                 else tf.constant(0.0)
             )
-            loss = cfg.triplet_weight * trip + (cfg.distill_weight * dist if use_distill else 0.0)
+            rel = relation_loss(emb, tgt) if use_relation else tf.constant(0.0)
+            loss = (
+                cfg.triplet_weight * trip
+                + (cfg.distill_weight * dist if use_distill else 0.0)
+                + (cfg.relation_weight * rel if use_relation else 0.0)
+            )
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.learning_rate.assign(lr)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, trip, dist
+        return loss, trip, dist, rel
 
     started = time.monotonic()
     window_t, window_n = time.monotonic(), 0
     step = step0
     for step in range(step0, cfg.steps):
         idx, labels = sampler.batch(step)
-        loss, trip, dist = step_fn(
+        loss, trip, dist, rel = step_fn(
             train_data.crops[idx],
             train_data.landmarks[idx],
             labels.astype(np.int32),
@@ -279,6 +288,7 @@ def train(
                 "loss": float(loss),
                 "triplet": float(trip),
                 "distill": float(dist),
+                "relation": float(rel),
                 "lr": learning_rate(step, cfg),
                 "images_per_s": rate,
             }

@@ -135,6 +135,7 @@ def run_training(
         margin=recipe.margin,
         triplet_weight=recipe.triplet_weight,
         distill_weight=recipe.distill_weight,
+        relation_weight=recipe.relation_weight,
         learning_rate=recipe.learning_rate,
     )
     result = train(cfg, run_dir, devtest_people(lfw_root), progress, max_minutes)
@@ -152,8 +153,9 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path:
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     steps = [h["step"] for h in history]
-    for key in ("loss", "triplet", "distill"):
-        ax[0].plot(steps, [h[key] for h in history], label=key)
+    for key in ("loss", "triplet", "distill", "relation"):
+        if any(h.get(key) for h in history):
+            ax[0].plot(steps, [h.get(key, 0.0) for h in history], label=key)
     ax[0].set(xlabel="step", title="training loss")
     ax[0].legend()
     val = [(h["step"], h["val_accuracy"]) for h in history if "val_accuracy" in h]
@@ -374,6 +376,10 @@ def export_run(
     terms = [f"triplet (semi-hard, margin {cfg.margin:.2f})"]
     if cfg.distill_weight > 0:
         terms.append(f"distillation from dlib-resnet (weight {cfg.distill_weight})")
+    if cfg.relation_weight > 0:
+        terms.append(
+            f"pairwise-similarity distillation from dlib-resnet (weight {cfg.relation_weight})"
+        )
     averaged = averaged_from(run_dir)
     training: dict[str, Any] = {
         "command": command,

@@ -70,6 +70,14 @@ def train(
     distill_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the dlib-resnet distillation term; 0 = off.")
     ] = BASE.distill_weight,
+    relation_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of pairwise-similarity distillation (the batch's cosines against "
+            "dlib-resnet's); 0 = off.",
+        ),
+    ] = BASE.relation_weight,
     triplet_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the semi-hard triplet term (the core).")
     ] = BASE.triplet_weight,
@@ -181,9 +189,10 @@ def train(
 
     def progress(step: int, total: int, row: dict[str, float]) -> None:
         val = f"  val acc {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
+        relation = f"  relation {row['relation']:.4f}" if row.get("relation") else ""
         typer.echo(
             f"step {step}/{total}  loss {row['loss']:.4f}  triplet {row['triplet']:.4f}  "
-            f"distill {row['distill']:.4f}  {row['images_per_s']:.0f} img/s{val}",
+            f"distill {row['distill']:.4f}{relation}  {row['images_per_s']:.0f} img/s{val}",
             err=True,
         )
 
@@ -191,6 +200,7 @@ def train(
         steps=steps,
         triplet_weight=triplet_weight,
         distill_weight=distill_weight,
+        relation_weight=relation_weight,
         margin=margin,
         people_per_batch=people_per_batch,
         extra_per_batch=extra_per_batch,
