@@ -674,13 +674,30 @@ def test_validate_refuses_an_unfinished_run(tmp_path: Path) -> None:
 
 def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import trainer.workflow
-    from trainer.validate import HeldOutReport
+    from trainer.validate import HeldOutReport, PairedDifference
 
-    asked: list[tuple[list[Path], int, bool]] = []
+    asked: list[tuple[list[Path], int, bool, int]] = []
 
-    def fake_validate(runs: list[Path], tta_shift_px: int, tta_flip: bool) -> list[HeldOutReport]:
-        asked.append((runs, tta_shift_px, tta_flip))
-        return [HeldOutReport(str(r), 0.99, 0.05, 0.6, 0.8, 10, 90) for r in runs]
+    def fake_validate(
+        runs: list[Path], tta_shift_px: int, tta_flip: bool, bootstrap: int
+    ) -> trainer.workflow.Validation:
+        asked.append((runs, tta_shift_px, tta_flip, bootstrap))
+        differences = [
+            PairedDifference(
+                str(r),
+                str(runs[0]),
+                (-0.004, -0.009, 0.001),
+                (0.01, -0.02, 0.03),
+                0.9,
+                0.6,
+                50,
+                0.95,
+            )
+            for r in runs[1:]
+            if bootstrap
+        ]
+        reports = [HeldOutReport(str(r), 0.99, 0.05, 0.6, 0.8, 10, 90) for r in runs]
+        return trainer.workflow.Validation(reports, differences)
 
     monkeypatch.setattr(trainer.workflow, "validate", fake_validate)
     first, second = tmp_path / "v4", tmp_path / "v5"
@@ -688,15 +705,26 @@ def test_validate_prints_one_row_per_run(tmp_path: Path, monkeypatch: pytest.Mon
     second.mkdir()
     result = CliRunner().invoke(app, ["validate", "--run", str(first), "--run", str(second)])
     assert result.exit_code == 0, result.output
-    assert asked == [([first, second], 0, True)]
+    assert asked == [([first, second], 0, True, 0)]
     rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
     assert rows == [f"| {run} | 0.9900 | 5.00% | 60.00% | 80.00% |" for run in (first, second)]
+    assert "bootstrap" not in result.stdout
     shifted = CliRunner().invoke(app, ["validate", "--run", str(first), "--tta-shift-px", "4"])
     assert shifted.exit_code == 0, shifted.output
-    assert asked[-1] == ([first], 4, True)
+    assert asked[-1] == ([first], 4, True, 0)
     unmirrored = ["validate", "--run", str(first), "--tta-shift-px", "4", "--no-tta-flip"]
     assert CliRunner().invoke(app, unmirrored).exit_code == 0
-    assert asked[-1] == ([first], 4, False)
+    assert asked[-1] == ([first], 4, False, 0)
+    both = ["validate", "--run", str(first), "--run", str(second), "--bootstrap", "50"]
+    paired = CliRunner().invoke(app, both)
+    assert paired.exit_code == 0, paired.output
+    assert asked[-1] == ([first, second], 0, True, 50)
+    assert (
+        f"| {second} | -0.40 [-0.90, +0.10] | 90% | +1.00 [-2.00, +3.00] | 60% |" in paired.stdout
+    )
+    alone = CliRunner().invoke(app, ["validate", "--run", str(first), "--bootstrap", "50"])
+    assert alone.exit_code == 2 and "two or more" in alone.output
+    assert len(asked) == 4, "a refused command must not measure anything"
     negative = CliRunner().invoke(app, ["validate", "--run", str(first), "--tta-shift-px", "-1"])
     assert negative.exit_code == 2 and "--tta-shift-px" in negative.output
 

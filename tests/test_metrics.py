@@ -19,7 +19,14 @@ from trainer.metrics import (
     tar_at_far,
     threshold_at_far,
 )
-from trainer.validate import all_pairs, cross_pairs, held_out_report, held_out_table
+from trainer.validate import (
+    all_pairs,
+    cross_pairs,
+    held_out_report,
+    held_out_table,
+    paired_bootstrap,
+    paired_table,
+)
 
 SEPARATED = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
 SEPARATED_SAME = np.array([True, True, True, False, False, False])
@@ -281,3 +288,49 @@ def test_held_out_report_needs_both_kinds_of_pairs() -> None:
         held_out_report("run", emb, np.array(["a", "b", "c"]), np.array(["1", "2", "3"]))
     with pytest.raises(ValueError, match="same-person and different-person"):
         held_out_report("run", emb, np.array(["a", "a", "a"]), np.array(["1", "2", "3"]))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_weighted_metrics_count_a_pair_as_often_as_its_weight(seed: int) -> None:
+    scores, same = _random_scores(seed)
+    weights = np.random.default_rng(seed + 10).integers(0, 4, len(scores))
+    repeated = np.repeat(scores, weights), np.repeat(same, weights)
+    assert equal_error_rate(scores, same, weights) == pytest.approx(equal_error_rate(*repeated))
+    for far in (1e-2, 0.1):
+        assert tar_at_far(scores, same, far, weights) == pytest.approx(tar_at_far(*repeated, far))
+    assert equal_error_rate(scores, same, np.ones(len(scores))) == equal_error_rate(scores, same)
+
+
+def _people_pairs(n_people: int, faces_each: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(same, first person, second person) of every unordered pair of faces."""
+    people = np.repeat(np.arange(n_people), faces_each)
+    i, j = np.triu_indices(len(people), k=1)
+    return people[i] == people[j], people[i], people[j]
+
+
+def test_paired_bootstrap_of_a_model_against_itself_finds_no_difference() -> None:
+    same, first, second = _people_pairs(12, 3)
+    scores = np.where(same, 0.6, 0.3) + np.random.default_rng(0).normal(0, 0.15, len(same))
+    d = paired_bootstrap("b", "a", scores, scores, same, (first, second), resamples=50)
+    assert d.eer == (0.0, 0.0, 0.0) and d.tar_at_far_1e3 == (0.0, 0.0, 0.0)
+    assert (d.eer_better, d.tar_better) == (0.0, 0.0)
+
+
+def test_paired_bootstrap_brackets_a_real_gain_and_not_noise() -> None:
+    same, first, second = _people_pairs(30, 3)
+    rng = np.random.default_rng(1)
+    reference = np.where(same, 0.6, 0.3) + rng.normal(0, 0.15, len(same))
+    # Better: every same-person pair scores 0.1 higher, nothing else moves.
+    better = reference + 0.1 * same
+    d = paired_bootstrap("better", "ref", better, reference, same, (first, second), 200)
+    observed, low, high = d.eer
+    assert observed < 0 and low <= observed <= high < 0, d.eer
+    assert d.eer_better > 0.95
+    # Noise: the same scores with small independent jitter, no systematic change.
+    jitter = reference + rng.normal(0, 0.02, len(same))
+    n = paired_bootstrap("jitter", "ref", jitter, reference, same, (first, second), 200)
+    assert n.eer[1] < 0 < n.eer[2], n.eer
+    table = paired_table([d, n])
+    assert table.splitlines()[0].startswith("| weights vs ref | EER difference [95% interval]")
+    assert table.splitlines()[2].startswith(f"| better | {100 * observed:+.2f} [")
+    assert "200 resamples" in table

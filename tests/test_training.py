@@ -715,12 +715,12 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         runs.cfg, view_caches=(str(view_cache),), val_fraction=0.2, people_per_batch=4, steps=2
     )
     run = train(cfg, tmp_path / "run").out_dir
-    (first, again) = validate([run, run])
+    (first, again) = validate([run, run]).reports
     assert first == replace(again, name=first.name)
     # A run and an ensemble of it with itself embed alike: validate measures
     # single runs and ensembles side by side.
     twice = ensemble_runs([run, run], tmp_path / "twice")
-    (_, joined) = validate([run, twice])
+    (_, joined) = validate([run, twice]).reports
     assert (joined.auc, joined.eer, joined.view_eer) == (first.auc, first.eer, first.view_eer)
     # 2 held-out people x 3 faces: 6 same-person and 9 other pairs. Each clean
     # face meets the views of the 5 other held-out photos: 12 + 18 pairs.
@@ -748,7 +748,7 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         (folder / "config.json").write_text(
             json.dumps(replace(cfg, view_caches=(str(listed),)).to_dict())
         )
-        (report,) = validate([folder])
+        (report,) = validate([folder]).reports
         assert report.view_eer is None and report.view_seeds == ()
         assert report.auc == first.auc and report.eer == first.eer
 

@@ -22,19 +22,44 @@ class Roc:
     thresholds: np.ndarray
 
 
-def roc_curve(scores: np.ndarray, same: np.ndarray) -> Roc:
-    """The ROC of similarity ``scores`` against boolean ``same`` labels."""
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], same[order].astype(bool)
-    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp = np.cumsum(y)[distinct]
-    fp = np.cumsum(~y)[distinct]
-    pos, neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    return Roc(
-        far=np.r_[0.0, fp / neg],
-        tar=np.r_[0.0, tp / pos],
-        thresholds=np.r_[np.inf, s[distinct]],
-    )
+@dataclass(frozen=True)
+class RankedPairs:
+    """Pairs sorted once by decreasing score, so that many ROCs of the same
+    pairs under different ``weights`` (resamples) cost no further sort."""
+
+    order: np.ndarray
+    same: np.ndarray
+    distinct: np.ndarray
+    thresholds: np.ndarray
+
+    @staticmethod
+    def of(scores: np.ndarray, same: np.ndarray) -> RankedPairs:
+        """Rank similarity ``scores`` with their boolean ``same`` labels."""
+        order = np.argsort(-scores, kind="stable")
+        s = scores[order]
+        distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+        return RankedPairs(order, same[order].astype(bool), distinct, s[distinct])
+
+    def roc(self, weights: np.ndarray | None = None) -> Roc:
+        """The ROC with each pair counted ``weights`` times (>= 0, in the
+        order the pairs were given; default once each)."""
+        y = self.same
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)[self.order]
+        tp = np.cumsum(w * y)[self.distinct]
+        fp = np.cumsum(w * ~y)[self.distinct]
+        pos, neg = float(np.sum(w * y)), float(np.sum(w * ~y))
+        return Roc(
+            far=np.r_[0.0, fp / neg] if neg > 0 else np.r_[0.0, fp],
+            tar=np.r_[0.0, tp / pos] if pos > 0 else np.r_[0.0, tp],
+            thresholds=np.r_[np.inf, self.thresholds],
+        )
+
+
+def roc_curve(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> Roc:
+    """The ROC of similarity ``scores`` against boolean ``same`` labels;
+    ``weights`` (one per pair, >= 0; default 1 each) count a pair that many
+    times, as a resample of the pairs does."""
+    return RankedPairs.of(scores, same).roc(weights)
 
 
 def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
@@ -43,9 +68,16 @@ def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
     return float(np.trapezoid(roc.tar, roc.far))
 
 
-def equal_error_rate(scores: np.ndarray, same: np.ndarray) -> float:
-    """The error rate where FAR equals FRR (= 1 - TAR)."""
-    roc = roc_curve(scores, same)
+def equal_error_rate(
+    scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """The error rate where FAR equals FRR (= 1 - TAR); ``weights`` as in
+    :func:`roc_curve`."""
+    return roc_eer(roc_curve(scores, same, weights))
+
+
+def roc_eer(roc: Roc) -> float:
+    """The equal error rate of an ROC (see :func:`equal_error_rate`)."""
     frr = 1.0 - roc.tar
     i = int(np.argmin(np.abs(frr - roc.far)))
     return float((frr[i] + roc.far[i]) / 2.0)
@@ -59,9 +91,16 @@ def threshold_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
     return float(roc.thresholds[ok[-1]])
 
 
-def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
-    """TAR at the threshold given by :func:`threshold_at_far`."""
-    roc = roc_curve(scores, same)
+def tar_at_far(
+    scores: np.ndarray, same: np.ndarray, far: float, weights: np.ndarray | None = None
+) -> float:
+    """TAR at the threshold given by :func:`threshold_at_far`; ``weights`` as
+    in :func:`roc_curve`."""
+    return roc_tar_at_far(roc_curve(scores, same, weights), far)
+
+
+def roc_tar_at_far(roc: Roc, far: float) -> float:
+    """TAR of an ROC at FAR ``far`` (see :func:`tar_at_far`)."""
     ok = np.flatnonzero(roc.far <= far)
     return float(roc.tar[ok[-1]])
 

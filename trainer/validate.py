@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trainer.metrics import equal_error_rate, roc_auc, tar_at_far
+from trainer.metrics import (
+    RankedPairs,
+    equal_error_rate,
+    roc_auc,
+    roc_eer,
+    roc_tar_at_far,
+    tar_at_far,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,25 @@ class HeldOutReport:
     view_genuine_pairs: int = 0
     view_impostor_pairs: int = 0
     view_seeds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """How model ``name`` differs from ``reference`` on the same held-out
+    pairs: ``eer`` and ``tar_at_far_1e3`` are (observed, low, high), the
+    difference name - reference as a fraction (negative EER = fewer errors)
+    and the central ``level`` interval of a paired bootstrap over people
+    (``resamples`` resamples). ``*_better`` is the share of resamples in
+    which ``name`` was strictly better (lower EER, higher TAR)."""
+
+    name: str
+    reference: str
+    eer: tuple[float, float, float]
+    tar_at_far_1e3: tuple[float, float, float]
+    eer_better: float
+    tar_better: float
+    resamples: int
+    level: float
 
 
 def all_pairs(embeddings: np.ndarray, people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +131,89 @@ def held_out_report(
         view_impostor_pairs=int((~v_same).sum()),
         view_seeds=view_seeds,
     )
+
+
+def paired_bootstrap(
+    name: str,
+    reference: str,
+    scores: np.ndarray,
+    reference_scores: np.ndarray,
+    same: np.ndarray,
+    pair_people: tuple[np.ndarray, np.ndarray],
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> PairedDifference:
+    """Paired bootstrap over people of the EER and TAR@FAR=1e-3 differences
+    between two models scored on the same pairs (``scores`` and
+    ``reference_scores``, cosines; ``same`` labels; ``pair_people`` the two
+    faces' person indices, 0 .. P-1, per pair).
+
+    Each resample draws P people with replacement; a pair then counts once
+    per copy of its person (same-person pairs) or per combination of copies
+    (pairs of two people), so faces of one person, whose errors go together,
+    stay together. Both models see the same resamples, so their shared
+    luck cancels out of the difference."""
+    first, second = pair_people
+    n_people = int(max(first.max(), second.max())) + 1
+    rng = np.random.default_rng(seed)
+    ranked, ranked_ref = RankedPairs.of(scores, same), RankedPairs.of(reference_scores, same)
+    eer_ref = equal_error_rate(reference_scores, same)
+    tar_ref = tar_at_far(reference_scores, same, 1e-3)
+    d_eer = np.empty(resamples)
+    d_tar = np.empty(resamples)
+    for k in range(resamples):
+        copies = np.bincount(rng.integers(0, n_people, n_people), minlength=n_people)
+        weights = np.where(same, copies[first], copies[first] * copies[second]).astype(np.float64)
+        roc, roc_ref = ranked.roc(weights), ranked_ref.roc(weights)
+        d_eer[k] = roc_eer(roc) - roc_eer(roc_ref)
+        d_tar[k] = roc_tar_at_far(roc, 1e-3) - roc_tar_at_far(roc_ref, 1e-3)
+    tail = (1.0 - level) / 2.0 * 100.0
+    return PairedDifference(
+        name=name,
+        reference=reference,
+        eer=(
+            equal_error_rate(scores, same) - eer_ref,
+            float(np.percentile(d_eer, tail)),
+            float(np.percentile(d_eer, 100.0 - tail)),
+        ),
+        tar_at_far_1e3=(
+            tar_at_far(scores, same, 1e-3) - tar_ref,
+            float(np.percentile(d_tar, tail)),
+            float(np.percentile(d_tar, 100.0 - tail)),
+        ),
+        eer_better=float(np.mean(d_eer < 0)),
+        tar_better=float(np.mean(d_tar > 0)),
+        resamples=resamples,
+        level=level,
+    )
+
+
+def paired_table(differences: list[PairedDifference]) -> str:
+    """The differences as a markdown table, in percentage points."""
+    if not differences:
+        return ""
+    d0 = differences[0]
+    rows = [
+        f"| weights vs {d0.reference} | EER difference [{d0.level:.0%} interval] | lower EER in"
+        f" | TAR@FAR=1e-3 difference [{d0.level:.0%} interval] | higher TAR in |",
+        "|---|---|---|---|---|",
+    ]
+    for d in differences:
+        rows.append(
+            f"| {d.name} | {_points(d.eer)} | {d.eer_better:.0%} "
+            f"| {_points(d.tar_at_far_1e3)} | {d.tar_better:.0%} |"
+        )
+    rows.append(
+        f"\npaired bootstrap over held-out people, {d0.resamples:,} resamples;"
+        ' "lower EER in" / "higher TAR in": share of resamples where the row\'s model was better'
+    )
+    return "\n".join(rows)
+
+
+def _points(diff: tuple[float, float, float]) -> str:
+    observed, low, high = (100.0 * x for x in diff)
+    return f"{observed:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def held_out_table(reports: list[HeldOutReport]) -> str:

@@ -24,7 +24,13 @@ from trainer.data import FaceData, concat_faces, load_faces
 from trainer.lfw import devtest_people
 from trainer.recipe import BASE, Recipe
 from trainer.train import TrainConfig, TrainResult, check_caches_fit, embed_faces, train
-from trainer.validate import HeldOutReport, held_out_report
+from trainer.validate import (
+    HeldOutReport,
+    PairedDifference,
+    all_pairs,
+    held_out_report,
+    paired_bootstrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +301,18 @@ def evaluate(
     return markdown_table(reports), plot
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What :func:`validate` measured: one report per run and, when asked
+    for, each later run's paired difference to the first."""
+
+    reports: list[HeldOutReport]
+    differences: list[PairedDifference]
+
+
 def validate(
-    runs: Sequence[Path], tta_shift_px: int = 0, tta_flip: bool = True
-) -> list[HeldOutReport]:
+    runs: Sequence[Path], tta_shift_px: int = 0, tta_flip: bool = True, bootstrap: int = 0
+) -> Validation:
     """Held-out figures (trainer.validate) of each finished run's final
     weights (single runs and ensembles alike), each face embedded with its
     mirror image when ``tta_flip`` and shifted views when ``tta_shift_px`` >
@@ -305,8 +320,12 @@ def validate(
     Clean-vs-view pairs use the views of those faces in the last run's view
     caches; a cache counts only if it holds a view of every held-out face
     (a missing or partly built one is passed over with a warning), and the
-    reports name the seeds used. Raises ValueError when the runs differ in
-    architecture, caches or validation people, or one is unfinished."""
+    reports name the seeds used. With ``bootstrap`` > 0, every run after the
+    first is also compared with the first by a paired bootstrap over the
+    held-out people with that many resamples
+    (trainer.validate.paired_bootstrap). Raises ValueError when the runs
+    differ in architecture, caches or validation people, or one is
+    unfinished."""
     from trainer.evaluate import unit
 
     last = comparable_runs(runs)
@@ -316,6 +335,7 @@ def validate(
     size = last.model.input_size
     tta = InferenceViews(flip=tta_flip, shift_px=tta_shift_px)
     reports = []
+    all_scores = []
     for run in runs:
         model, _ = _run_model(run)
         emb = unit(_embed_tta(model, val, size, tta))
@@ -325,7 +345,25 @@ def validate(
             else (unit(_embed_tta(model, views, size, tta)), views.person, views.path)
         )
         reports.append(held_out_report(str(run), emb, val.person, val.path, view_arg, seeds))
-    return reports
+        all_scores.append(all_pairs(emb, val.person))
+    differences = []
+    if bootstrap > 0:
+        codes = np.unique(val.person, return_inverse=True)[1]
+        first, second = np.triu_indices(len(codes), k=1)
+        ref_scores, same = all_scores[0]
+        for run, (scores, _) in zip(runs[1:], all_scores[1:], strict=True):
+            differences.append(
+                paired_bootstrap(
+                    str(run),
+                    str(runs[0]),
+                    scores,
+                    ref_scores,
+                    same,
+                    (codes[first], codes[second]),
+                    resamples=bootstrap,
+                )
+            )
+    return Validation(reports, differences)
 
 
 def _held_out_views(cfg: TrainConfig, val: FaceData) -> tuple[FaceData | None, tuple[int, ...]]:

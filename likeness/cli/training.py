@@ -354,18 +354,32 @@ def validate(
     ],
     tta_shift_px: TtaShift = 0,
     tta_flip: TtaFlip = True,
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also compare every later --run with the first: EER and TAR@FAR=1e-3 "
+            "differences with 95% intervals from this many paired resamples of the "
+            "held-out people (1000 is plenty); 0 = off.",
+        ),
+    ] = 0,
 ) -> None:
     """Measure finished runs on every pair of held-out training people (AUC,
     EER, TAR at FAR 1e-3 and 1e-2; clean photo vs degraded view where views
     are cached): the figures a model is chosen by, never LFW's test people."""
-    from trainer.validate import held_out_table
+    from trainer.validate import held_out_table, paired_table
     from trainer.workflow import validate as run_validation
 
+    if bootstrap and len(runs) < 2:
+        raise typer.BadParameter("--bootstrap compares runs: give two or more", param_hint="--run")
     try:
-        reports = run_validation(runs, tta_shift_px, tta_flip)
+        result = run_validation(runs, tta_shift_px, tta_flip, bootstrap)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--run") from exc
-    typer.echo(held_out_table(reports))
+    typer.echo(held_out_table(result.reports))
+    if result.differences:
+        typer.echo("")
+        typer.echo(paired_table(result.differences))
 
 
 def export_litert(
