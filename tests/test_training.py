@@ -715,8 +715,13 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         runs.cfg, view_caches=(str(view_cache),), val_fraction=0.2, people_per_batch=4, steps=2
     )
     run = train(cfg, tmp_path / "run").out_dir
-    (first, again) = validate([run, run]).reports
+    checked = validate([run, run], bootstrap=20)
+    (first, again) = checked.reports
     assert first == replace(again, name=first.name)
+    # The same weights twice: the paired bootstrap finds no difference at all.
+    (itself,) = checked.differences
+    assert itself.eer == (0.0, 0.0, 0.0) and itself.tar_at_far_1e3 == (0.0, 0.0, 0.0)
+    assert itself.resamples == 20
     # A run and an ensemble of it with itself embed alike: validate measures
     # single runs and ensembles side by side.
     twice = ensemble_runs([run, run], tmp_path / "twice")

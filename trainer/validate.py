@@ -158,8 +158,7 @@ def paired_bootstrap(
     n_people = int(max(first.max(), second.max())) + 1
     rng = np.random.default_rng(seed)
     ranked, ranked_ref = RankedPairs.of(scores, same), RankedPairs.of(reference_scores, same)
-    eer_ref = equal_error_rate(reference_scores, same)
-    tar_ref = tar_at_far(reference_scores, same, 1e-3)
+    observed, observed_ref = ranked.roc(), ranked_ref.roc()
     d_eer = np.empty(resamples)
     d_tar = np.empty(resamples)
     for k in range(resamples):
@@ -173,12 +172,12 @@ def paired_bootstrap(
         name=name,
         reference=reference,
         eer=(
-            equal_error_rate(scores, same) - eer_ref,
+            roc_eer(observed) - roc_eer(observed_ref),
             float(np.percentile(d_eer, tail)),
             float(np.percentile(d_eer, 100.0 - tail)),
         ),
         tar_at_far_1e3=(
-            tar_at_far(scores, same, 1e-3) - tar_ref,
+            roc_tar_at_far(observed, 1e-3) - roc_tar_at_far(observed_ref, 1e-3),
             float(np.percentile(d_tar, tail)),
             float(np.percentile(d_tar, 100.0 - tail)),
         ),

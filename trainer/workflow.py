@@ -335,7 +335,7 @@ def validate(
     size = last.model.input_size
     tta = InferenceViews(flip=tta_flip, shift_px=tta_shift_px)
     reports = []
-    all_scores = []
+    embeddings = []
     for run in runs:
         model, _ = _run_model(run)
         emb = unit(_embed_tta(model, val, size, tta))
@@ -345,13 +345,15 @@ def validate(
             else (unit(_embed_tta(model, views, size, tta)), views.person, views.path)
         )
         reports.append(held_out_report(str(run), emb, val.person, val.path, view_arg, seeds))
-        all_scores.append(all_pairs(emb, val.person))
+        if bootstrap > 0:
+            embeddings.append(emb)
     differences = []
     if bootstrap > 0:
         codes = np.unique(val.person, return_inverse=True)[1]
         first, second = np.triu_indices(len(codes), k=1)
-        ref_scores, same = all_scores[0]
-        for run, (scores, _) in zip(runs[1:], all_scores[1:], strict=True):
+        ref_scores, same = all_pairs(embeddings[0], val.person)
+        for run, emb in zip(runs[1:], embeddings[1:], strict=True):
+            scores, _ = all_pairs(emb, val.person)
             differences.append(
                 paired_bootstrap(
                     str(run),
