@@ -569,7 +569,7 @@ def test_train_passes_a_fine_tuning_stage_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import trainer.workflow
-    from trainer.recipe import BASE, FINETUNE, VIEWS, VIEWS_128
+    from trainer.recipe import BASE, FINETUNE, RELATION_128, VIEWS, VIEWS_128
     from trainer.train import TrainResult
 
     seen: dict[str, Any] = {}
@@ -605,6 +605,13 @@ def test_train_passes_a_fine_tuning_stage_through(
     assert result.exit_code == 0, result.output
     assert seen["recipe"] == VIEWS_128 and VIEWS_128.input_size == 128
     assert seen["teacher_from"] is None
+
+    # The shipped stage (8): stage 4's flags, 2,000 steps, the relation term.
+    stage8 = ["--steps", "2000", "--learning-rate", "1e-3", "--freeze-backbone-bn"]
+    stage8 += ["--data-seed", "1245", "--views", "2", "--input-size", "128", "--relation-weight", "10"]
+    result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage8, *cache])
+    assert result.exit_code == 0, result.output
+    assert seen["recipe"] == RELATION_128 and RELATION_128.relation_weight == 10.0
 
     donor = tmp_path / "s112"
     donor.mkdir()

@@ -66,9 +66,16 @@ FINETUNE = replace(BASE, steps=4000, learning_rate=1e-3, freeze_backbone_bn=True
 #: descriptors of those views joining the data (trainer.views).
 VIEWS = replace(FINETUNE, steps=3500, data_seed=1238, views=2)
 
-#: Stage 4, shipped as likeness-mnv2-a035-128-v5-tta10 (10 test-time views):
+#: Stage 4, shipped as likeness-mnv2-a035-128-v5-tta10 (10 test-time views)
+#: until -128-v6-tta10:
 #: VIEWS's schedule from stage 3's weights on crops aligned at 128 px instead
 #: of 112 (the same network: its global depthwise head sees 4x4 cells at both
 #: sizes, so stage 3's weights load unchanged), with new batches. Its caches
 #: hold 128 px crops, so they live in their own --cache-dir.
 VIEWS_128 = replace(VIEWS, data_seed=1241, input_size=128)
+
+#: Stage 8, shipped as likeness-mnv2-a035-128-v6-tta10 (10 test-time views):
+#: 2,000 steps from stage 4's final weights with new batches and the
+#: pairwise-similarity distillation term (trainer.losses.relation_loss) at
+#: weight 10, which puts it on a par with the distillation term at the start.
+RELATION_128 = replace(VIEWS_128, steps=2000, data_seed=1245, relation_weight=10.0)
