@@ -608,7 +608,8 @@ def test_train_passes_a_fine_tuning_stage_through(
 
     # The shipped stage (8): stage 4's flags, 2,000 steps, the relation term.
     stage8 = ["--steps", "2000", "--learning-rate", "1e-3", "--freeze-backbone-bn"]
-    stage8 += ["--data-seed", "1245", "--views", "2", "--input-size", "128", "--relation-weight", "10"]
+    stage8 += ["--data-seed", "1245", "--views", "2", "--input-size", "128"]
+    stage8 += ["--relation-weight", "10"]
     result = CliRunner().invoke(app, [*args, "--init-weights", str(init), *stage8, *cache])
     assert result.exit_code == 0, result.output
     assert seen["recipe"] == RELATION_128 and RELATION_128.relation_weight == 10.0
