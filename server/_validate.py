@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from likeness import errors
-from server.domain import DEFAULT_GALLERY
+from server.domain import DEFAULT_GALLERY, FaceQualityInfo
 
 GALLERY_NAME_MAX = 64
 SUBJECT_ID_MAX = 128
@@ -25,6 +25,14 @@ TOP_K_DEFAULT = 5
 TOP_K_MAX = 100
 PAGE_SIZE_DEFAULT = 100
 PAGE_SIZE_MAX = 1000
+#: Faces one Enroll may add: images + embeddings, and the faces found in its
+#: images (FACE_SELECTION_ALL can find several per image). Bulk loads use
+#: ImportGallery, which streams.
+ENROLL_FACES_MAX = 100
+#: An imported face's created_at may lie at most this far ahead of the
+#: registry's clock, seconds (clocks of two hosts drift; a year ahead is no time).
+CREATED_AT_MAX_AHEAD_S = 86_400.0
+_ANGLE_MAX_DEG = 180.0
 #: A vector whose L2 norm is within this of 1 is accepted (and re-normalised).
 NORM_TOLERANCE = 1e-3
 
@@ -111,6 +119,40 @@ def metadata(values: Mapping[str, str], field: str = "metadata") -> dict[str, st
                 f"{field}[{key!r}]: {len(value)} characters, at most {METADATA_VALUE_MAX} allowed"
             )
     return dict(values)
+
+
+def enroll_faces(count: int, field: str = "images, embeddings") -> int:
+    """``count`` when it is at most ENROLL_FACES_MAX (100)."""
+    if count > ENROLL_FACES_MAX:
+        raise errors.InvalidArgument(
+            f"{field}: {count} faces, at most {ENROLL_FACES_MAX} per Enroll "
+            "(use ImportGallery or several requests for more)"
+        )
+    return count
+
+
+def created_at(value: float, now: float, field: str) -> float:
+    """A unix time in seconds: finite, >= 0 (0 = unset), at most
+    CREATED_AT_MAX_AHEAD_S (one day) after ``now``."""
+    if not math.isfinite(value) or not 0.0 <= value <= now + CREATED_AT_MAX_AHEAD_S:
+        raise errors.InvalidArgument(
+            f"{field}: {value} is not a unix time in seconds up to one day from now"
+        )
+    return float(value)
+
+
+def quality(value: FaceQualityInfo, field: str) -> FaceQualityInfo:
+    """Finite values; face_size_px and sharpness >= 0; yaw, pitch and roll
+    in [-180, 180] degrees (the units of likeness.v1.Quality)."""
+    non_negative(value.face_size_px, f"{field}.face_size_px")
+    non_negative(value.sharpness, f"{field}.sharpness")
+    for name in ("yaw_deg", "pitch_deg", "roll_deg"):
+        angle = getattr(value, name)
+        if not math.isfinite(angle) or abs(angle) > _ANGLE_MAX_DEG:
+            raise errors.InvalidArgument(
+                f"{field}.{name}: {angle} is not an angle in [-180, 180] degrees"
+            )
+    return value
 
 
 def top_k(value: int) -> int:

@@ -89,6 +89,13 @@ REQUIRED_ROLE: dict[str, Role] = {
     _A + "RevokeApiKey": Role.ADMIN,
 }
 
+#: The role a Verify or Identify needs on the gallery to send a precomputed
+#: embedding as its probe. An embedding probe answered with exact cosine
+#: scores lets its sender recover a stored template (128 probes with the unit
+#: vectors give it back coordinate by coordinate) and replay it, so it takes
+#: the role trusted with templates already: the one ExportGallery needs.
+TEMPLATE_PROBE_ROLE = REQUIRED_ROLE[_R + "ExportGallery"]
+
 
 @dataclass(frozen=True)
 class ApiKey:
@@ -323,11 +330,21 @@ class Authenticator:
         """PermissionDenied unless ``principal`` holds the role ``method``
         needs (see REQUIRED_ROLE) on ``gallery`` ("*" for the Admin service;
         None for RPCs that touch no one gallery: the role on any gallery)."""
-        role = REQUIRED_ROLE[method]
-        if not principal.allows(gallery, role):
-            rpc = method.rsplit("/", 1)[-1]
-            where = "any gallery" if gallery is None else f"gallery {gallery[:64]!r}"
-            raise errors.PermissionDenied(
-                f"{rpc} needs the {role.label!r} role on {where}; "
-                f"key {principal.key_id!r} does not have it"
-            )
+        _require(principal, REQUIRED_ROLE[method], gallery, method.rsplit("/", 1)[-1])
+
+    @staticmethod
+    def authorize_embedding_probe(principal: Principal, method: str, gallery: str) -> None:
+        """PermissionDenied unless ``principal`` holds TEMPLATE_PROBE_ROLE on
+        ``gallery``: the check of a Verify or Identify whose probe is a
+        precomputed embedding, on top of :meth:`authorize`."""
+        rpc = method.rsplit("/", 1)[-1]
+        _require(principal, TEMPLATE_PROBE_ROLE, gallery, f"{rpc} with an embedding probe")
+
+
+def _require(principal: Principal, role: Role, gallery: str | None, action: str) -> None:
+    if not principal.allows(gallery, role):
+        where = "any gallery" if gallery is None else f"gallery {gallery[:64]!r}"
+        raise errors.PermissionDenied(
+            f"{action} needs the {role.label!r} role on {where}; "
+            f"key {principal.key_id!r} does not have it"
+        )

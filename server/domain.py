@@ -54,6 +54,10 @@ class StoredFace:
     created_at: float
     metadata: dict[str, str] = field(default_factory=dict)
     quality: FaceQualityInfo | None = None
+    #: sha256 (hex) of the Enroll request that wrote the face under an
+    #: idempotency key: a retry with the same key must carry the same request.
+    #: Empty for faces enrolled without a key, imported, or stored before it.
+    request_sha256: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ written, so a rejected request stores nothing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import threading
 import time
@@ -185,6 +186,16 @@ class _NewFace:
     quality: FaceQualityInfo | None
 
 
+@dataclass(frozen=True)
+class _Written:
+    """The ids an enrolment writes its faces under, its idempotency key (None:
+    none) and the sha256 of its request (empty without a key)."""
+
+    face_ids: list[str]
+    key: str | None
+    request_sha256: str
+
+
 def _fingerprint_mismatch(what: str, got: str, gallery: GalleryConfig | None, want: str) -> str:
     where = f"gallery {gallery.name!r}" if gallery is not None else "the embedder"
     return f"{what}: model fingerprint {got!r} differs from {where}'s model fingerprint {want!r}"
@@ -306,6 +317,7 @@ class RegistryService:
         key = check.idempotency_key(idempotency_key)
         if not images and not embeddings:
             raise errors.InvalidArgument("images, embeddings: at least one face is required")
+        check.enroll_faces(len(images) + len(embeddings))
         for i, image in enumerate(images):
             if not image:
                 raise errors.InvalidArgument(f"images[{i}]: empty")
@@ -319,28 +331,32 @@ class RegistryService:
                 self._image_faces(image, selection, config, f"images[{i}]", deadline)
             )
         new_faces = image_faces + new_faces
+        check.enroll_faces(len(new_faces), "images (faces found)")
         if key is None:
             face_ids = [str(uuid.uuid4()) for _ in new_faces]
+            written = _Written(face_ids, None, "")
         else:
             face_ids = [
                 str(uuid.uuid5(_FACE_ID_NAMESPACE, f"{name}\x00{key}\x00{i}"))
                 for i in range(len(new_faces))
             ]
+            digest = _request_digest(subject, images, embeddings, new_metadata, selection)
+            written = _Written(face_ids, key, digest)
         if not exists:
             config = self._create_default(config)
         with self._lock(name, subject):
-            return self._write_enrolment(config, subject, new_faces, face_ids, new_metadata, key)
+            return self._write_enrolment(config, subject, new_faces, written, new_metadata)
 
     def _write_enrolment(
         self,
         config: GalleryConfig,
         subject: str,
         new_faces: list[_NewFace],
-        face_ids: list[str],
+        written: _Written,
         new_metadata: dict[str, str],
-        key: str | None,
     ) -> EnrollResult:
         current = self._store.subject_faces(config.name, subject)
+        face_ids, key = written.face_ids, written.key
         enrolled = [
             EnrolledFace(fid, f.quality) for fid, f in zip(face_ids, new_faces, strict=True)
         ]
@@ -348,10 +364,19 @@ class RegistryService:
         if key is not None:
             present = self._store.existing_face_ids(config.name, face_ids)
             if present:
-                own = {f.face_id for f in current}
-                if not present <= own:
+                own = {f.face_id: f for f in current}
+                if not present <= own.keys():
                     raise errors.FailedPrecondition(
                         f"idempotency_key: {key!r} was already used for another subject"
+                    )
+                # Faces stored before digests were kept carry none: nothing
+                # to compare them with, so they replay as before.
+                if any(
+                    own[fid].request_sha256 not in ("", written.request_sha256) for fid in present
+                ):
+                    raise errors.FailedPrecondition(
+                        f"idempotency_key: {key!r} was already used for a different request "
+                        "(other images, embeddings, metadata or selection); use a new key"
                     )
                 if len(present) == len(face_ids):
                     duplicates = self._duplicates(config, subject, new_faces)
@@ -377,6 +402,7 @@ class RegistryService:
                 created_at=now,
                 metadata=dict(subject_metadata),
                 quality=face.quality,
+                request_sha256=written.request_sha256,
             )
             for fid, face in zip(face_ids, new_faces, strict=True)
             if fid in to_write
@@ -556,54 +582,53 @@ class RegistryService:
         """Write exported faces into a gallery of the same model fingerprint,
         keeping their face ids; faces already present are skipped.
 
-        Written in batches of 256: an invalid face fails the call after the
-        batches before it were written (a retry skips those).
+        All or nothing: the whole stream is read and validated before the
+        first face is written, so an invalid face anywhere fails the call
+        with nothing stored (the registry holds the validated faces in memory
+        meanwhile: about 1 KiB per 128-d face). Only a store failure during
+        the writes can leave part of the faces written; a retry then skips
+        those and writes the rest.
         """
         config = self._existing_gallery(check.gallery_name(gallery))
-        imported = skipped = 0
-        seen: set[str] = set()
-        batch: list[StoredFace] = []
-
-        def flush() -> None:
-            nonlocal imported, skipped
-            if not batch:
-                return
+        now = time.time()
+        validated: dict[str, StoredFace] = {}
+        skipped = 0
+        for index, face in enumerate(faces):
+            stored = self._imported_face(face, config, f"face[{index}]", now)
+            if stored.face_id in validated:
+                skipped += 1
+            else:
+                validated[stored.face_id] = stored
+        imported = 0
+        pending = list(validated.values())
+        for start in range(0, len(pending), _IMPORT_BATCH):
+            batch = pending[start : start + _IMPORT_BATCH]
             present = self._store.existing_face_ids(config.name, [f.face_id for f in batch])
             fresh = [f for f in batch if f.face_id not in present]
             if fresh:
                 self._store.upsert_faces(config.name, fresh)
             imported += len(fresh)
             skipped += len(batch) - len(fresh)
-            batch.clear()
-
-        for index, face in enumerate(faces):
-            stored = self._imported_face(face, config, f"face[{index}]")
-            if stored.face_id in seen:
-                skipped += 1
-                continue
-            seen.add(stored.face_id)
-            batch.append(stored)
-            if len(batch) >= _IMPORT_BATCH:
-                flush()
-        flush()
         return ImportResult(imported, skipped)
 
-    def _imported_face(self, face: ImportedFace, config: GalleryConfig, where: str) -> StoredFace:
+    def _imported_face(
+        self, face: ImportedFace, config: GalleryConfig, where: str, now: float
+    ) -> StoredFace:
         subject = check.subject_id(face.subject_id, f"{where}.subject_id")
         fid = check.face_id(face.face_id, f"{where}.face_id")
         vector = self._embedding_face(face.embedding, config, f"{where}.embedding").vector
         metadata = check.metadata(face.metadata, f"{where}.metadata")
-        if not math.isfinite(face.created_at) or face.created_at < 0:
-            raise errors.InvalidArgument(f"{where}.created_at: {face.created_at} is not a time")
+        created_at = check.created_at(face.created_at, now, f"{where}.created_at")
+        quality = None if face.quality is None else check.quality(face.quality, f"{where}.quality")
         return StoredFace(
             face_id=fid,
             subject_id=subject,
             gallery=config.name,
             vector=vector,
             model_fingerprint=config.model_fingerprint,
-            created_at=face.created_at or time.time(),
+            created_at=created_at or now,
             metadata=metadata,
-            quality=face.quality,
+            quality=quality,
         )
 
     # -- health ------------------------------------------------------------
@@ -743,6 +768,39 @@ class RegistryService:
         if not faces:
             raise errors.NotFound(f"{field}: no face found")
         return faces
+
+
+def _request_digest(
+    subject: str,
+    images: Sequence[bytes],
+    embeddings: Sequence[EmbeddingInput],
+    metadata: Mapping[str, str],
+    selection: Selection,
+) -> str:
+    """sha256 (hex) of what an Enroll asks for: equal exactly when subject,
+    images (bytes), embeddings (fingerprint and float32 values), metadata and
+    selection are equal. Each part is length-prefixed so no two requests
+    share a byte stream."""
+    digest = hashlib.sha256()
+
+    def part(data: bytes) -> None:
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+
+    part(b"likeness-enroll-v1")
+    part(subject.encode())
+    part(selection.name.encode())
+    for image in images:
+        part(b"image")
+        part(hashlib.sha256(image).digest())
+    for embedding in embeddings:
+        part(b"embedding")
+        part(embedding.model_fingerprint.encode())
+        part(np.asarray(embedding.values, dtype=np.float32).tobytes())
+    for key, value in sorted(metadata.items()):
+        part(key.encode())
+        part(value.encode())
+    return digest.hexdigest()
 
 
 def _deadline(timeout_s: float | None) -> float | None:

@@ -119,6 +119,15 @@ class _Guard:
         call.gallery = gallery
         self.auth.authorize(call.principal, method, gallery)
 
+    def authorize_probe(
+        self, call: _Call, method: str, gallery: str, probe: common_pb2.Probe
+    ) -> None:
+        """PermissionDenied when ``probe`` is a precomputed embedding and the
+        caller is not trusted with the gallery's templates (auth.TEMPLATE_PROBE_ROLE):
+        exact scores against chosen vectors would give the templates away."""
+        if probe.WhichOneof("kind") == "embedding":
+            self.auth.authorize_embedding_probe(call.principal, method, gallery)
+
 
 def _time_left(context: grpc.ServicerContext) -> float:
     """Seconds left of the client's deadline (very large when it set none:
@@ -241,7 +250,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.VerifyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.VerifyResponse:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "Verify", gallery, request.subject_id) as call:
+        method = _REGISTRY + "Verify"
+        with self._guard.call(context, method, gallery, request.subject_id) as call:
+            self._guard.authorize_probe(call, method, gallery, request.probe)
             result = self._service.verify(
                 request.gallery,
                 request.subject_id,
@@ -261,7 +272,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.IdentifyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.IdentifyResponse:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "Identify", gallery) as call:
+        method = _REGISTRY + "Identify"
+        with self._guard.call(context, method, gallery) as call:
+            self._guard.authorize_probe(call, method, gallery, request.probe)
             result = self._service.identify(
                 request.gallery,
                 _probe(request.probe),

@@ -198,7 +198,10 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportGallery(self, request_iterator, context):
-        """Writes exported faces into a gallery of the same model fingerprint.
+        """Writes exported faces into a gallery of the same model fingerprint. All
+        or nothing: the whole stream is validated before the first face is
+        written, so an invalid face (INVALID_ARGUMENT naming face[i] and the
+        field) leaves the gallery as it was.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,6 +27,7 @@ FINGERPRINT_KEY = "model_fingerprint"
 CREATED_KEY = "created_at"
 METADATA_KEY = "metadata"
 QUALITY_KEY = "quality"
+REQUEST_KEY = "request_sha256"
 
 #: Payload a search hit needs (the rest stays on disk).
 HIT_PAYLOAD_KEYS = [SUBJECT_KEY, METADATA_KEY]
@@ -89,7 +90,7 @@ def check_limit(limit: int) -> int:
 def face_payload(face: StoredFace, gallery: str, face_id: str) -> dict[str, Any]:
     """The payload of a face point (``face.gallery`` is replaced by ``gallery``)."""
     quality = None if face.quality is None else asdict(face.quality)
-    return {
+    payload: dict[str, Any] = {
         SUBJECT_KEY: face.subject_id,
         FACE_KEY: face_id,
         GALLERY_KEY: gallery,
@@ -98,6 +99,9 @@ def face_payload(face: StoredFace, gallery: str, face_id: str) -> dict[str, Any]
         METADATA_KEY: dict(face.metadata),
         QUALITY_KEY: quality,
     }
+    if face.request_sha256:
+        payload[REQUEST_KEY] = face.request_sha256
+    return payload
 
 
 def face_from_point(
@@ -115,6 +119,7 @@ def face_from_point(
         created_at=float(data.get(CREATED_KEY, 0.0)),
         metadata=_str_dict(data.get(METADATA_KEY)),
         quality=None if not isinstance(quality, dict) else FaceQualityInfo(**quality),
+        request_sha256=str(data.get(REQUEST_KEY, "")),
     )
 
 
