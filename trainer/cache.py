@@ -2,9 +2,10 @@
 over an image dataset and caches aligned crops, landmarks and, optionally,
 dlib-resnet teacher descriptors in resumable shards.
 
-A dataset is a folder of ``<person>/<image>`` (identity folders, e.g. LFW) or
-a flat folder of unlabelled images (e.g. UTKFace crops; every image is its own
-unknown person, label ""). Shards are ``shard-00000.npz`` ...; a shard that
+A dataset is a folder of ``<person>/<image>`` (identity folders, e.g. LFW),
+a folder with a ``path<TAB>identity`` list (:func:`list_listed`, e.g. the
+CelebA crops), or a flat folder of unlabelled images (e.g. UTKFace crops;
+every image is its own unknown person, label ""). Shards are ``shard-00000.npz`` ...; a shard that
 exists is skipped, so a killed run continues where it stopped.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from embedder.align import align_face, map_points
@@ -40,7 +42,13 @@ class CacheSpec:
     ``template`` is the alignment template (embedder.align.TEMPLATES), which
     must be the model's; ``view_seed`` (None: the image as it is) caches a
     seeded random view of every image instead (trainer.views: mirrored,
-    degraded, alignment jittered), the teacher computing on the same view."""
+    degraded, alignment jittered), the teacher computing on the same view;
+    ``pad`` adds a border of that fraction of the image's longer side on
+    every side (edge pixels repeated) and ``scale`` then resizes the image by
+    that factor, both before detection: tight, small crops (CelebA's, about
+    100 px forehead to chin) give HOG and the landmarks the margin and the
+    pixels they need (0.3 and 2.0 found a face in 98% of 60 sampled CelebA
+    crops, against 97% at scale 1.0)."""
 
     size: int = 112
     centre_fallback: bool = False
@@ -49,6 +57,14 @@ class CacheSpec:
     upsample: int = 1
     template: str = "arcface"
     view_seed: int | None = None
+    pad: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.pad <= 2.0 or not 0.25 <= self.scale <= 8.0:
+            raise ValueError(
+                f"pad {self.pad} must be in [0, 2] and scale {self.scale} in [0.25, 8]"
+            )
 
 
 def list_images(
@@ -70,6 +86,41 @@ def list_images(
     else:
         items = [("", f) for f in sorted(root.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     return items
+
+
+def list_listed(
+    root: Path, listing: Path, prefix: str, exclude_people: Iterable[str] = ()
+) -> list[tuple[str, Path]]:
+    """(person, path) pairs of a ``path<TAB>identity`` list (a first line
+    ``path<TAB>identity`` is a header), paths relative to ``root``, sorted by
+    path; the person is ``prefix + identity`` so that identities of two
+    sources never merge (CelebA's are bare numbers). People in
+    ``exclude_people`` (prefixed names) are left out. ValueError names the
+    file and line of a malformed row."""
+    excluded = set(exclude_people)
+    items: list[tuple[str, Path]] = []
+    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or (number == 1 and line.split("\t") == ["path", "identity"]):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            raise ValueError(f"{listing}:{number}: expected 'path<TAB>identity', got {line[:80]!r}")
+        person = prefix + fields[1]
+        if person not in excluded:
+            items.append((person, root / fields[0]))
+    return sorted(items, key=lambda item: str(item[1]))
+
+
+def pad_and_scale(image: np.ndarray, pad: float, scale: float) -> np.ndarray:
+    """``image`` (H, W, 3) with a border of ``pad`` x its longer side on each
+    side (edge pixels repeated: a mirrored border could show half a second
+    face), then resized by ``scale`` (bicubic)."""
+    if pad > 0:
+        border = round(pad * max(image.shape[:2]))
+        image = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE)
+    if scale != 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    return image
 
 
 class _Worker:
@@ -111,6 +162,7 @@ class _Worker:
             image = decode_image(path.read_bytes())
         except InvalidArgument:
             return None
+        image = pad_and_scale(image, self.spec.pad, self.spec.scale)
         det = self.pick(image)
         if det is None:
             return None
