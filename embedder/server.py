@@ -1,4 +1,10 @@
-"""The Embedder gRPC server: construction, health, reflection, shutdown."""
+"""The Embedder gRPC server: construction, health, reflection, shutdown.
+
+With ``api_key`` set, every call must present it (``authorization: Bearer
+<key>``, see :mod:`likeness.service_key`) except the gRPC health service,
+which stays open so that orchestrators and the container probe need no
+secret: it says only SERVING or not. Reflection needs the key.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +24,28 @@ from embedder.batcher import Batcher
 from embedder.detect import FaceDetector
 from embedder.pipeline import FacePipeline
 from embedder.servicer import EmbedderServicer
-from embedder.settings import EmbedderSettings
+from embedder.settings import EmbedderSettings, is_loopback
 from likeness import logs
 from likeness.interceptor import ErrorInterceptor
+from likeness.service_key import ServiceKeyInterceptor
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+
+
+def log_exposure(settings: EmbedderSettings) -> bool:
+    """Log a warning, and return True, when ``settings`` serve other hosts
+    (a bind address other than loopback) without a key."""
+    if settings.api_key is not None or is_loopback(settings.host):
+        return False
+    log.warning(
+        "embedder serves other hosts without a key: anyone who reaches the port can "
+        "embed faces; set LIKENESS_EMBEDDER_API_KEY (and the registry's "
+        "LIKENESS_REGISTRY_EMBEDDER_API_KEY)",
+        extra={"host": settings.host, "port": settings.port},
+    )
+    return True
 
 
 class EmbedderServer:
@@ -56,9 +77,14 @@ class EmbedderServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
+        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
+        if settings.api_key is not None:
+            # First: a refused call reaches neither the servicer nor the log
+            # of errors.
+            interceptors.insert(0, ServiceKeyInterceptor(settings.api_key))
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="embed"),
-            interceptors=[ErrorInterceptor()],
+            interceptors=interceptors,
             options=options,
             maximum_concurrent_rpcs=settings.workers * 16,
         )
@@ -94,8 +120,10 @@ class EmbedderServer:
                 "address": self.address,
                 "model": self.backend.manifest.fingerprint,
                 "runtime": self.backend.runtime,
+                "api_key_required": self.settings.api_key is not None,
             },
         )
+        log_exposure(self.settings)
 
     def stop(self, grace_s: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish for ``grace_s`` seconds

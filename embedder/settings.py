@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from likeness.service_key import MIN_KEY_LENGTH, ServiceKey
+
+
+def is_loopback(host: str) -> bool:
+    """True when binding ``host`` serves this machine only (127.0.0.0/8,
+    ::1, localhost); a wildcard (0.0.0.0, ::) or any other address is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
 
 class EmbedderSettings(BaseSettings):
     """Settings of the Embedder service; built in ``main()`` and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="LIKENESS_EMBEDDER_", extra="ignore")
+    # Hidden inputs: a rejected api_key must not be echoed into a log.
+    model_config = SettingsConfigDict(
+        env_prefix="LIKENESS_EMBEDDER_", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 to serve other hosts.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
@@ -46,6 +63,13 @@ class EmbedderSettings(BaseSettings):
     tls_cert: Path | None = Field(None, description="PEM certificate chain; needs tls_key.")
     tls_key: Path | None = Field(
         None, validate_default=True, description="PEM private key; needs tls_cert."
+    )
+    api_key: ServiceKey | None = Field(
+        None,
+        description="Shared key: every call but the gRPC health service must send "
+        "'authorization: Bearer <key>' (the registry's embedder_api_key); at least "
+        f"{MIN_KEY_LENGTH} printable ASCII characters. Unset = no authentication, "
+        "the local default: set it whenever the port is reachable from other hosts.",
     )
 
     @field_validator("tls_key")

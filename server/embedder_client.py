@@ -4,6 +4,10 @@ Errors of the embedder are mapped by status code, never by message text:
 UNAVAILABLE and DEADLINE_EXCEEDED become :class:`likeness.errors.Unavailable`;
 INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION and RESOURCE_EXHAUSTED become
 the matching :mod:`likeness.errors` type carrying the embedder's message.
+UNAUTHENTICATED and PERMISSION_DENIED (the embedder refused the registry's
+shared key, ``embedder_api_key``) also become Unavailable: the registry's
+client can do nothing about it, and must not read it as a refusal of its own
+API key; the log says which setting to fix.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Protocol
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from likeness import errors
+from likeness.service_key import bearer_metadata
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from server.domain import FaceQualityInfo
 
@@ -105,11 +111,20 @@ _MAPPED: dict[grpc.StatusCode, type[errors.LikenessError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
     grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
 }
+#: The embedder refused the registry's shared key (missing or wrong).
+_KEY_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+_KEY_REFUSED_LOG = (
+    "embedder at %s refused the registry's key (%s): LIKENESS_REGISTRY_EMBEDDER_API_KEY "
+    "must equal the embedder's LIKENESS_EMBEDDER_API_KEY"
+)
 
 
 def _map_rpc_error(exc: grpc.RpcError, address: str) -> Exception:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or ""
+    if code in _KEY_REFUSED:
+        log.error(_KEY_REFUSED_LOG, address, code.name)
+        return errors.Unavailable(UNAVAILABLE_MESSAGE)
     cls = _MAPPED.get(code)
     if cls is errors.Unavailable:
         log.warning(
@@ -139,7 +154,9 @@ class EmbedderClient:
     ``timeout_s`` is the longest deadline of each call, seconds (a call may
     pass a shorter one: what is left of its own client's deadline).
     ``tls_ca``: a PEM root certificate; when given the channel is TLS
-    verified against it, else plaintext. Thread-safe.
+    verified against it, else plaintext. ``api_key``: the embedder's shared
+    key, sent as ``authorization: Bearer`` on every call (health checks
+    included); None sends none. Thread-safe.
     """
 
     def __init__(
@@ -148,9 +165,13 @@ class EmbedderClient:
         timeout_s: float,
         max_message_bytes: int,
         tls_ca: Path | None = None,
+        api_key: SecretStr | None = None,
     ) -> None:
         self._address = address
         self._timeout_s = timeout_s
+        self._metadata = bearer_metadata(api_key)
+        # Log a refused key once per episode, not on every health probe.
+        self._key_refused = False
         options = (
             *_CHANNEL_OPTIONS,
             ("grpc.max_send_message_length", max_message_bytes),
@@ -190,7 +211,7 @@ class EmbedderClient:
         request = embedder_pb2.EmbedRequest(image=image, selection=_SELECTION_PB[selection])
         timeout = self._timeout(timeout_s)
         try:
-            response = self._stub.Embed(request, timeout=timeout)
+            response = self._stub.Embed(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _map_rpc_error(exc, self._address) from None
         faces = []
@@ -211,7 +232,9 @@ class EmbedderClient:
         with another model is noticed at once); ``timeout_s`` as for embed."""
         timeout = self._timeout(timeout_s)
         try:
-            response = self._stub.Info(embedder_pb2.InfoRequest(), timeout=timeout)
+            response = self._stub.Info(
+                embedder_pb2.InfoRequest(), timeout=timeout, metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             raise _map_rpc_error(exc, self._address) from None
         return ModelInfo(
@@ -224,15 +247,18 @@ class EmbedderClient:
 
     def check_health(self) -> None:
         """Raise Unavailable unless the embedder reports SERVING (grpc health,
-        overall service ""); an embedder without the health service is asked
-        for Info instead."""
+        overall service "") and accepts the registry's key (an Info call:
+        the health service answers without a key, so it cannot tell). An
+        embedder without the health service is asked for Info only."""
         try:
             response = self._health.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=_HEALTH_TIMEOUT_S
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=_HEALTH_TIMEOUT_S,
+                metadata=self._metadata,
             )
         except grpc.RpcError as exc:
             if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                self.info()
+                self._check_key()
                 return
             code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
             # Debug: the health loop probes every second while it is down.
@@ -241,6 +267,25 @@ class EmbedderClient:
         if response.status != health_pb2.HealthCheckResponse.SERVING:
             log.debug("embedder at %s is not serving", self._address)
             raise errors.Unavailable(UNAVAILABLE_MESSAGE)
+        self._check_key()
+
+    def _check_key(self) -> None:
+        """Raise Unavailable unless an Info call with the registry's key
+        succeeds; a refused key is logged (error) once until it is accepted."""
+        try:
+            self._stub.Info(
+                embedder_pb2.InfoRequest(), timeout=_HEALTH_TIMEOUT_S, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+            if code in _KEY_REFUSED:
+                if not self._key_refused:
+                    log.error(_KEY_REFUSED_LOG, self._address, code.name)
+                self._key_refused = True
+            else:
+                log.debug("embedder at %s failed Info (%s)", self._address, code.name)
+            raise errors.Unavailable(UNAVAILABLE_MESSAGE) from None
+        self._key_refused = False
 
     def close(self) -> None:
         self._channel.close()

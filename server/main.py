@@ -69,6 +69,7 @@ class RegistryServer:
             settings.embedder_timeout_s,
             settings.max_message_bytes,
             tls_ca=settings.embedder_tls_ca,
+            api_key=settings.embedder_api_key,
         )
         self.service = RegistryService(self._store, self._embedder)
         audit_path = settings.audit_log or settings.data_dir / "audit.jsonl"

@@ -8,11 +8,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from likeness.service_key import ServiceKey
+
 
 class RegistrySettings(BaseSettings):
     """Settings of the Registry service; built in ``main()`` and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="LIKENESS_REGISTRY_", extra="ignore")
+    # Hidden inputs: a rejected key must not be echoed into a log.
+    model_config = SettingsConfigDict(
+        env_prefix="LIKENESS_REGISTRY_", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 to serve other hosts.")
     port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
@@ -24,6 +29,11 @@ class RegistrySettings(BaseSettings):
     embedder_tls_ca: Path | None = Field(
         None,
         description="PEM root certificate of the Embedder's TLS server; unset = plaintext.",
+    )
+    embedder_api_key: ServiceKey | None = Field(
+        None,
+        description="The Embedder's shared key (its LIKENESS_EMBEDDER_API_KEY), sent on every "
+        "call; unset = none sent.",
     )
     store: Literal["edge", "qdrant"] = Field("edge", description="edge = embedded Qdrant engine.")
     data_dir: Path = Field(Path("var"), description="Edge store, API keys and audit log live here.")

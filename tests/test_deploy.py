@@ -85,7 +85,8 @@ def _interpolate(value: str, env: dict[str, str], seen: set[str]) -> str:
             return "$"
         name = match["braced"] or match["bare"]
         seen.add(name)
-        if name in env and (env[name] or match["op"] != ":-"):
+        # The colon forms (:- and :?) treat an empty variable as unset.
+        if name in env and (env[name] or not (match["op"] or "").startswith(":")):
             return env[name]
         if match["op"] in (":-", "-"):
             return match["default"]
@@ -106,10 +107,18 @@ def _resolve(node: Any, env: dict[str, str], seen: set[str]) -> Any:
     return node
 
 
+#: The secrets both compose files require (${NAME:?...}), as a shell would
+#: set them; the files are loaded with these unless a test says otherwise.
+SECRETS = {
+    "LIKENESS_REGISTRY_BOOTSTRAP_ADMIN_KEY": "bootstrap-admin-key-for-the-tests",
+    "LIKENESS_EMBEDDER_API_KEY": "embedder-shared-key-for-the-tests",
+}
+
+
 def _load_compose(path: Path, env: dict[str, str] | None = None) -> tuple[dict[str, Any], set[str]]:
     seen: set[str] = set()
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return _resolve(raw, env or {}, seen), seen
+    return _resolve(raw, SECRETS if env is None else env, seen), seen
 
 
 @pytest.fixture(scope="module", params=[COMPOSE, CLUSTER], ids=["single", "cluster"])
@@ -252,6 +261,52 @@ def test_published_ports_match_the_configured_ports_on_loopback(
         assert len(hosts) == len(set(hosts)), f"{name}: a host port is published twice"
     everywhere = [(ip, p) for s in data["services"].values() for ip, p, _ in _container_ports(s)]
     assert len(everywhere) == len(set(everywhere)), f"{path.name}: two services share a host port"
+
+
+@pytest.mark.parametrize("secret", sorted(SECRETS))
+@pytest.mark.parametrize("path", [COMPOSE, CLUSTER], ids=["single", "cluster"])
+def test_compose_refuses_to_start_without_each_secret(path: Path, secret: str) -> None:
+    # ${NAME:?...}: Compose refuses an unset or empty variable; no default
+    # can let a deployment start with keys off or an open embedder.
+    for value in (None, ""):
+        env = {k: v for k, v in SECRETS.items() if k != secret}
+        if value is not None:
+            env[secret] = value
+        with pytest.raises(AssertionError, match=f"required variable {secret} unset"):
+            _load_compose(path, env)
+
+
+def test_compose_requires_api_keys_and_the_embedder_key(
+    compose: tuple[Path, dict[str, Any]],
+) -> None:
+    path, data = compose
+    embedder_key = SECRETS["LIKENESS_EMBEDDER_API_KEY"]
+    admin_key = SECRETS["LIKENESS_REGISTRY_BOOTSTRAP_ADMIN_KEY"]
+    names = _service_names(data)
+    registries = embedders = 0
+    for name, service in data["services"].items():
+        env = _environment(service)
+        if "LIKENESS_EMBEDDER_PORT" in env:
+            embedders += 1
+            assert env.get("LIKENESS_EMBEDDER_API_KEY") == embedder_key, f"{path.name}:{name}"
+            assert EmbedderSettings.model_validate({"api_key": embedder_key}).api_key is not None
+        if "LIKENESS_REGISTRY_PORT" in env:
+            registries += 1
+            settings = RegistrySettings.model_validate(
+                {k.removeprefix("LIKENESS_REGISTRY_").lower(): v for k, v in env.items() if v}
+            )
+            assert settings.api_keys_required is True, f"{path.name}:{name}: keys optional"
+            assert settings.bootstrap_admin_key == admin_key, f"{path.name}:{name}"
+            key = settings.embedder_api_key
+            assert key is not None and key.get_secret_value() == embedder_key
+            # ...the key of the very embedder it dials.
+            (embedder,) = names[(env["LIKENESS_REGISTRY_EMBEDDER_ADDRESS"] or "").split(":")[0]]
+            assert _environment(data["services"][embedder])["LIKENESS_EMBEDDER_API_KEY"] == (
+                key.get_secret_value()
+            )
+        if "create_gallery.py" in str(service.get("command", "")):
+            assert env.get("LIKENESS_GALLERY_API_KEY") == admin_key, "the job needs an admin key"
+    assert registries and embedders
 
 
 def _service_names(data: dict[str, Any]) -> dict[str, set[str]]:

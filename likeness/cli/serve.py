@@ -2,11 +2,19 @@
 
 The service modules are imported inside the command, so that ``serve
 registry`` (and every other command) works without TensorFlow installed.
+
+``serve all`` gives its registry the embedder's shared key
+(LIKENESS_EMBEDDER_API_KEY). With none configured, an embedder bound to
+loopback stays open (the local default: ``likeness info`` works without a
+key), while one bound to any other address gets a random key made up for
+this run: the registry in this process is its only caller, and no one
+else can use the port as an embedding oracle.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -15,7 +23,7 @@ from types import FrameType
 from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from likeness import errors, logs
 from likeness.cli._exit import ExitCode, fail
@@ -195,13 +203,20 @@ def serve(
     started: list[_Server] = []
     try:
         embedder_dial: str | None = None
+        embedder_key: SecretStr | None = None
         if target in (Target.EMBEDDER, Target.ALL):
             from embedder.server import create_server as create_embedder
-            from embedder.settings import EmbedderSettings
+            from embedder.settings import EmbedderSettings, is_loopback
 
             es = EmbedderSettings(
                 **_given(host=host, port=embedder_port, model_dir=model_dir, log_level=log_level)
             )
+            key_note = "key LIKENESS_EMBEDDER_API_KEY" if es.api_key is not None else "no key"
+            if target is Target.ALL and es.api_key is None and not is_loopback(es.host):
+                # token_urlsafe(32): 43 characters, 256 bits; never printed.
+                es = es.model_copy(update={"api_key": SecretStr(secrets.token_urlsafe(32))})
+                key_note = "key generated for this run"
+            embedder_key = es.api_key
             logs.configure(es.log_level)
             embedder = _start("embedder", lambda: create_embedder(es))
             started.append(embedder)
@@ -209,7 +224,7 @@ def serve(
             embedder_dial = f"{dial_host}:{embedder.port}"
             typer.echo(
                 f"embedder  listening on {es.host}:{embedder.port}  "
-                f"model {es.backend} ({es.model_dir or 'shipped'})"
+                f"model {es.backend} ({es.model_dir or 'shipped'})  {key_note}"
             )
         if target in (Target.REGISTRY, Target.ALL):
             from server.main import create_server as create_registry
@@ -221,6 +236,9 @@ def serve(
                     port=registry_port,
                     metrics_port=metrics_port,
                     embedder_address=embedder_dial or embedder_address,
+                    # serve all: the key of its own embedder; serve registry:
+                    # LIKENESS_REGISTRY_EMBEDDER_API_KEY.
+                    embedder_api_key=embedder_key,
                     store=store.value if store else None,
                     data_dir=data_dir,
                     qdrant_url=qdrant_url,
