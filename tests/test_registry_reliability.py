@@ -1,6 +1,7 @@
 """Registry reliability: a crash mid-stream loses no acknowledged enrolment
-and duplicates none; concurrent clients; dependencies (the embedder, the
-Qdrant server) going away and back."""
+and duplicates none; a crash mid HNSW build leaves no build process behind;
+concurrent clients; dependencies (the embedder, the Qdrant server) going away
+and back."""
 
 from __future__ import annotations
 
@@ -56,9 +57,10 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def start_process(
-    data_dir: Path, embedder: str, log_path: Path
+    data_dir: Path, embedder: str, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m server.main`` on the edge store in ``data_dir``; returns it and its port."""
+    """``python -m server.main`` on the edge store in ``data_dir`` (with
+    ``extra_env`` on top of the test's settings); returns it and its port."""
     env = {
         **os.environ,
         "LIKENESS_REGISTRY_PORT": "0",
@@ -67,6 +69,7 @@ def start_process(
         "LIKENESS_REGISTRY_DATA_DIR": str(data_dir),
         "LIKENESS_REGISTRY_EMBEDDER_ADDRESS": embedder,
         "LIKENESS_REGISTRY_GRACE_S": "1",
+        **(extra_env or {}),
     }
     log = log_path.open("ab")
     proc = subprocess.Popen(
@@ -403,3 +406,135 @@ def test_failed_start_releases_the_data_dir(tmp_path: Path, info_embedder: str) 
         assert server.serving
     finally:
         server.stop(0)
+
+
+# -- the edge store's HNSW build child and a killed registry -------------------
+
+BUILD_FACES = 3000
+FACES_PER_SUBJECT = 100
+BUILD_MODULE = b"server.store._edge_optimize"
+
+
+def _proc_state(pid: int) -> str | None:
+    """The process's state letter (R, S, T, Z, ...), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def build_processes(data_dir: Path) -> list[int]:
+    """Live (not zombie) edge build children working under ``data_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if BUILD_MODULE in cmdline and str(data_dir).encode() in cmdline:
+            state = _proc_state(int(entry.name))
+            if state not in (None, "Z"):
+                found.append(int(entry.name))
+    return found
+
+
+def freeze_mid_build(pid: int) -> None:
+    """SIGSTOP the build child once it has loaded the engine (so it is past
+    its start-up, death-signal set-up included, and into the build). It is
+    let run in short steps until then: stopped, it cannot finish too early."""
+    deadline = time.monotonic() + 60
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: _proc_state(pid) in ("T", "t", None), 10, "the build child to stop")
+        maps = Path(f"/proc/{pid}/maps").read_text()  # raises once it has ended
+        if "qdrant_edge" in maps:
+            return
+        assert time.monotonic() < deadline, "the build child never loaded qdrant_edge"
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.02)
+
+
+def subject_vectors(s: int) -> list[np.ndarray]:
+    return [unit(200_000 + s * FACES_PER_SUBJECT + j) for j in range(FACES_PER_SUBJECT)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_during_hnsw_build_takes_the_build_child_along(
+    tmp_path: Path, info_embedder: str
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {"LIKENESS_REGISTRY_HNSW_MIN_FACES": str(BUILD_FACES)}
+    subjects = BUILD_FACES // FACES_PER_SUBJECT
+    proc, port = start_process(data_dir, info_embedder, tmp_path / "first.log", env)
+    leftovers: list[int] = []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = registry_pb2_grpc.RegistryStub(channel)
+            for s in range(subjects):
+                stub.Enroll(
+                    registry_pb2.EnrollRequest(
+                        subject_id=f"b{s:03d}", embeddings=[emb(v) for v in subject_vectors(s)]
+                    ),
+                    timeout=30,
+                )
+        # The last enrolment reached hnsw_min_faces: the build child starts.
+        children: list[int] = []
+
+        def build_started() -> bool:
+            children[:] = build_processes(data_dir)
+            return bool(children)
+
+        wait_for(build_started, 60, "the build child to start")
+        # A frozen child stands in for a long build (a million faces take
+        # minutes): it must still be running when the registry dies.
+        freeze_mid_build(children[0])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 5
+        while build_processes(data_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        leftovers = build_processes(data_dir)
+        assert leftovers == [], "the build child outlived the killed registry"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+
+    second_log = tmp_path / "second.log"
+    proc, port = start_process(data_dir, info_embedder, second_log, env)
+    try:
+
+        def built() -> bool:
+            return "built HNSW index of gallery 'default'" in second_log.read_text()
+
+        wait_for(built, 60, "the restarted registry's build")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = registry_pb2_grpc.RegistryStub(channel)
+            stats = stub.Stats(registry_pb2.StatsRequest(), timeout=10)
+            assert (stats.subjects, stats.faces) == (subjects, BUILD_FACES)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    assert build_processes(data_dir) == []
+
+    from server.store.edge import EdgeStore
+
+    store = EdgeStore(data_dir / "qdrant", hnsw_min_faces=BUILD_FACES, hnsw_ef=128)
+    try:
+        info = store.index_info("default")
+        assert (info.faces, info.indexed, info.building) == (BUILD_FACES, BUILD_FACES, False)
+        found = 0
+        for s in range(subjects):
+            for v in subject_vectors(s)[::10]:
+                found += store.search("default", v, 1)[0].subject_id == f"b{s:03d}"
+        assert found >= 0.99 * subjects * (FACES_PER_SUBJECT // 10)
+    finally:
+        store.close()
+    gallery_dir = data_dir / "qdrant" / "galleries" / "default"
+    assert len(list(gallery_dir.glob("shard-*"))) == 1

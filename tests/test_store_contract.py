@@ -7,6 +7,7 @@ HNSW build; the qdrant backend's mapping of a dead server to Unavailable."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ from likeness import errors
 from server.domain import FaceQualityInfo, GalleryConfig, StoredFace
 from server.settings import RegistrySettings
 from server.store import FaceStore, open_store
+from server.store._edge_optimize import PARENT_GONE
 from server.store.edge import EdgeStore
 from server.store.qdrant import QdrantStore
 
@@ -563,6 +565,65 @@ def test_edge_background_hnsw_build(tmp_path: Path) -> None:
         assert len(list((tmp_path / "galleries" / "g1").glob("shard-*"))) == 1
     finally:
         reopened.close()
+
+
+def test_edge_build_waits_for_a_held_build_lock(tmp_path: Path) -> None:
+    faces = _faces(_unit(np.random.default_rng(15), 400))
+    gallery_dir = tmp_path / "galleries" / "g1"
+    store = _edge(tmp_path)
+    store.create_gallery(_config())
+    store.close()
+    # An orphaned build child of an earlier registry: it holds the gallery's
+    # build lock and writes its copy into a spare shard directory.
+    holder = os.open(gallery_dir / "build.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    orphan_file = gallery_dir / "shard-1" / "segments" / "half-written"
+    orphan_file.parent.mkdir(parents=True)
+    orphan_file.write_bytes(b"orphan")
+    try:
+        store = _edge(tmp_path, hnsw_min_faces=200)
+        try:
+            assert orphan_file.read_bytes() == b"orphan", "opening left the orphan's folder"
+            store.upsert_faces("g1", faces)
+            assert not store.wait_for_builds(1.0), "the build waits for the lock"
+            info = store.index_info("g1")
+            assert (info.faces, info.indexed, info.building) == (400, 0, True)
+            assert orphan_file.read_bytes() == b"orphan", "the build left the orphan's folder"
+            assert store.search("g1", faces[7].vector, 1)[0].face_id == faces[7].face_id
+        finally:
+            os.close(holder)  # the orphan ends
+            holder = -1
+        assert store.wait_for_builds(60)
+        info = store.index_info("g1")
+        assert (info.faces, info.indexed, info.building) == (400, 400, False)
+        assert [p.name for p in gallery_dir.glob("shard-*")] == ["shard-1"]
+        assert not orphan_file.exists()
+        assert store.search("g1", faces[7].vector, 1)[0].face_id == faces[7].face_id
+    finally:
+        if holder >= 0:
+            os.close(holder)
+        store.close()
+
+
+def test_edge_build_child_exits_when_its_parent_is_already_gone(tmp_path: Path) -> None:
+    # A --parent-pid other than its actual parent is what the child sees
+    # when the registry died before the child could ask for the death signal.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server.store._edge_optimize",
+            str(tmp_path / "no-shard"),
+            "--parent-pid",
+            str(os.getppid()),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == PARENT_GONE, result.stderr.decode(errors="replace")
 
 
 # -- qdrant only ---------------------------------------------------------------

@@ -7,6 +7,9 @@ On-disk layout under the store's root directory::
         config.json          the GalleryConfig; written last, so a gallery
                              directory without it is an unfinished create
         active               name of the live shard directory ("shard-<n>")
+        build.lock           flock()ed while an HNSW build uses the gallery's
+                             spare shard directories (by the registry and its
+                             build child)
         shard-<n>/           one qdrant-edge shard (segments, WAL, config)
     trash/                   galleries being deleted
 
@@ -24,6 +27,11 @@ under a brief exclusive lock. The switch is the atomic rewrite of ``active``,
 so a crash at any point leaves one complete shard. The copy needs as much
 free disk as the gallery itself while it runs, and the writes made during a
 build are held in memory until it ends (at most one build runs at a time).
+
+The build child dies with the registry (see :mod:`server.store._edge_optimize`)
+and holds the gallery's ``build.lock`` until it exits, so a restarted
+registry never builds into, or cleans up, a folder that an orphaned child of
+its predecessor is still writing: it waits for the lock instead.
 """
 
 from __future__ import annotations
@@ -64,6 +72,9 @@ _PAGE = 256
 #: the graph; a subject's handful of faces is always far below it.
 _FULL_SCAN_KB = 10_000
 _BUILD_RETRY_S = 60.0
+_BUILD_LOCK_FILE = "build.lock"
+#: Seconds between two tries of a build lock held by another process.
+_BUILD_LOCK_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -546,9 +557,21 @@ class EdgeStore:
                 raise errors.FailedPrecondition(f"{corrupt}: {type(exc).__name__}") from None
             if config.name != directory.name or _SHARD_DIR.fullmatch(active) is None:
                 raise errors.FailedPrecondition(corrupt)
-            for other in directory.iterdir():
-                if other.is_dir() and other.name != active:
-                    shutil.rmtree(other, ignore_errors=True)
+            lock_fd = _try_build_lock(directory)
+            if lock_fd is None:
+                # The build will remove them once the process holding the
+                # lock (an orphaned build child) has ended.
+                log.warning(
+                    "gallery %r: an earlier build process still holds %s; "
+                    "its next build waits for it",
+                    config.name,
+                    directory / _BUILD_LOCK_FILE,
+                )
+            else:
+                try:
+                    _remove_spare_shards(directory, active)
+                finally:
+                    os.close(lock_fd)
             shard = self._qe.EdgeShard.load(str(directory / active), self._edge_config(config.dim))
             galleries[config.name] = _Gallery(config, directory, shard, active)
         return galleries
@@ -616,17 +639,56 @@ class EdgeStore:
     def _build(self, g: _Gallery) -> None:
         g.copy_idle.clear()
         try:
-            self._build_copy(g)
+            if g.cancel.is_set() or self._stopping.is_set():
+                return
+            lock_fd = self._lock_build(g)
+            if lock_fd is None:
+                return
+            try:
+                self._build_copy(g, lock_fd)
+            finally:
+                # Closing, never LOCK_UN: flock belongs to the open file,
+                # which a still-running child shares, and LOCK_UN would
+                # release it under that child's feet.
+                os.close(lock_fd)
         finally:
             g.copy_idle.set()
 
-    def _build_copy(self, g: _Gallery) -> None:
+    def _lock_build(self, g: _Gallery) -> int | None:
+        """Take the gallery's build lock, waiting (polled every
+        ``_BUILD_LOCK_POLL_S`` seconds) while another process holds it;
+        returns the locked fd, or None when the gallery or store closed
+        meanwhile."""
+        waiting_since: float | None = None
+        while True:
+            fd = _try_build_lock(g.dir)
+            if fd is not None:
+                if waiting_since is not None:
+                    log.info(
+                        "gallery %r: build lock free after %.1f s",
+                        g.config.name,
+                        time.monotonic() - waiting_since,
+                    )
+                return fd
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.warning(
+                    "gallery %r: waiting for %s, held by another build process (pid %s)",
+                    g.config.name,
+                    g.dir / _BUILD_LOCK_FILE,
+                    _lock_holder(g.dir),
+                )
+            if g.cancel.wait(_BUILD_LOCK_POLL_S) or self._stopping.is_set():
+                return None
+
+    def _build_copy(self, g: _Gallery, lock_fd: int) -> None:
         if g.cancel.is_set() or self._stopping.is_set():
             return
         match = _SHARD_DIR.fullmatch(g.shard_name)
         next_name = f"shard-{int(match.group(1)) + 1 if match else 1}"
         target = g.dir / next_name
-        shutil.rmtree(target, ignore_errors=True)
+        # Left by a build that died; the lock says no process writes them now.
+        _remove_spare_shards(g.dir, g.shard_name)
         started = time.monotonic()
         with g.write_mutex:
             if g.closed:
@@ -640,7 +702,7 @@ class EdgeStore:
                 )
             g.replay = []
         try:
-            if not self._run_child(target, g):
+            if not self._run_child(target, g, lock_fd):
                 return
             replayed = self._swap_in(g, target, next_name)
             if replayed is None:
@@ -657,36 +719,63 @@ class EdgeStore:
             replayed,
         )
 
-    def _run_child(self, target: Path, g: _Gallery) -> bool:
+    def _run_child(self, target: Path, g: _Gallery, lock_fd: int) -> bool:
+        """Run the optimizer child on ``target``; it inherits ``lock_fd`` (the
+        build lock), so the lock outlives this process while the child lives.
+        Called on the builder thread only: Linux's parent-death signal fires
+        when the thread that started the child ends, and this thread outlives
+        every child it starts (close() kills the child before it returns)."""
         env = dict(os.environ)
         project = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, env.get("PYTHONPATH")]))
-        with self._child_lock:
-            if self._stopping.is_set() or g.cancel.is_set():
-                return False
-            child = subprocess.Popen(
-                [sys.executable, "-m", "server.store._edge_optimize", str(target)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-            self._child = child
-        with contextlib.suppress(OSError):
-            # Searches must keep their cores: the build takes what is left.
-            os.setpriority(os.PRIO_PROCESS, child.pid, 10)
-        stderr = b""
+        # Only this process holds the write end (os.pipe() fds are not
+        # inherited), so the child sees EOF exactly when this process is gone.
+        watch_fd, alive_fd = os.pipe()
         try:
-            while True:
-                try:
-                    _, stderr = child.communicate(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    if g.cancel.is_set() or self._stopping.is_set():
-                        child.kill()
-        finally:
             with self._child_lock:
-                self._child = None
+                if self._stopping.is_set() or g.cancel.is_set():
+                    return False
+                try:
+                    child = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "server.store._edge_optimize",
+                            str(target),
+                            "--parent-pid",
+                            str(os.getpid()),
+                            "--parent-pipe",
+                            str(watch_fd),
+                        ],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                        env=env,
+                        pass_fds=(watch_fd, lock_fd),
+                    )
+                finally:
+                    os.close(watch_fd)
+                self._child = child
+            with contextlib.suppress(OSError):
+                os.ftruncate(lock_fd, 0)
+                os.pwrite(lock_fd, f"{child.pid}\n".encode(), 0)
+            with contextlib.suppress(OSError):
+                # Searches must keep their cores: the build takes what is left.
+                os.setpriority(os.PRIO_PROCESS, child.pid, 10)
+            stderr = b""
+            try:
+                while True:
+                    try:
+                        _, stderr = child.communicate(timeout=0.2)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if g.cancel.is_set() or self._stopping.is_set():
+                            child.kill()
+            finally:
+                with self._child_lock:
+                    self._child = None
+        finally:
+            os.close(alive_fd)
         if child.returncode != 0:
             if not (g.cancel.is_set() or self._stopping.is_set()):
                 raise RuntimeError(
@@ -730,6 +819,38 @@ class EdgeStore:
             child = self._child
             if child is not None and child.poll() is None:
                 child.kill()
+
+
+def _try_build_lock(gallery_dir: Path) -> int | None:
+    """An fd holding the exclusive flock of the gallery's build lock file, or
+    None when another process holds it."""
+    fd = os.open(gallery_dir / _BUILD_LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _lock_holder(gallery_dir: Path) -> str:
+    """The pid the last build wrote into the lock file ("unknown" if none)."""
+    try:
+        text = (gallery_dir / _BUILD_LOCK_FILE).read_text(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "unknown"
+
+
+def _remove_spare_shards(gallery_dir: Path, active: str) -> None:
+    """Remove every shard directory but ``active`` (a build's leftovers);
+    the caller holds the build lock."""
+    for entry in gallery_dir.iterdir():
+        if entry.is_dir() and entry.name != active:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:
