@@ -296,10 +296,12 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
-def _serve_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str | None) -> Result:
+def _serve_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str = "registry", **env: str | None
+) -> Result:
     monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
-    args = ["serve", "registry", "--host", "0.0.0.0", "--registry-port", "0"]
+    args = ["serve", target, "--host", "0.0.0.0", "--registry-port", "0"]
     args += [
         "--metrics-port",
         "0",
@@ -313,10 +315,16 @@ def _serve_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str 
     return CliRunner().invoke(app, args, env={**environment, **env})
 
 
+@pytest.mark.parametrize("target", ["registry", "all"])
 def test_likeness_serve_refuses_a_keyless_non_loopback_host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = _serve_registry(tmp_path, monkeypatch)
+    def no_embedder(settings: object) -> None:
+        raise AssertionError("the embedder was started before the refusal")
+
+    # serve all refuses before the embedder loads its model.
+    monkeypatch.setattr("embedder.server.create_server", no_embedder)
+    result = _serve_registry(tmp_path, monkeypatch, target)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")

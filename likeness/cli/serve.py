@@ -107,6 +107,18 @@ def _on_hangup(callback: Callable[[], None] | None) -> Iterator[None]:
         signal.signal(signal.SIGHUP, previous)
 
 
+def _refuse_exposed_registry(host: str | None) -> None:
+    """Exit 2 (a settings error, like an invalid value) when the registry
+    would serve a non-loopback host without API keys; checked before the
+    embedder loads its model."""
+    from server.settings import InsecureBindError, RegistrySettings
+
+    try:
+        RegistrySettings(**_given(host=host)).check_exposure()
+    except InsecureBindError as exc:
+        fail(f"refusing to start the registry: {exc}", ExitCode.USAGE)
+
+
 def serve(
     target: Annotated[
         Target, typer.Argument(help="Which service to run; all = embedder then registry.")
@@ -215,6 +227,8 @@ def serve(
     """
     started: list[_Server] = []
     on_hangup: Callable[[], None] | None = None
+    if target in (Target.REGISTRY, Target.ALL):
+        _refuse_exposed_registry(host)
     try:
         embedder_dial: str | None = None
         if target in (Target.EMBEDDER, Target.ALL):
@@ -235,7 +249,7 @@ def serve(
             )
         if target in (Target.REGISTRY, Target.ALL):
             from server.main import create_server as create_registry
-            from server.settings import InsecureBindError, RegistrySettings
+            from server.settings import RegistrySettings
 
             rs = RegistrySettings(
                 **_given(
@@ -250,11 +264,6 @@ def serve(
                 )
             )
             logs.configure(rs.log_level)
-            try:
-                rs.check_exposure()
-            except InsecureBindError as exc:
-                # A settings error like an invalid value: exit 2, not 3.
-                fail(f"refusing to start the registry: {exc}", ExitCode.USAGE)
             registry = _start("registry", lambda: create_registry(rs))
             started.append(registry)
             on_hangup = registry.reopen_audit_log
