@@ -26,12 +26,13 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from likeness import errors
 from server import _validate as check
+from server.domain import DEFAULT_GALLERY
 
 ALL_GALLERIES = "*"
 ANONYMOUS = "anonymous"
@@ -231,13 +232,29 @@ class KeyStore:
             raise
         self._stamp = self._file_stamp()
 
-    def create(self, name: str, scopes: Mapping[str, str]) -> tuple[ApiKey, str]:
+    def create(
+        self,
+        name: str,
+        scopes: Mapping[str, str],
+        known_galleries: Collection[str] | None = None,
+    ) -> tuple[ApiKey, str]:
         """A new key and its secret (the only time the secret is seen).
 
-        ``scopes``: gallery name or "*" -> "read" | "enroll" | "admin"; at least one.
+        ``name``: at most 128 printable characters (``str.isprintable``: no
+        control, format or line-separator character; the ASCII space is
+        allowed). ``scopes``: gallery name or "*" -> "read" | "enroll" |
+        "admin"; at least one. With ``known_galleries``, a scope must name
+        "*", "default" (created by the first Enroll, Verify or Identify) or
+        one of them. InvalidArgument naming the field otherwise.
         """
         if len(name) > _KEY_NAME_MAX:
             raise errors.InvalidArgument(f"name: at most {_KEY_NAME_MAX} characters")
+        if not name.isprintable():
+            # Names are shown by `likeness keys list` and logged: a control
+            # character could rewrite a terminal or forge a line.
+            raise errors.InvalidArgument(
+                "name: contains a control or other non-printable character"
+            )
         if not scopes:
             raise errors.InvalidArgument("scopes: at least one gallery -> role entry is required")
         parsed: dict[str, Role] = {}
@@ -246,6 +263,14 @@ class KeyStore:
                 raise errors.InvalidArgument("scopes: empty gallery name")
             if gallery != ALL_GALLERIES:
                 check.gallery_name(gallery, field="scopes")
+                if (
+                    known_galleries is not None
+                    and gallery != DEFAULT_GALLERY
+                    and gallery not in known_galleries
+                ):
+                    raise errors.InvalidArgument(
+                        f"scopes: gallery {gallery!r} does not exist (create it first)"
+                    )
             parsed[gallery] = Role.parse(role)
         secret = "lk_" + secrets.token_urlsafe(32)
         key = ApiKey(

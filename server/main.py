@@ -2,7 +2,9 @@
 
 ``python -m server.main`` serves with :class:`RegistrySettings` read from the
 environment (``LIKENESS_REGISTRY_*``) until SIGTERM or SIGINT, then drains
-in-flight calls for ``grace_s`` seconds.
+in-flight calls for ``grace_s`` seconds; SIGHUP reopens the audit log (for
+logrotate). It exits with status 2 when the settings would expose a keyless
+server (see :meth:`RegistrySettings.check_exposure`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from server.embedder_client import EmbedderClient
 from server.metrics import Metrics
 from server.service import RegistryService
 from server.servicer import AdminServicer, RegistryServicer, make_guard
-from server.settings import RegistrySettings
+from server.settings import InsecureBindError, RegistrySettings, is_loopback
 from server.store import open_store
 
 log = logging.getLogger("likeness.registry")
@@ -43,10 +45,14 @@ class RegistryServer:
     ``settings.host:port`` (``port`` is the bound port: settings.port 0 picks
     a free one). Health (``grpc.health.v1``): "" and "likeness.v1.Registry"
     are SERVING while both the store and the embedder answer, NOT_SERVING
-    otherwise (checked every HEALTH_PERIOD_S seconds)."""
+    otherwise (checked every HEALTH_PERIOD_S seconds).
+
+    Refuses (InsecureBindError, before opening anything) a non-loopback host
+    without API keys unless ``allow_insecure_no_keys`` is set."""
 
     def __init__(self, settings: RegistrySettings) -> None:
         # RegistrySettings refuses tls_cert without tls_key and vice versa.
+        settings.check_exposure()
         self.settings = settings
         self._store = open_store(settings)
         self._embedder: EmbedderClient | None = None
@@ -73,9 +79,10 @@ class RegistryServer:
         )
         self.service = RegistryService(self._store, self._embedder)
         audit_path = settings.audit_log or settings.data_dir / "audit.jsonl"
-        self._audit = AuditLog(audit_path)
+        self._audit = AuditLog(audit_path, settings.audit_max_bytes, settings.audit_backups)
+        self._keys = KeyStore(settings.data_dir / KEYS_FILE)
         auth = Authenticator(
-            KeyStore(settings.data_dir / KEYS_FILE),
+            self._keys,
             required=settings.api_keys_required,
             bootstrap_admin_key=settings.bootstrap_admin_key,
         )
@@ -95,7 +102,9 @@ class RegistryServer:
         registry_pb2_grpc.add_RegistryServicer_to_server(
             RegistryServicer(self.service, guard), self._server
         )
-        registry_pb2_grpc.add_AdminServicer_to_server(AdminServicer(guard), self._server)
+        registry_pb2_grpc.add_AdminServicer_to_server(
+            AdminServicer(guard, self.service), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (REGISTRY_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
@@ -145,6 +154,33 @@ class RegistryServer:
                 "api_keys_required": self.settings.api_keys_required,
             },
         )
+        if not self.settings.api_keys_required:
+            self._warn_keys_off()
+
+    def _warn_keys_off(self) -> None:
+        # Said at every start: a development default that is easy to ship.
+        live = sum(1 for key in self._keys.list() if not key.revoked)
+        message = "API keys are off (api_keys_required=false): calls without a key are admin"
+        if live:
+            message += (
+                f"; {live} stored API key(s) exist, yet calls without a key still bypass "
+                "their scopes: set api_keys_required=true"
+            )
+        if not is_loopback(self.settings.host):
+            message += f"; host {self.settings.host!r} is not loopback (allow_insecure_no_keys)"
+        log.warning(
+            message,
+            extra={
+                "api_keys_required": False,
+                "stored_keys": live,
+                "host": self.settings.host,
+            },
+        )
+
+    def reopen_audit_log(self) -> None:
+        """Reopen the audit log file (after logrotate moved it away)."""
+        if self._audit is not None:
+            self._audit.reopen()
 
     def _set_serving(self, serving: bool, reason: str = "") -> None:
         status = (
@@ -210,21 +246,31 @@ def create_server(settings: RegistrySettings) -> RegistryServer:
 
 
 def serve(settings: RegistrySettings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (call from the
-    main thread)."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP
+    reopens the audit log (call from the main thread)."""
     logs.configure(settings.log_level)
     server = create_server(settings)
     stop = threading.Event()
+    hangup = threading.Event()
+    wake = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal received", extra={"signal": signal.Signals(signum).name})
-        stop.set()
+        # The main loop acts: a handler could interrupt stop() while it
+        # holds the audit log's lock.
+        (hangup if signum == signal.SIGHUP else stop).set()
+        wake.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in signals}
     try:
         server.start()
-        while not stop.wait(1.0):
-            pass
+        while not stop.is_set():
+            wake.wait(1.0)
+            wake.clear()
+            if hangup.is_set():
+                hangup.clear()
+                server.reopen_audit_log()
     finally:
         server.stop(settings.grace_s)
         for sig, handler in previous.items():
@@ -233,7 +279,11 @@ def serve(settings: RegistrySettings) -> None:
 
 def main() -> int:
     """Entry point of ``python -m server.main``: settings from the environment."""
-    serve(RegistrySettings.model_validate({}))
+    try:
+        serve(RegistrySettings.model_validate({}))
+    except InsecureBindError as exc:
+        log.error("refusing to start: %s", exc)
+        return 2
     return 0
 
 

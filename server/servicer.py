@@ -454,10 +454,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
 
 
 class AdminServicer(registry_pb2_grpc.AdminServicer):  # type: ignore[misc]
-    """likeness.v1.Admin: API keys (admin role on "*")."""
+    """likeness.v1.Admin: API keys (admin role on "*"). ``service`` tells
+    which galleries exist (a key's scopes may name only those)."""
 
-    def __init__(self, guard: _Guard) -> None:
+    def __init__(self, guard: _Guard, service: RegistryService) -> None:
         self._guard = guard
+        self._service = service
 
     @staticmethod
     def _key_pb(key: ApiKey) -> registry_pb2.ApiKey:
@@ -473,7 +475,10 @@ class AdminServicer(registry_pb2_grpc.AdminServicer):  # type: ignore[misc]
         self, request: registry_pb2.CreateApiKeyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.CreateApiKeyResponse:
         with self._guard.call(context, _ADMIN + "CreateApiKey", ALL_GALLERIES) as call:
-            key, secret = self._guard.auth.keys.create(request.name, dict(request.scopes))
+            known = {g.name for g in self._service.list_galleries()}
+            key, secret = self._guard.auth.keys.create(
+                request.name, dict(request.scopes), known_galleries=known
+            )
             call.subject, call.decision = key.key_id, "created"
         return registry_pb2.CreateApiKeyResponse(key=self._key_pb(key), secret=secret)
 

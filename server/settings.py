@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,24 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from likeness.service_key import ServiceKey
+
+
+class InsecureBindError(ValueError):
+    """A non-loopback host without API keys and without allow_insecure_no_keys."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds loopback only: "localhost", 127.0.0.0/8 or ::1
+    (brackets allowed). Any other name, and the wildcards, are not."""
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class RegistrySettings(BaseSettings):
@@ -58,8 +77,22 @@ class RegistrySettings(BaseSettings):
     bootstrap_admin_key: str | None = Field(
         None, description="An admin key (all galleries) accepted in addition to stored keys."
     )
+    allow_insecure_no_keys: bool = Field(
+        False,
+        description="Serve a non-loopback host with api_keys_required false (every "
+        "caller is admin); without it such a server refuses to start.",
+    )
     audit_log: Path | None = Field(
         None, description="JSON-lines audit log; default data_dir/audit.jsonl."
+    )
+    audit_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=0,
+        description="Rotate the audit log before it passes this size, bytes; 0 = never "
+        "(rotate externally: SIGHUP reopens it).",
+    )
+    audit_backups: int = Field(
+        5, ge=1, le=1000, description="Rotated audit logs kept (audit.jsonl.1 is the newest)."
     )
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(16, ge=1, le=256)
@@ -73,3 +106,20 @@ class RegistrySettings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be set together")
         return self
+
+    def check_exposure(self) -> None:
+        """Protected mode: InsecureBindError when the server would serve other
+        hosts (host not loopback) with every keyless caller as admin
+        (api_keys_required false) and allow_insecure_no_keys is not set.
+
+        A check of its own, not a validator: tools that only read the
+        settings (the container health check) must not refuse them."""
+        if self.api_keys_required or self.allow_insecure_no_keys or is_loopback(self.host):
+            return
+        raise InsecureBindError(
+            f"host {self.host!r} is not a loopback address and api_keys_required is false, "
+            "so every caller without a key would be admin; set "
+            "LIKENESS_REGISTRY_API_KEYS_REQUIRED=true (api_keys_required, with stored keys "
+            "or bootstrap_admin_key), or LIKENESS_REGISTRY_ALLOW_INSECURE_NO_KEYS=true "
+            "(allow_insecure_no_keys) to serve without keys anyway"
+        )

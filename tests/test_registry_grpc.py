@@ -380,6 +380,7 @@ def test_audit_log_lines(stub: registry_pb2_grpc.RegistryStub, data_dir: Path) -
         "request_id",
         "decision",
         "score",
+        "truncated",  # field -> original length, for fields cut to 128 characters
     }
     assert all(set(x) <= allowed for x in lines)
     raw = (data_dir / "audit.jsonl").read_text()

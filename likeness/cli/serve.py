@@ -13,11 +13,12 @@ else can use the port as an embedding oracle.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import secrets
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, Protocol, TypeVar
@@ -94,6 +95,36 @@ def _wait_for_signal() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _on_hangup(callback: Callable[[], None] | None) -> Iterator[None]:
+    """Call ``callback`` on SIGHUP while in the block (the main thread only
+    waits there, so the handler cannot interrupt a shutdown)."""
+    if callback is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        callback()
+
+    previous = signal.signal(signal.SIGHUP, on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _refuse_exposed_registry(host: str | None) -> None:
+    """Exit 2 (a settings error, like an invalid value) when the registry
+    would serve a non-loopback host without API keys; checked before the
+    embedder loads its model."""
+    from server.settings import InsecureBindError, RegistrySettings
+
+    try:
+        RegistrySettings(**_given(host=host)).check_exposure()
+    except InsecureBindError as exc:
+        fail(f"refusing to start the registry: {exc}", ExitCode.USAGE)
 
 
 def serve(
@@ -198,9 +229,14 @@ def serve(
 
     Prints one line per service (name, address, model or store) on stdout
     once it accepts calls. Options left out come from the environment
-    (LIKENESS_EMBEDDER_*, LIKENESS_REGISTRY_*) or the defaults shown.
+    (LIKENESS_EMBEDDER_*, LIKENESS_REGISTRY_*) or the defaults shown. The
+    registry refuses a non-loopback --host without API keys (exit 2) unless
+    LIKENESS_REGISTRY_ALLOW_INSECURE_NO_KEYS=true; SIGHUP reopens its audit log.
     """
     started: list[_Server] = []
+    on_hangup: Callable[[], None] | None = None
+    if target in (Target.REGISTRY, Target.ALL):
+        _refuse_exposed_registry(host)
     try:
         embedder_dial: str | None = None
         embedder_key: SecretStr | None = None
@@ -248,12 +284,14 @@ def serve(
             logs.configure(rs.log_level)
             registry = _start("registry", lambda: create_registry(rs))
             started.append(registry)
+            on_hangup = registry.reopen_audit_log
             where = rs.data_dir.resolve() if rs.store == "edge" else rs.qdrant_url
             typer.echo(
                 f"registry  listening on {rs.host}:{registry.port}  store {rs.store} {where}  "
                 f"embedder {rs.embedder_address}"
             )
-        _wait_for_signal()
+        with _on_hangup(on_hangup):
+            _wait_for_signal()
     finally:
         for server in reversed(started):
             # None: each server drains for its own settings' grace_s.
