@@ -284,6 +284,16 @@ class _FakeServer:
     def stop(self, grace_s: float | None = None) -> None:
         pass
 
+    def reopen_audit_log(self) -> None:
+        pass
+
+
+#: Registry settings that let it bind a non-loopback host (protected mode).
+_KEYS_ON = {
+    "LIKENESS_REGISTRY_API_KEYS_REQUIRED": "true",
+    "LIKENESS_REGISTRY_BOOTSTRAP_ADMIN_KEY": "bootstrap-for-serve-all-tests",
+}
+
 
 def _serve_all(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], env: dict[str, str]
@@ -324,7 +334,7 @@ def test_serve_all_gives_the_registry_the_configured_key(
         monkeypatch,
         tmp_path,
         ["--host", "0.0.0.0"],
-        {"LIKENESS_EMBEDDER_API_KEY": KEY, "LIKENESS_REGISTRY_EMBEDDER_API_KEY": WRONG},
+        {"LIKENESS_EMBEDDER_API_KEY": KEY, "LIKENESS_REGISTRY_EMBEDDER_API_KEY": WRONG, **_KEYS_ON},
     )
     assert _secret(es.api_key) == _secret(rs.embedder_api_key) == KEY
     assert KEY not in stdout
@@ -333,12 +343,12 @@ def test_serve_all_gives_the_registry_the_configured_key(
 def test_serve_all_makes_up_a_key_when_it_serves_other_hosts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    es, rs, stdout = _serve_all(monkeypatch, tmp_path, ["--host", "0.0.0.0"], {})
+    es, rs, stdout = _serve_all(monkeypatch, tmp_path, ["--host", "0.0.0.0"], _KEYS_ON)
     key = _secret(es.api_key)
     assert key is not None and len(key) >= 32
     assert _secret(rs.embedder_api_key) == key
     assert key not in stdout
-    es2, _, _ = _serve_all(monkeypatch, tmp_path, ["--host", "0.0.0.0"], {})
+    es2, _, _ = _serve_all(monkeypatch, tmp_path, ["--host", "0.0.0.0"], _KEYS_ON)
     assert _secret(es2.api_key) != key, "a new key each run"
 
 
