@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,16 +11,10 @@ from embedder.backends import FaceInput
 from embedder.batcher import Batcher
 from embedder.decode import decode_image
 from embedder.detect import Detection, FaceDetector
-from embedder.quality import FaceQuality, face_quality
+from embedder.quality import face_quality
 from likeness.errors import FailedPrecondition, NotFound
-
-
-class Selection(enum.Enum):
-    """Which faces of an image to return (see likeness.v1.FaceSelection)."""
-
-    LARGEST = "largest"
-    ALL = "all"
-    REQUIRE_SINGLE = "require_single"
+from likeness.quality import Quality
+from likeness.selection import FaceSelection
 
 
 @dataclass(frozen=True)
@@ -32,7 +25,7 @@ class FaceResult:
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
     detection_score: float
-    quality: FaceQuality
+    quality: Quality
     vector: np.ndarray
 
 
@@ -68,7 +61,10 @@ class FacePipeline:
         self._max_pixels = max_pixels
 
     def process(
-        self, data: bytes, selection: Selection = Selection.LARGEST, timeout_s: float | None = None
+        self,
+        data: bytes,
+        selection: FaceSelection = FaceSelection.LARGEST,
+        timeout_s: float | None = None,
     ) -> EmbedResult:
         """Embed the selected faces of an encoded image.
 
@@ -99,13 +95,13 @@ class FacePipeline:
         return EmbedResult(width=width, height=height, faces=faces)
 
     @staticmethod
-    def _select(detections: list[Detection], selection: Selection) -> list[Detection]:
+    def _select(detections: list[Detection], selection: FaceSelection) -> list[Detection]:
         if not detections:
             raise NotFound("no face found in the image")
-        if selection is Selection.REQUIRE_SINGLE and len(detections) != 1:
+        if selection is FaceSelection.REQUIRE_SINGLE and len(detections) != 1:
             raise FailedPrecondition(
                 f"exactly one face required, found {len(detections)} faces in the image"
             )
-        if selection is Selection.ALL:
+        if selection is FaceSelection.ALL:
             return detections
         return detections[:1]

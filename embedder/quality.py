@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from embedder.landmarks import CHIN, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, eye_centres
+from likeness.quality import Quality
 
 # A generic 3D head (millimetres; x to the subject's left as seen by the
 # camera's right, y up, z towards the camera): nose tip, chin, outer eye
@@ -23,19 +22,6 @@ _MODEL_3D = np.array(
     ],
     dtype=np.float64,
 )
-
-
-@dataclass(frozen=True)
-class FaceQuality:
-    """``face_size_px``: inter-ocular distance in image pixels; ``sharpness``:
-    variance of the Laplacian of the grey aligned crop (under ~30 is blurred);
-    ``yaw_deg``/``pitch_deg``/``roll_deg``: head pose in degrees, 0 = frontal."""
-
-    face_size_px: float
-    sharpness: float
-    yaw_deg: float
-    pitch_deg: float
-    roll_deg: float
 
 
 def sharpness(crop: np.ndarray) -> float:
@@ -85,11 +71,11 @@ def head_pose(landmarks68: np.ndarray, width: int, height: int) -> tuple[float, 
     return yaw, pitch, roll
 
 
-def face_quality(landmarks68: np.ndarray, crop: np.ndarray, width: int, height: int) -> FaceQuality:
-    """All quality measures of one face (see :class:`FaceQuality`)."""
+def face_quality(landmarks68: np.ndarray, crop: np.ndarray, width: int, height: int) -> Quality:
+    """All quality measures of one face (see :class:`likeness.quality.Quality`)."""
     right_eye, left_eye = eye_centres(landmarks68)
     yaw, pitch, roll = head_pose(landmarks68, width, height)
-    return FaceQuality(
+    return Quality(
         face_size_px=float(np.linalg.norm(left_eye - right_eye)),
         sharpness=sharpness(crop),
         yaw_deg=yaw,

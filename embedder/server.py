@@ -1,4 +1,5 @@
-"""The Embedder gRPC server: construction, health, reflection, shutdown.
+"""The Embedder gRPC server: the model, the pipeline and the servicer in
+the shared serving shell (:mod:`likeness.serving`).
 
 With ``api_key`` set, every call must present it (``authorization: Bearer
 <key>``, see :mod:`likeness.service_key`) except the gRPC health service,
@@ -9,25 +10,27 @@ secret: it says only SERVING or not. Reflection needs the key.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from concurrent import futures
-from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from pydantic import ValidationError
 
 from embedder.backends import load_backend
 from embedder.batcher import Batcher
 from embedder.detect import FaceDetector
 from embedder.pipeline import FacePipeline
 from embedder.servicer import EmbedderServicer
-from embedder.settings import EmbedderSettings, is_loopback
+from embedder.settings import EmbedderSettings
 from likeness import logs
 from likeness.interceptor import ErrorInterceptor
 from likeness.service_key import ServiceKeyInterceptor
+from likeness.serving import (
+    SERVING,
+    Endpoint,
+    GrpcServer,
+    Service,
+    is_loopback,
+    run_until_signal,
+    settings_from_env,
+)
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
@@ -50,7 +53,7 @@ def log_exposure(settings: EmbedderSettings) -> bool:
 
 class EmbedderServer:
     """A started-on-demand Embedder: the model and detector load in the
-    constructor (seconds), ``start()`` binds ``settings.host:settings.port``
+    constructor (seconds), ``start()`` serves ``settings.host:settings.port``
     (port 0 picks a free one, see ``port``)."""
 
     def __init__(self, settings: EmbedderSettings) -> None:
@@ -72,48 +75,44 @@ class EmbedderServer:
             settings.max_image_pixels,
             self.backend.manifest.crop_template,
         )
-        self._health = health.HealthServicer()
-        options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ]
         interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
         if settings.api_key is not None:
             # First: a refused call reaches neither the servicer nor the log
             # of errors.
             interceptors.insert(0, ServiceKeyInterceptor(settings.api_key))
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="embed"),
-            interceptors=interceptors,
-            options=options,
-            maximum_concurrent_rpcs=settings.workers * 16,
-        )
-        embedder_pb2_grpc.add_EmbedderServicer_to_server(
-            EmbedderServicer(self.pipeline, self.backend), self._server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
-        address = f"{settings.host}:{settings.port}"
-        # EmbedderSettings guarantees both or neither are set.
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            creds = grpc.ssl_server_credentials(
-                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+        servicer = EmbedderServicer(self.pipeline, self.backend)
+        try:
+            self._grpc = GrpcServer(
+                Endpoint(
+                    settings.host,
+                    settings.port,
+                    settings.workers,
+                    settings.max_message_bytes,
+                    settings.tls_cert,
+                    settings.tls_key,
+                ),
+                [
+                    Service(
+                        SERVICE_NAME,
+                        lambda s: embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, s),
+                    )
+                ],
+                interceptors,
+                thread_name="embed",
             )
-            self.port = self._server.add_secure_port(address, creds)
-        else:
-            self.port = self._server.add_insecure_port(address)
-        self._stopped = threading.Event()
+        except BaseException:
+            self._batcher.close()
+            raise
+        self.port = self._grpc.port
+        self._stopped = False
 
     @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+        return self._grpc.address
 
     def start(self) -> None:
-        self._server.start()
-        for name in ("", SERVICE_NAME):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._grpc.start()
+        self._grpc.set_health(SERVING, ("", SERVICE_NAME))
         log.info(
             "embedder listening",
             extra={
@@ -128,14 +127,14 @@ class EmbedderServer:
     def stop(self, grace_s: float | None = None) -> None:
         """Refuse new calls, let in-flight ones finish for ``grace_s`` seconds
         (default: ``settings.grace_s``)."""
-        grace = self.settings.grace_s if grace_s is None else grace_s
-        self._health.enter_graceful_shutdown()
-        self._server.stop(grace).wait()
+        if self._stopped:
+            return
+        self._stopped = True
+        self._grpc.stop(self.settings.grace_s if grace_s is None else grace_s)
         self._batcher.close()
-        self._stopped.set()
 
     def wait(self) -> None:
-        self._stopped.wait()
+        self._grpc.wait()
 
 
 def create_server(settings: EmbedderSettings) -> EmbedderServer:
@@ -148,23 +147,14 @@ def serve(settings: EmbedderSettings) -> None:
     ``settings.grace_s`` seconds."""
     server = create_server(settings)
     server.start()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=server.stop, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    server.wait()
+    try:
+        run_until_signal()
+    finally:
+        server.stop()
 
 
 def main() -> None:
-    try:
-        settings = EmbedderSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise SystemExit(f"embedder: invalid settings: {problems}") from None
+    settings = settings_from_env(EmbedderSettings, "embedder")
     logs.configure(settings.log_level)
     serve(settings)
 

@@ -7,30 +7,17 @@ import logging
 import grpc
 
 from embedder.backends import EmbeddingBackend
-from embedder.pipeline import EmbedResult, FacePipeline, Selection
+from embedder.pipeline import EmbedResult, FacePipeline
+from likeness import request_id
 from likeness.errors import DeadlineExceeded, InvalidArgument, LikenessError
-from likeness.interceptor import REQUEST_ID_KEY, request_id, status_of
 from likeness.quality import quality_to_pb
+from likeness.selection import FaceSelection, from_pb
+from likeness.status import status_of
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
 
 MAX_BATCH_ITEMS = 64
-
-_SELECTION: dict[int, Selection] = {
-    common_pb2.FACE_SELECTION_UNSPECIFIED: Selection.LARGEST,
-    common_pb2.FACE_SELECTION_LARGEST: Selection.LARGEST,
-    common_pb2.FACE_SELECTION_ALL: Selection.ALL,
-    common_pb2.FACE_SELECTION_REQUIRE_SINGLE: Selection.REQUIRE_SINGLE,
-}
-
-
-def selection_from_proto(value: int) -> Selection:
-    """The pipeline's Selection for a FaceSelection enum value."""
-    try:
-        return _SELECTION[value]
-    except KeyError:
-        raise InvalidArgument(f"selection: unknown FaceSelection value {value}") from None
 
 
 def result_to_proto(result: EmbedResult, fingerprint: str) -> embedder_pb2.EmbedResponse:
@@ -71,7 +58,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         if remaining is not None and remaining > 1e6:
             remaining = None  # no deadline set by the client
         result = self._pipeline.process(
-            request.image, selection_from_proto(request.selection), timeout_s=remaining
+            request.image, from_pb(request.selection, FaceSelection.LARGEST), timeout_s=remaining
         )
         return result_to_proto(result, self._manifest.fingerprint)
 
@@ -104,7 +91,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             except Exception:
                 # One image must not fail the others; like the interceptor, the
                 # client gets only the request id, the log gets the traceback.
-                rid = _request_id(context)
+                rid = request_id.of_call(context)
                 log.exception(
                     "unhandled error in a batch item",
                     extra={"method": "EmbedBatch", "item": index, "request_id": rid},
@@ -128,12 +115,3 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             default_threshold=m.default_threshold,
             input_size=m.input_size,
         )
-
-
-def _request_id(context: grpc.ServicerContext) -> str:
-    """The id the ErrorInterceptor put in the trailers, so that the item's
-    message, the trailers and the log agree; else the caller's or a new one."""
-    for key, value in context.trailing_metadata() or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str):
-            return value
-    return request_id(context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -10,17 +9,6 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from likeness.service_key import MIN_KEY_LENGTH, ServiceKey
-
-
-def is_loopback(host: str) -> bool:
-    """True when binding ``host`` serves this machine only (127.0.0.0/8,
-    ::1, localhost); a wildcard (0.0.0.0, ::) or any other address is not."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 class EmbedderSettings(BaseSettings):

@@ -17,41 +17,27 @@ from likeness._client_types import (
     ExportedFace,
     Face,
     FaceRecord,
-    FaceSelection,
     Gallery,
     GalleryStats,
     IdentifyResult,
     ModelInfo,
     Point,
-    Quality,
     Subject,
     SubjectPage,
     SubjectSummary,
     VerifyResult,
 )
-from likeness.quality import quality_to_pb
+from likeness.quality import Quality, quality_from_pb, quality_to_pb
 from likeness.v1 import common_pb2, registry_pb2
 
 Probe = bytes | Embedding
-
-_SELECTION_PB = {
-    FaceSelection.DEFAULT: common_pb2.FACE_SELECTION_UNSPECIFIED,
-    FaceSelection.LARGEST: common_pb2.FACE_SELECTION_LARGEST,
-    FaceSelection.ALL: common_pb2.FACE_SELECTION_ALL,
-    FaceSelection.REQUIRE_SINGLE: common_pb2.FACE_SELECTION_REQUIRE_SINGLE,
-}
-
-
-def selection_pb(value: FaceSelection) -> common_pb2.FaceSelection:
-    return _SELECTION_PB[value]
 
 
 def quality(msg: Any, field: str) -> Quality | None:
     """The Quality in ``msg.<field>``, None when unset."""
     if not msg.HasField(field):
         return None
-    q = getattr(msg, field)
-    return Quality(q.face_size_px, q.sharpness, q.yaw_deg, q.pitch_deg, q.roll_deg)
+    return quality_from_pb(getattr(msg, field))
 
 
 def embedding(msg: Any) -> Embedding:

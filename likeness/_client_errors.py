@@ -8,9 +8,16 @@ from it, so ``except likeness.errors.NotFound`` catches a client's
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import grpc
 
 from likeness import errors
+from likeness.status import status_of
+
+#: Status code -> the client's exception class; filled as the classes are
+#: defined (see LikenessRpcError.__init_subclass__).
+_ERROR_OF: dict[grpc.StatusCode, type[LikenessRpcError]] = {}
 
 
 class LikenessRpcError(errors.LikenessError):
@@ -19,7 +26,18 @@ class LikenessRpcError(errors.LikenessError):
     ``code``: the status code; ``details``: the server's message (safe to
     show); ``method``: the full RPC name, e.g. "/likeness.v1.Registry/Verify";
     ``target``: the address called.
+
+    A subclass stands for one status code: the code of its domain error base
+    (:mod:`likeness.status`, the one table), or ``for_code`` where no domain
+    error maps to it.
     """
+
+    for_code: ClassVar[grpc.StatusCode | None] = None
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if cls.__module__ == __name__:  # this module's classes: one per code
+            _ERROR_OF[cls.__dict__.get("for_code") or status_of(cls)] = cls
 
     def __init__(
         self, code: grpc.StatusCode, details: str, *, method: str = "", target: str = ""
@@ -37,9 +55,13 @@ class LikenessRpcError(errors.LikenessError):
 class CancelledError(LikenessRpcError):
     """CANCELLED: the call was cancelled, usually by the caller."""
 
+    for_code = grpc.StatusCode.CANCELLED
+
 
 class UnknownError(LikenessRpcError):
     """UNKNOWN: the server failed without saying how."""
+
+    for_code = grpc.StatusCode.UNKNOWN
 
 
 class InvalidArgumentError(LikenessRpcError, errors.InvalidArgument):
@@ -48,6 +70,8 @@ class InvalidArgumentError(LikenessRpcError, errors.InvalidArgument):
 
 class DeadlineExceededError(LikenessRpcError):
     """DEADLINE_EXCEEDED: the call's deadline passed before an answer came."""
+
+    for_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class NotFoundError(LikenessRpcError, errors.NotFound):
@@ -74,17 +98,25 @@ class FailedPreconditionError(LikenessRpcError, errors.FailedPrecondition):
 class AbortedError(LikenessRpcError):
     """ABORTED: the operation was aborted by a conflict."""
 
+    for_code = grpc.StatusCode.ABORTED
+
 
 class OutOfRangeError(LikenessRpcError):
     """OUT_OF_RANGE: a value past the valid range."""
+
+    for_code = grpc.StatusCode.OUT_OF_RANGE
 
 
 class UnimplementedError(LikenessRpcError):
     """UNIMPLEMENTED: the server does not offer this RPC."""
 
+    for_code = grpc.StatusCode.UNIMPLEMENTED
+
 
 class InternalError(LikenessRpcError):
     """INTERNAL: a server bug; the message carries a request id for its logs."""
+
+    for_code = grpc.StatusCode.INTERNAL
 
 
 class UnavailableError(LikenessRpcError, errors.Unavailable):
@@ -94,29 +126,11 @@ class UnavailableError(LikenessRpcError, errors.Unavailable):
 class DataLossError(LikenessRpcError):
     """DATA_LOSS: unrecoverable data loss."""
 
+    for_code = grpc.StatusCode.DATA_LOSS
+
 
 class UnauthenticatedError(LikenessRpcError, errors.Unauthenticated):
     """UNAUTHENTICATED: missing or unknown API key."""
-
-
-_ERROR_OF: dict[grpc.StatusCode, type[LikenessRpcError]] = {
-    grpc.StatusCode.CANCELLED: CancelledError,
-    grpc.StatusCode.UNKNOWN: UnknownError,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
-    grpc.StatusCode.NOT_FOUND: NotFoundError,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
-    grpc.StatusCode.ABORTED: AbortedError,
-    grpc.StatusCode.OUT_OF_RANGE: OutOfRangeError,
-    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
-    grpc.StatusCode.INTERNAL: InternalError,
-    grpc.StatusCode.UNAVAILABLE: UnavailableError,
-    grpc.StatusCode.DATA_LOSS: DataLossError,
-    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
-}
 
 
 def error_for(

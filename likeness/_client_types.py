@@ -9,27 +9,15 @@ L2-normalised embeddings in [-1, 1], and a decision is "match" when
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from likeness.quality import Quality
+
 #: The gallery every request uses unless it names another.
 DEFAULT_GALLERY = "default"
-
-
-class FaceSelection(enum.IntEnum):
-    """Which faces of an image a request uses (values of likeness.v1.FaceSelection).
-
-    ``DEFAULT`` is the RPC's documented default: LARGEST for Embed and for
-    probes, REQUIRE_SINGLE for Enroll.
-    """
-
-    DEFAULT = 0
-    LARGEST = 1
-    ALL = 2
-    REQUIRE_SINGLE = 3
 
 
 @dataclass(frozen=True)
@@ -48,19 +36,6 @@ class BoundingBox:
     top: int
     right: int
     bottom: int
-
-
-@dataclass(frozen=True)
-class Quality:
-    """Quality of one face: inter-ocular distance in pixels, Laplacian
-    variance of the aligned grey crop (under about 30 is blurred), and head
-    pose in degrees (0, 0, 0 is frontal)."""
-
-    face_size_px: float
-    sharpness: float
-    yaw_deg: float
-    pitch_deg: float
-    roll_deg: float
 
 
 @dataclass(frozen=True)

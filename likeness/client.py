@@ -67,19 +67,20 @@ from likeness._client_types import (
     ExportedFace,
     Face,
     FaceRecord,
-    FaceSelection,
     Gallery,
     GalleryStats,
     IdentifyResult,
     ImportResult,
     ModelInfo,
     Point,
-    Quality,
     Subject,
     SubjectPage,
     SubjectSummary,
     VerifyResult,
 )
+from likeness.quality import Quality
+from likeness.selection import FaceSelection
+from likeness.selection import to_pb as selection_pb
 from likeness.v1 import (
     embedder_pb2,
     embedder_pb2_grpc,
@@ -211,7 +212,7 @@ class LikenessClient:
         """Detect, align, score and embed the faces of one encoded image
         (default selection: the largest face). NotFoundError when no face."""
         caller, stub = self._embedder_parts()
-        request = embedder_pb2.EmbedRequest(image=image, selection=convert.selection_pb(selection))
+        request = embedder_pb2.EmbedRequest(image=image, selection=selection_pb(selection))
         response = caller.unary(stub.Embed, request, timeout_s=self.timeout_s, retry=True)
         return convert.embed_result(response)
 
@@ -223,7 +224,7 @@ class LikenessClient:
         caller, stub = self._embedder_parts()
         request = embedder_pb2.EmbedBatchRequest(
             items=[
-                embedder_pb2.EmbedRequest(image=i, selection=convert.selection_pb(selection))
+                embedder_pb2.EmbedRequest(image=i, selection=selection_pb(selection))
                 for i in images
             ]
         )
@@ -281,7 +282,7 @@ class LikenessClient:
             embeddings=[convert.embedding_pb(e) for e in embeddings],
             metadata=dict(metadata or {}),
             idempotency_key=idempotency_key or _ENROLL_KEY_PREFIX + uuid.uuid4().hex,
-            selection=convert.selection_pb(selection),
+            selection=selection_pb(selection),
         )
         response = self._registry.unary(
             self._registry_stub.Enroll, request, timeout_s=self.timeout_s, retry=True

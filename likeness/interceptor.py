@@ -1,53 +1,24 @@
 """The one place where domain errors become gRPC status codes.
 
 Servicers raise :mod:`likeness.errors` types; this interceptor turns them
-into statuses with their message. Anything else is logged with a request id
-and answered INTERNAL with only that id: clients never see a traceback.
+into statuses with their message (the table is :mod:`likeness.status`).
+Anything else is logged with a request id and answered INTERNAL with only
+that id: clients never see a traceback.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 
-from likeness import errors
+from likeness import errors, request_id
+from likeness.handlers import Behaviour, rewrap
+from likeness.status import status_of
 
 log = logging.getLogger("likeness.rpc")
-
-#: Domain error type -> status code. Subclasses map like their base.
-STATUS_OF: dict[type[errors.LikenessError], grpc.StatusCode] = {
-    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-
-REQUEST_ID_KEY = "x-request-id"
-
-
-def status_of(exc: errors.LikenessError) -> grpc.StatusCode:
-    """The status code of a domain error (by type, walking its bases)."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_OF:
-            return STATUS_OF[cls]
-    return grpc.StatusCode.UNKNOWN
-
-
-def request_id(context: grpc.ServicerContext) -> str:
-    """The caller's ``x-request-id`` metadata, or a new random id."""
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
-            return value
-    return uuid.uuid4().hex
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, method: str, rid: str) -> None:
@@ -59,34 +30,6 @@ def _abort(context: grpc.ServicerContext, exc: BaseException, method: str, rid: 
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
 
 
-def _wrap_unary(behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
-    def handler(request: Any, context: grpc.ServicerContext) -> Any:
-        rid = request_id(context)
-        context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-        try:
-            return behaviour(request, context)
-        except Exception as exc:
-            if _aborted(context):
-                raise
-            _abort(context, exc, method, rid)
-
-    return handler
-
-
-def _wrap_stream(behaviour: Callable[..., Iterator[Any]], method: str) -> Callable[..., Any]:
-    def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        rid = request_id(context)
-        context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-        try:
-            yield from behaviour(request, context)
-        except Exception as exc:
-            if _aborted(context):
-                raise
-            _abort(context, exc, method, rid)
-
-    return handler
-
-
 def _aborted(context: grpc.ServicerContext) -> bool:
     # context.abort() sets the status, then raises a bare Exception that must
     # propagate untouched.
@@ -94,9 +37,16 @@ def _aborted(context: grpc.ServicerContext) -> bool:
     return code not in (None, grpc.StatusCode.OK)
 
 
+def _start(context: grpc.ServicerContext) -> str:
+    rid = request_id.incoming(context)
+    context.set_trailing_metadata(((request_id.REQUEST_ID_KEY, rid),))
+    return rid
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Maps :class:`likeness.errors.LikenessError` to status codes; hides
-    everything else behind INTERNAL with a request id."""
+    everything else behind INTERNAL with a request id (in the trailing
+    metadata ``x-request-id`` of every call)."""
 
     def intercept_service(
         self,
@@ -107,28 +57,29 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+
+        def unary(behaviour: Behaviour) -> Behaviour:
+            def handle(request: Any, context: grpc.ServicerContext) -> Any:
+                rid = _start(context)
+                try:
+                    return behaviour(request, context)
+                except Exception as exc:
+                    if _aborted(context):
+                        raise
+                    _abort(context, exc, method, rid)
+
+            return handle
+
+        def stream(behaviour: Behaviour) -> Behaviour:
+            def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                rid = _start(context)
+                try:
+                    yield from behaviour(request, context)
+                except Exception as exc:
+                    if _aborted(context):
+                        raise
+                    _abort(context, exc, method, rid)
+
+            return handle
+
+        return rewrap(handler, unary, stream)

@@ -1,32 +1,30 @@
-"""One conversion of face-quality values to the wire type, for every package.
-
-The embedder, the registry and the client each have their own quality
-dataclass (none may import another's); all carry the same five fields.
-"""
+"""Face quality: the one value type for every package, and its wire form."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
 
 from likeness.v1 import common_pb2
 
 
-class QualityValues(Protocol):
-    """Anything with the five quality fields (units as in likeness.v1.Quality)."""
+@dataclass(frozen=True)
+class Quality:
+    """Quality of one face (units as in likeness.v1.Quality).
 
-    @property
-    def face_size_px(self) -> float: ...
-    @property
-    def sharpness(self) -> float: ...
-    @property
-    def yaw_deg(self) -> float: ...
-    @property
-    def pitch_deg(self) -> float: ...
-    @property
-    def roll_deg(self) -> float: ...
+    ``face_size_px``: inter-ocular distance in image pixels; ``sharpness``:
+    variance of the Laplacian of the grey aligned crop (under about 30 is
+    blurred); ``yaw_deg``/``pitch_deg``/``roll_deg``: head pose in degrees,
+    (0, 0, 0) is frontal.
+    """
+
+    face_size_px: float
+    sharpness: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
 
 
-def quality_to_pb(value: QualityValues | None) -> common_pb2.Quality | None:
+def quality_to_pb(value: Quality | None) -> common_pb2.Quality | None:
     """The likeness.v1.Quality of ``value``; None (field left unset) for None."""
     if value is None:
         return None
@@ -36,4 +34,15 @@ def quality_to_pb(value: QualityValues | None) -> common_pb2.Quality | None:
         yaw_deg=value.yaw_deg,
         pitch_deg=value.pitch_deg,
         roll_deg=value.roll_deg,
+    )
+
+
+def quality_from_pb(message: common_pb2.Quality) -> Quality:
+    """The value of a likeness.v1.Quality, field for field."""
+    return Quality(
+        face_size_px=message.face_size_px,
+        sharpness=message.sharpness,
+        yaw_deg=message.yaw_deg,
+        pitch_deg=message.pitch_deg,
+        roll_deg=message.roll_deg,
     )

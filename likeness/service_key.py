@@ -23,6 +23,8 @@ from typing import Annotated, Any
 import grpc
 from pydantic import AfterValidator, SecretStr
 
+from likeness.handlers import rewrap
+
 log = logging.getLogger("likeness.auth")
 
 #: Fewest characters of a shared key: 16 random characters are beyond
@@ -123,14 +125,4 @@ class ServiceKeyInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         # The refusal must have the method's own shape (streaming or not),
         # or grpc would read the request wrongly before we answer.
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_refuse(method), **kwargs)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_refuse(method), **kwargs)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_refuse_stream(method), **kwargs)
-        return grpc.stream_stream_rpc_method_handler(_refuse_stream(method), **kwargs)
+        return rewrap(handler, lambda _: _refuse(method), lambda _: _refuse_stream(method))

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from likeness import errors
-from server.domain import DEFAULT_GALLERY, FaceQualityInfo
+from likeness.quality import Quality
+from server.domain import DEFAULT_GALLERY
 
 GALLERY_NAME_MAX = 64
 SUBJECT_ID_MAX = 128
@@ -141,7 +142,7 @@ def created_at(value: float, now: float, field: str) -> float:
     return float(value)
 
 
-def quality(value: FaceQualityInfo, field: str) -> FaceQualityInfo:
+def quality(value: Quality, field: str) -> Quality:
     """Finite values; face_size_px and sharpness >= 0; yaw, pitch and roll
     in [-180, 180] degrees (the units of likeness.v1.Quality)."""
     non_negative(value.face_size_px, f"{field}.face_size_px")

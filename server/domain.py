@@ -6,18 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from likeness.quality import Quality
+
 DEFAULT_GALLERY = "default"
-
-
-@dataclass(frozen=True)
-class FaceQualityInfo:
-    """Quality of an enrolled face (see likeness.v1.Quality for units)."""
-
-    face_size_px: float
-    sharpness: float
-    yaw_deg: float
-    pitch_deg: float
-    roll_deg: float
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ class StoredFace:
     model_fingerprint: str
     created_at: float
     metadata: dict[str, str] = field(default_factory=dict)
-    quality: FaceQualityInfo | None = None
+    quality: Quality | None = None
     #: sha256 (hex) of the Enroll request that wrote the face under an
     #: idempotency key: a retry with the same key must carry the same request.
     #: Empty for faces enrolled without a key, imported, or stored before it.

@@ -12,7 +12,6 @@ API key; the log says which setting to fix.
 
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
 from likeness import errors
+from likeness.quality import Quality, quality_from_pb
+from likeness.selection import FaceSelection, to_pb
 from likeness.service_key import bearer_metadata
-from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
-from server.domain import FaceQualityInfo
+from likeness.status import error_type_of
+from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.registry.embedder")
 
@@ -44,21 +45,6 @@ _CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-class Selection(enum.Enum):
-    """Which faces of an image are used (see likeness.v1.FaceSelection)."""
-
-    LARGEST = "largest"
-    ALL = "all"
-    REQUIRE_SINGLE = "require_single"
-
-
-_SELECTION_PB = {
-    Selection.LARGEST: common_pb2.FACE_SELECTION_LARGEST,
-    Selection.ALL: common_pb2.FACE_SELECTION_ALL,
-    Selection.REQUIRE_SINGLE: common_pb2.FACE_SELECTION_REQUIRE_SINGLE,
-}
-
-
 @dataclass(frozen=True)
 class EmbeddedFace:
     """One face found by the embedder.
@@ -69,7 +55,7 @@ class EmbeddedFace:
 
     vector: np.ndarray
     model_fingerprint: str
-    quality: FaceQualityInfo
+    quality: Quality
     box: tuple[int, int, int, int]
 
 
@@ -88,7 +74,7 @@ class EmbedderPort(Protocol):
     """What the registry needs from an embedder."""
 
     def embed(
-        self, image: bytes, selection: Selection, timeout_s: float | None = None
+        self, image: bytes, selection: FaceSelection, timeout_s: float | None = None
     ) -> list[EmbeddedFace]: ...
 
     def info(self, timeout_s: float | None = None) -> ModelInfo: ...
@@ -103,14 +89,18 @@ class _EmbedderError(Exception):
     client (INTERNAL, UNIMPLEMENTED...): surfaces as INTERNAL with a request id."""
 
 
-_MAPPED: dict[grpc.StatusCode, type[errors.LikenessError]] = {
-    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: errors.Unavailable,
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: errors.NotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
-}
+#: Codes the embedder answers about the request itself: passed on to the
+#: registry's client as the same domain error, with the embedder's message.
+_PASSED_ON = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+#: The embedder is down or too slow.
+_DOWN = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 #: The embedder refused the registry's shared key (missing or wrong).
 _KEY_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 _KEY_REFUSED_LOG = (
@@ -125,27 +115,15 @@ def _map_rpc_error(exc: grpc.RpcError, address: str) -> Exception:
     if code in _KEY_REFUSED:
         log.error(_KEY_REFUSED_LOG, address, code.name)
         return errors.Unavailable(UNAVAILABLE_MESSAGE)
-    cls = _MAPPED.get(code)
-    if cls is errors.Unavailable:
+    if code in _DOWN:
         log.warning(
             "embedder at %s unavailable (%s): %s", address, code.name, details, exc_info=True
         )
         return errors.Unavailable(UNAVAILABLE_MESSAGE)
-    if cls is not None:
+    cls = error_type_of(code)
+    if code in _PASSED_ON and cls is not None:
         return cls(details)
     return _EmbedderError(f"embedder at {address} answered {code.name}: {details}")
-
-
-def quality_from_pb(q: common_pb2.Quality) -> FaceQualityInfo:
-    """The domain value of a likeness.v1.Quality (pixels, Laplacian
-    variance, degrees), field for field."""
-    return FaceQualityInfo(
-        face_size_px=q.face_size_px,
-        sharpness=q.sharpness,
-        yaw_deg=q.yaw_deg,
-        pitch_deg=q.pitch_deg,
-        roll_deg=q.roll_deg,
-    )
 
 
 class EmbedderClient:
@@ -199,7 +177,7 @@ class EmbedderClient:
         return min(timeout_s, self._timeout_s)
 
     def embed(
-        self, image: bytes, selection: Selection, timeout_s: float | None = None
+        self, image: bytes, selection: FaceSelection, timeout_s: float | None = None
     ) -> list[EmbeddedFace]:
         """Embed the faces of one encoded image, largest first; ``timeout_s``
         (seconds) shortens the configured deadline.
@@ -208,7 +186,7 @@ class EmbedderClient:
         FailedPrecondition (REQUIRE_SINGLE and several faces),
         ResourceExhausted (too large), Unavailable (embedder down or slow).
         """
-        request = embedder_pb2.EmbedRequest(image=image, selection=_SELECTION_PB[selection])
+        request = embedder_pb2.EmbedRequest(image=image, selection=to_pb(selection))
         timeout = self._timeout(timeout_s)
         try:
             response = self._stub.Embed(request, timeout=timeout, metadata=self._metadata)

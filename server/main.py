@@ -10,26 +10,30 @@ server (see :meth:`RegistrySettings.check_exposure`).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
-from concurrent import futures
-from types import FrameType
-
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from likeness import errors, logs
 from likeness.interceptor import ErrorInterceptor
+from likeness.serving import (
+    NOT_SERVING,
+    SERVING,
+    Endpoint,
+    GrpcServer,
+    Service,
+    is_loopback,
+    run_until_signal,
+    settings_from_env,
+)
 from likeness.v1 import registry_pb2, registry_pb2_grpc
 from server.audit import AuditLog
 from server.auth import KEYS_FILE, Authenticator, KeyStore
 from server.embedder_client import EmbedderClient
+from server.guard import GuardInterceptor
 from server.metrics import Metrics
 from server.service import RegistryService
-from server.servicer import AdminServicer, RegistryServicer, make_guard
-from server.settings import InsecureBindError, RegistrySettings, is_loopback
+from server.servicer import AdminServicer, RegistryServicer
+from server.settings import InsecureBindError, RegistrySettings
 from server.store import open_store
 
 log = logging.getLogger("likeness.registry")
@@ -86,44 +90,34 @@ class RegistryServer:
             required=settings.api_keys_required,
             bootstrap_admin_key=settings.bootstrap_admin_key,
         )
-        guard = make_guard(auth, self._audit)
         self.metrics = Metrics()
-        self._health = health.HealthServicer()
-        options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ]
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="registry"),
-            interceptors=[self.metrics.interceptor(), ErrorInterceptor()],
-            options=options,
-            maximum_concurrent_rpcs=settings.workers * 16,
+        registry = RegistryServicer(self.service)
+        admin = AdminServicer(self._keys, self.service)
+        self._grpc = GrpcServer(
+            Endpoint(
+                settings.host,
+                settings.port,
+                settings.workers,
+                settings.max_message_bytes,
+                settings.tls_cert,
+                settings.tls_key,
+            ),
+            [
+                Service(
+                    REGISTRY_SERVICE,
+                    lambda s: registry_pb2_grpc.add_RegistryServicer_to_server(registry, s),
+                ),
+                Service(
+                    ADMIN_SERVICE, lambda s: registry_pb2_grpc.add_AdminServicer_to_server(admin, s)
+                ),
+            ],
+            # Outermost first: metrics see every call's final status; the
+            # error interceptor maps what authentication raises and gives the
+            # audit line its request id.
+            [self.metrics.interceptor(), ErrorInterceptor(), GuardInterceptor(auth, self._audit)],
+            thread_name="registry",
         )
-        registry_pb2_grpc.add_RegistryServicer_to_server(
-            RegistryServicer(self.service, guard), self._server
-        )
-        registry_pb2_grpc.add_AdminServicer_to_server(
-            AdminServicer(guard, self.service), self._server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (REGISTRY_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
-            self._server,
-        )
-        try:
-            address = f"{settings.host}:{settings.port}"
-            if settings.tls_cert is not None and settings.tls_key is not None:
-                creds = grpc.ssl_server_credentials(
-                    [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
-                )
-                self.port = self._server.add_secure_port(address, creds)
-            else:
-                self.port = self._server.add_insecure_port(address)
-            if self.port == 0:
-                raise RuntimeError(f"cannot bind {address}")
-        except BaseException:
-            self._server.stop(None)
-            raise
+        self.port = self._grpc.port
         self.metrics_port: int | None = None
         self.serving = False
         self._stop_checks = threading.Event()
@@ -134,12 +128,12 @@ class RegistryServer:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+        return self._grpc.address
 
     def start(self) -> None:
         """Serve (returns at once); health is checked once before returning."""
         self._check_once()
-        self._server.start()
+        self._grpc.start()
         self._checker.start()
         if self.settings.metrics_port:
             self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
@@ -183,14 +177,8 @@ class RegistryServer:
             self._audit.reopen()
 
     def _set_serving(self, serving: bool, reason: str = "") -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", REGISTRY_SERVICE):
-            self._health.set(name, status)
-        self._health.set(ADMIN_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        self._grpc.set_health(SERVING if serving else NOT_SERVING, ("", REGISTRY_SERVICE))
+        self._grpc.set_health(SERVING, (ADMIN_SERVICE,))
         if serving != self.serving:
             log.log(
                 logging.INFO if serving else logging.WARNING,
@@ -222,8 +210,7 @@ class RegistryServer:
             return
         grace = self.settings.grace_s if grace_s is None else grace_s
         self._stop_checks.set()
-        self._health.enter_graceful_shutdown()
-        self._server.stop(grace).wait()
+        self._grpc.stop(grace)
         if self._checker.is_alive():
             self._checker.join(timeout=5)
         self.metrics.stop()
@@ -237,7 +224,7 @@ class RegistryServer:
 
     def wait(self) -> None:
         """Block until the server has stopped."""
-        self._server.wait_for_termination()
+        self._grpc.wait()
 
 
 def create_server(settings: RegistrySettings) -> RegistryServer:
@@ -250,37 +237,17 @@ def serve(settings: RegistrySettings) -> None:
     reopens the audit log (call from the main thread)."""
     logs.configure(settings.log_level)
     server = create_server(settings)
-    stop = threading.Event()
-    hangup = threading.Event()
-    wake = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal received", extra={"signal": signal.Signals(signum).name})
-        # The main loop acts: a handler could interrupt stop() while it
-        # holds the audit log's lock.
-        (hangup if signum == signal.SIGHUP else stop).set()
-        wake.set()
-
-    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {s: signal.signal(s, on_signal) for s in signals}
     try:
         server.start()
-        while not stop.is_set():
-            wake.wait(1.0)
-            wake.clear()
-            if hangup.is_set():
-                hangup.clear()
-                server.reopen_audit_log()
+        run_until_signal(on_hangup=server.reopen_audit_log)
     finally:
         server.stop(settings.grace_s)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def main() -> int:
     """Entry point of ``python -m server.main``: settings from the environment."""
     try:
-        serve(RegistrySettings.model_validate({}))
+        serve(settings_from_env(RegistrySettings, "registry"))
     except InsecureBindError as exc:
         log.error("refusing to start: %s", exc)
         return 2

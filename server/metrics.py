@@ -14,6 +14,8 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from likeness.handlers import Behaviour, rewrap
+
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -70,35 +72,6 @@ class _MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def _unary(self, behaviour: Callable[..., Any], method: str) -> Callable[..., Any]:
-        def handler(request: Any, context: grpc.ServicerContext) -> Any:
-            start = time.perf_counter()
-            failed = True
-            try:
-                response = behaviour(request, context)
-                failed = False
-                return response
-            finally:
-                self._metrics.observe(
-                    method, _final_code(context, failed), time.perf_counter() - start
-                )
-
-        return handler
-
-    def _stream(self, behaviour: Callable[..., Iterator[Any]], method: str) -> Callable[..., Any]:
-        def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            start = time.perf_counter()
-            failed = True
-            try:
-                yield from behaviour(request, context)
-                failed = False
-            finally:
-                self._metrics.observe(
-                    method, _final_code(context, failed), time.perf_counter() - start
-                )
-
-        return handler
-
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
@@ -108,24 +81,31 @@ class _MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method = handler_call_details.method
-        kwargs = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method), **kwargs
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, method), **kwargs
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method), **kwargs
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._stream(handler.stream_stream, method), **kwargs
-            )
-        return handler
+        observe = self._metrics.observe
+
+        def unary(behaviour: Behaviour) -> Behaviour:
+            def handle(request: Any, context: grpc.ServicerContext) -> Any:
+                start = time.perf_counter()
+                failed = True
+                try:
+                    response = behaviour(request, context)
+                    failed = False
+                    return response
+                finally:
+                    observe(method, _final_code(context, failed), time.perf_counter() - start)
+
+            return handle
+
+        def stream(behaviour: Behaviour) -> Behaviour:
+            def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                start = time.perf_counter()
+                failed = True
+                try:
+                    yield from behaviour(request, context)
+                    failed = False
+                finally:
+                    observe(method, _final_code(context, failed), time.perf_counter() - start)
+
+            return handle
+
+        return rewrap(handler, unary, stream)

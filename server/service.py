@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from likeness import errors
+from likeness.quality import Quality
+from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
     DEFAULT_GALLERY,
-    FaceQualityInfo,
     GalleryConfig,
     SearchHit,
     StoredFace,
 )
-from server.embedder_client import EmbeddedFace, EmbedderPort, Selection
+from server.embedder_client import EmbeddedFace, EmbedderPort
 from server.store.base import FaceStore
 
 # Face ids of idempotent enrolments are uuid5(namespace, gallery/key/index):
@@ -64,7 +65,7 @@ class Probe:
 @dataclass(frozen=True)
 class EnrolledFace:
     face_id: str
-    quality: FaceQualityInfo | None
+    quality: Quality | None
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class VerifyResult:
     threshold: float
     match: bool
     face_id: str
-    probe_quality: FaceQualityInfo | None
+    probe_quality: Quality | None
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class IdentifyResult:
     candidates: list[Candidate]
     unknown: bool
     threshold: float
-    probe_quality: FaceQualityInfo | None
+    probe_quality: Quality | None
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ class CompareResult:
     score: float
     threshold: float
     match: bool
-    quality_a: FaceQualityInfo | None
-    quality_b: FaceQualityInfo | None
+    quality_a: Quality | None
+    quality_b: Quality | None
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class ImportedFace:
     embedding: EmbeddingInput
     metadata: dict[str, str]
     created_at: float
-    quality: FaceQualityInfo | None
+    quality: Quality | None
 
 
 @dataclass(frozen=True)
@@ -177,13 +178,13 @@ class ImportResult:
 @dataclass(frozen=True)
 class _ProbeVector:
     vector: np.ndarray
-    quality: FaceQualityInfo | None
+    quality: Quality | None
 
 
 @dataclass(frozen=True)
 class _NewFace:
     vector: np.ndarray
-    quality: FaceQualityInfo | None
+    quality: Quality | None
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ class RegistryService:
         embeddings: Sequence[EmbeddingInput] = (),
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str = "",
-        selection: Selection = Selection.REQUIRE_SINGLE,
+        selection: FaceSelection = FaceSelection.REQUIRE_SINGLE,
         timeout_s: float | None = None,
     ) -> EnrollResult:
         """Add faces (images first, then embeddings, in request order) to a subject.
@@ -701,7 +702,7 @@ class RegistryService:
             return _ProbeVector(vector, None)
         if not probe.image:
             raise errors.InvalidArgument(f"{field}: an image or an embedding is required")
-        faces = self._embed(probe.image, Selection.LARGEST, field, deadline)
+        faces = self._embed(probe.image, FaceSelection.LARGEST, field, deadline)
         face = faces[0]
         if face.model_fingerprint != fingerprint:
             raise errors.FailedPrecondition(
@@ -738,7 +739,7 @@ class RegistryService:
     def _image_faces(
         self,
         image: bytes,
-        selection: Selection,
+        selection: FaceSelection,
         config: GalleryConfig,
         field: str,
         deadline: float | None,
@@ -759,7 +760,7 @@ class RegistryService:
         return out
 
     def _embed(
-        self, image: bytes, selection: Selection, field: str, deadline: float | None
+        self, image: bytes, selection: FaceSelection, field: str, deadline: float | None
     ) -> list[EmbeddedFace]:
         try:
             faces = self._embedder.embed(image, selection, _left(deadline))
@@ -775,7 +776,7 @@ def _request_digest(
     images: Sequence[bytes],
     embeddings: Sequence[EmbeddingInput],
     metadata: Mapping[str, str],
-    selection: Selection,
+    selection: FaceSelection,
 ) -> str:
     """sha256 (hex) of what an Enroll asks for: equal exactly when subject,
     images (bytes), embeddings (fingerprint and float32 values), metadata and
@@ -820,7 +821,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return (vector / norm).astype(np.float32)
 
 
-def _check_quality(quality: FaceQualityInfo, config: GalleryConfig, field: str) -> None:
+def _check_quality(quality: Quality, config: GalleryConfig, field: str) -> None:
     if config.min_face_size_px > 0 and quality.face_size_px < config.min_face_size_px:
         raise errors.FailedPrecondition(
             f"{field}: face size {quality.face_size_px:.1f} px is below the gallery's "

@@ -1,23 +1,22 @@
-"""Registry and Admin gRPC servicers: protobuf <-> domain, authorization and
-audit around each call; the logic is in :mod:`server.service`."""
+"""Registry and Admin gRPC servicers: protobuf <-> domain, and the
+authorization of each call on its gallery (authentication and the audit line
+are the :class:`server.guard.GuardInterceptor`'s); the logic is in
+:mod:`server.service`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import chain
 
 import grpc
 
 from likeness import errors
-from likeness.interceptor import REQUEST_ID_KEY, request_id, status_of
-from likeness.quality import quality_to_pb
+from likeness.quality import quality_from_pb, quality_to_pb
+from likeness.selection import FaceSelection, from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
-from server.audit import AuditLog, AuditRecord
-from server.auth import ALL_GALLERIES, ApiKey, Authenticator, Principal, Role
+from server.auth import ALL_GALLERIES, ApiKey, KeyStore, Role
 from server.domain import GalleryConfig, StoredFace
-from server.embedder_client import Selection, quality_from_pb
+from server.guard import authorize, authorize_probe
 from server.service import (
     EmbeddingInput,
     GalleryOptions,
@@ -25,108 +24,6 @@ from server.service import (
     Probe,
     RegistryService,
 )
-
-_REGISTRY = "/likeness.v1.Registry/"
-_ADMIN = "/likeness.v1.Admin/"
-
-_SELECTIONS = {
-    common_pb2.FACE_SELECTION_UNSPECIFIED: Selection.REQUIRE_SINGLE,
-    common_pb2.FACE_SELECTION_REQUIRE_SINGLE: Selection.REQUIRE_SINGLE,
-    common_pb2.FACE_SELECTION_LARGEST: Selection.LARGEST,
-    common_pb2.FACE_SELECTION_ALL: Selection.ALL,
-}
-
-
-@dataclass
-class _Call:
-    """What the audit line of one call records; filled in by the handler."""
-
-    principal: Principal
-    gallery: str | None = None
-    subject: str | None = None
-    decision: str | None = None
-    score: float | None = None
-
-
-def _rid(context: grpc.ServicerContext) -> str:
-    # The ErrorInterceptor puts the call's request id in the trailing
-    # metadata before the handler runs; reuse it so logs and audit agree.
-    for key, value in context.trailing_metadata() or ():  # type: ignore[attr-defined]
-        if key == REQUEST_ID_KEY and isinstance(value, str):
-            return value
-    return request_id(context)
-
-
-class _Guard:
-    """Authenticates, authorizes and audits calls (shared by both servicers)."""
-
-    def __init__(self, auth: Authenticator, audit: AuditLog) -> None:
-        self.auth = auth
-        self._audit = audit
-
-    @contextmanager
-    def call(
-        self,
-        context: grpc.ServicerContext,
-        method: str,
-        gallery: str | None,
-        subject: str = "",
-        *,
-        defer_authorization: bool = False,
-    ) -> Iterator[_Call]:
-        """Yield the call's record once the caller may run ``method`` on
-        ``gallery`` (None: on any one gallery); write the audit line when the
-        call ends, however it ends. With ``defer_authorization`` only the
-        caller is authenticated: the handler calls :meth:`authorize` once it
-        knows the gallery (a client stream names it in its first message)."""
-        rid = _rid(context)
-        principal = Principal("unauthenticated")
-        outcome = grpc.StatusCode.UNKNOWN.name
-        record: _Call | None = None
-        try:
-            principal = self.auth.authenticate(context.invocation_metadata())
-            if not defer_authorization:
-                self.auth.authorize(principal, method, gallery)
-            record = _Call(principal, gallery=gallery, subject=subject or None)
-            yield record
-            outcome = grpc.StatusCode.OK.name
-        except errors.LikenessError as exc:
-            outcome = status_of(exc).name
-            raise
-        except GeneratorExit:
-            outcome = grpc.StatusCode.CANCELLED.name  # the client left a stream early
-            raise
-        except Exception:
-            outcome = grpc.StatusCode.INTERNAL.name
-            raise
-        finally:
-            self._audit.write(
-                AuditRecord(
-                    who=principal.key_id,
-                    rpc=method.rsplit("/", 1)[-1],
-                    gallery=record.gallery if record else gallery,
-                    outcome=outcome,
-                    request_id=rid,
-                    subject=(record.subject if record else subject) or None,
-                    decision=record.decision if record else None,
-                    score=record.score if record else None,
-                )
-            )
-
-    def authorize(self, call: _Call, method: str, gallery: str) -> None:
-        """The deferred check of :meth:`call`: PermissionDenied unless the
-        caller holds ``method``'s role on ``gallery``."""
-        call.gallery = gallery
-        self.auth.authorize(call.principal, method, gallery)
-
-    def authorize_probe(
-        self, call: _Call, method: str, gallery: str, probe: common_pb2.Probe
-    ) -> None:
-        """PermissionDenied when ``probe`` is a precomputed embedding and the
-        caller is not trusted with the gallery's templates (auth.TEMPLATE_PROBE_ROLE):
-        exact scores against chosen vectors would give the templates away."""
-        if probe.WhichOneof("kind") == "embedding":
-            self.auth.authorize_embedding_probe(call.principal, method, gallery)
 
 
 def _time_left(context: grpc.ServicerContext) -> float:
@@ -210,29 +107,26 @@ def _decision(match: bool) -> str:
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
     """likeness.v1.Registry over a :class:`RegistryService`."""
 
-    def __init__(self, service: RegistryService, guard: _Guard) -> None:
+    def __init__(self, service: RegistryService) -> None:
         self._service = service
-        self._guard = guard
 
     def Enroll(  # noqa: N802
         self, request: registry_pb2.EnrollRequest, context: grpc.ServicerContext
     ) -> registry_pb2.EnrollResponse:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "Enroll", gallery, request.subject_id) as call:
-            selection = _SELECTIONS.get(request.selection)
-            if selection is None:
-                raise errors.InvalidArgument(f"selection: unknown value {request.selection}")
-            result = self._service.enroll(
-                request.gallery,
-                request.subject_id,
-                images=list(request.images),
-                embeddings=[_embedding(e) for e in request.embeddings],
-                metadata=dict(request.metadata),
-                idempotency_key=request.idempotency_key,
-                selection=selection,
-                timeout_s=_time_left(context),
-            )
-            call.decision = "replayed" if result.replayed else "enrolled"
+        call = authorize(context, gallery, request.subject_id)
+        selection = from_pb(request.selection, FaceSelection.REQUIRE_SINGLE)
+        result = self._service.enroll(
+            request.gallery,
+            request.subject_id,
+            images=list(request.images),
+            embeddings=[_embedding(e) for e in request.embeddings],
+            metadata=dict(request.metadata),
+            idempotency_key=request.idempotency_key,
+            selection=selection,
+            timeout_s=_time_left(context),
+        )
+        call.decision = "replayed" if result.replayed else "enrolled"
         return registry_pb2.EnrollResponse(
             subject_id=result.subject_id,
             faces=[
@@ -250,16 +144,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.VerifyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.VerifyResponse:
         gallery = _gallery_label(request.gallery)
-        method = _REGISTRY + "Verify"
-        with self._guard.call(context, method, gallery, request.subject_id) as call:
-            self._guard.authorize_probe(call, method, gallery, request.probe)
-            result = self._service.verify(
-                request.gallery,
-                request.subject_id,
-                _probe(request.probe),
-                timeout_s=_time_left(context),
-            )
-            call.decision, call.score = _decision(result.match), result.score
+        call = authorize(context, gallery, request.subject_id)
+        authorize_probe(call, gallery, request.probe)
+        result = self._service.verify(
+            request.gallery,
+            request.subject_id,
+            _probe(request.probe),
+            timeout_s=_time_left(context),
+        )
+        call.decision, call.score = _decision(result.match), result.score
         return registry_pb2.VerifyResponse(
             score=result.score,
             threshold=result.threshold,
@@ -272,21 +165,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.IdentifyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.IdentifyResponse:
         gallery = _gallery_label(request.gallery)
-        method = _REGISTRY + "Identify"
-        with self._guard.call(context, method, gallery) as call:
-            self._guard.authorize_probe(call, method, gallery, request.probe)
-            result = self._service.identify(
-                request.gallery,
-                _probe(request.probe),
-                top_k=request.top_k,
-                min_score=request.min_score if request.HasField("min_score") else None,
-                timeout_s=_time_left(context),
-            )
-            if result.unknown or not result.candidates:
-                call.decision = "unknown"
-            else:
-                best = result.candidates[0]
-                call.decision, call.subject, call.score = "match", best.subject_id, best.score
+        call = authorize(context, gallery)
+        authorize_probe(call, gallery, request.probe)
+        result = self._service.identify(
+            request.gallery,
+            _probe(request.probe),
+            top_k=request.top_k,
+            min_score=request.min_score if request.HasField("min_score") else None,
+            timeout_s=_time_left(context),
+        )
+        if result.unknown or not result.candidates:
+            call.decision = "unknown"
+        else:
+            best = result.candidates[0]
+            call.decision, call.subject, call.score = "match", best.subject_id, best.score
         return registry_pb2.IdentifyResponse(
             candidates=[
                 registry_pb2.Candidate(
@@ -304,14 +196,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
     ) -> registry_pb2.CompareResponse:
         # Without a gallery Compare touches none: a read role anywhere will do.
         gallery = request.gallery or None
-        with self._guard.call(context, _REGISTRY + "Compare", gallery) as call:
-            result = self._service.compare(
-                _probe(request.a),
-                _probe(request.b),
-                gallery=request.gallery,
-                timeout_s=_time_left(context),
-            )
-            call.decision, call.score = _decision(result.match), result.score
+        call = authorize(context, gallery)
+        result = self._service.compare(
+            _probe(request.a),
+            _probe(request.b),
+            gallery=request.gallery,
+            timeout_s=_time_left(context),
+        )
+        call.decision, call.score = _decision(result.match), result.score
         return registry_pb2.CompareResponse(
             score=result.score,
             threshold=result.threshold,
@@ -324,8 +216,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.GetSubjectRequest, context: grpc.ServicerContext
     ) -> registry_pb2.Subject:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "GetSubject", gallery, request.subject_id):
-            record = self._service.get_subject(request.gallery, request.subject_id)
+        authorize(context, gallery, request.subject_id)
+        record = self._service.get_subject(request.gallery, request.subject_id)
         return registry_pb2.Subject(
             gallery=record.gallery,
             subject_id=record.subject_id,
@@ -337,10 +229,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.ListSubjectsRequest, context: grpc.ServicerContext
     ) -> registry_pb2.ListSubjectsResponse:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "ListSubjects", gallery):
-            page = self._service.list_subjects(
-                request.gallery, request.page_size, request.page_token
-            )
+        authorize(context, gallery)
+        page = self._service.list_subjects(request.gallery, request.page_size, request.page_token)
         return registry_pb2.ListSubjectsResponse(
             subjects=[
                 registry_pb2.SubjectSummary(subject_id=s, face_count=n) for s, n in page.subjects
@@ -352,27 +242,26 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         self, request: registry_pb2.DeleteSubjectRequest, context: grpc.ServicerContext
     ) -> registry_pb2.DeleteSubjectResponse:
         gallery = _gallery_label(request.gallery)
-        method = _REGISTRY + "DeleteSubject"
-        with self._guard.call(context, method, gallery, request.subject_id) as call:
-            deleted = self._service.delete_subject(request.gallery, request.subject_id)
-            call.decision = "deleted"
+        call = authorize(context, gallery, request.subject_id)
+        deleted = self._service.delete_subject(request.gallery, request.subject_id)
+        call.decision = "deleted"
         return registry_pb2.DeleteSubjectResponse(faces_deleted=deleted)
 
     def DeleteFace(  # noqa: N802
         self, request: registry_pb2.DeleteFaceRequest, context: grpc.ServicerContext
     ) -> registry_pb2.DeleteFaceResponse:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "DeleteFace", gallery) as call:
-            subject = self._service.delete_face(request.gallery, request.face_id)
-            call.subject, call.decision = subject, "deleted"
+        call = authorize(context, gallery)
+        subject = self._service.delete_face(request.gallery, request.face_id)
+        call.subject, call.decision = subject, "deleted"
         return registry_pb2.DeleteFaceResponse(subject_id=subject)
 
     def Stats(  # noqa: N802
         self, request: registry_pb2.StatsRequest, context: grpc.ServicerContext
     ) -> registry_pb2.StatsResponse:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "Stats", gallery):
-            stats = self._service.stats(request.gallery)
+        authorize(context, gallery)
+        stats = self._service.stats(request.gallery)
         return registry_pb2.StatsResponse(
             gallery=_gallery_pb(stats.gallery),
             subjects=stats.subjects,
@@ -396,10 +285,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             write_consistency_factor=request.write_consistency_factor,
         )
         gallery = _gallery_label(request.name)
-        with self._guard.call(context, _REGISTRY + "CreateGallery", gallery):
-            config = self._service.create_gallery(
-                request.name, options, timeout_s=_time_left(context)
-            )
+        authorize(context, gallery)
+        config = self._service.create_gallery(request.name, options, timeout_s=_time_left(context))
         return _gallery_pb(config)
 
     def ListGalleries(  # noqa: N802
@@ -407,49 +294,46 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
     ) -> registry_pb2.ListGalleriesResponse:
         # Needs the read role on some gallery; lists only the galleries the
         # caller may read.
-        with self._guard.call(context, _REGISTRY + "ListGalleries", None) as call:
-            galleries = [
-                g
-                for g in self._service.list_galleries()
-                if call.principal.allows(g.name, Role.READ)
-            ]
+        call = authorize(context, None)
+        galleries = [
+            g for g in self._service.list_galleries() if call.principal.allows(g.name, Role.READ)
+        ]
         return registry_pb2.ListGalleriesResponse(galleries=[_gallery_pb(g) for g in galleries])
 
     def DeleteGallery(  # noqa: N802
         self, request: registry_pb2.DeleteGalleryRequest, context: grpc.ServicerContext
     ) -> registry_pb2.DeleteGalleryResponse:
         gallery = _gallery_label(request.name)
-        with self._guard.call(context, _REGISTRY + "DeleteGallery", gallery) as call:
-            deleted = self._service.delete_gallery(request.name)
-            call.decision = "deleted"
+        call = authorize(context, gallery)
+        deleted = self._service.delete_gallery(request.name)
+        call.decision = "deleted"
         return registry_pb2.DeleteGalleryResponse(faces_deleted=deleted)
 
     def ExportGallery(  # noqa: N802
         self, request: registry_pb2.ExportGalleryRequest, context: grpc.ServicerContext
     ) -> Iterator[registry_pb2.ExportedFace]:
         gallery = _gallery_label(request.gallery)
-        with self._guard.call(context, _REGISTRY + "ExportGallery", gallery):
-            _, faces = self._service.export_gallery(request.gallery)
-            for face in faces:
-                yield _exported(face)
+        authorize(context, gallery)
+        _, faces = self._service.export_gallery(request.gallery)
+        for face in faces:
+            yield _exported(face)
 
     def ImportGallery(  # noqa: N802
         self,
         request_iterator: Iterator[registry_pb2.ImportGalleryRequest],
         context: grpc.ServicerContext,
     ) -> registry_pb2.ImportGalleryResponse:
-        method = _REGISTRY + "ImportGallery"
-        # Authenticate from the metadata before reading anything the client
-        # streams; the gallery (and so the role check) comes with message 1.
-        with self._guard.call(context, method, None, defer_authorization=True) as call:
-            first = next(request_iterator, None)
-            name = first.gallery if first is not None else ""
-            self._guard.authorize(call, method, _gallery_label(name))
-            messages = chain([first], request_iterator) if first is not None else iter(())
-            result = self._service.import_gallery(
-                name, (_imported(i, m) for i, m in enumerate(messages))
-            )
-            call.decision = f"imported={result.imported} skipped={result.skipped}"
+        # The interceptor authenticated the caller before anything the client
+        # streams was read; the gallery (and so the role check) comes with
+        # message 1.
+        first = next(request_iterator, None)
+        name = first.gallery if first is not None else ""
+        call = authorize(context, _gallery_label(name))
+        messages = chain([first], request_iterator) if first is not None else iter(())
+        result = self._service.import_gallery(
+            name, (_imported(i, m) for i, m in enumerate(messages))
+        )
+        call.decision = f"imported={result.imported} skipped={result.skipped}"
         return registry_pb2.ImportGalleryResponse(imported=result.imported, skipped=result.skipped)
 
 
@@ -457,8 +341,8 @@ class AdminServicer(registry_pb2_grpc.AdminServicer):  # type: ignore[misc]
     """likeness.v1.Admin: API keys (admin role on "*"). ``service`` tells
     which galleries exist (a key's scopes may name only those)."""
 
-    def __init__(self, guard: _Guard, service: RegistryService) -> None:
-        self._guard = guard
+    def __init__(self, keys: KeyStore, service: RegistryService) -> None:
+        self._keys = keys
         self._service = service
 
     @staticmethod
@@ -474,30 +358,23 @@ class AdminServicer(registry_pb2_grpc.AdminServicer):  # type: ignore[misc]
     def CreateApiKey(  # noqa: N802
         self, request: registry_pb2.CreateApiKeyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.CreateApiKeyResponse:
-        with self._guard.call(context, _ADMIN + "CreateApiKey", ALL_GALLERIES) as call:
-            known = {g.name for g in self._service.list_galleries()}
-            key, secret = self._guard.auth.keys.create(
-                request.name, dict(request.scopes), known_galleries=known
-            )
-            call.subject, call.decision = key.key_id, "created"
+        call = authorize(context, ALL_GALLERIES)
+        known = {g.name for g in self._service.list_galleries()}
+        key, secret = self._keys.create(request.name, dict(request.scopes), known_galleries=known)
+        call.subject, call.decision = key.key_id, "created"
         return registry_pb2.CreateApiKeyResponse(key=self._key_pb(key), secret=secret)
 
     def ListApiKeys(  # noqa: N802
         self, request: registry_pb2.ListApiKeysRequest, context: grpc.ServicerContext
     ) -> registry_pb2.ListApiKeysResponse:
-        with self._guard.call(context, _ADMIN + "ListApiKeys", ALL_GALLERIES):
-            keys = self._guard.auth.keys.list()
+        authorize(context, ALL_GALLERIES)
+        keys = self._keys.list()
         return registry_pb2.ListApiKeysResponse(keys=[self._key_pb(k) for k in keys])
 
     def RevokeApiKey(  # noqa: N802
         self, request: registry_pb2.RevokeApiKeyRequest, context: grpc.ServicerContext
     ) -> registry_pb2.RevokeApiKeyResponse:
-        with self._guard.call(context, _ADMIN + "RevokeApiKey", ALL_GALLERIES) as call:
-            self._guard.auth.keys.revoke(request.key_id)
-            call.subject, call.decision = request.key_id, "revoked"
+        call = authorize(context, ALL_GALLERIES)
+        self._keys.revoke(request.key_id)
+        call.subject, call.decision = request.key_id, "revoked"
         return registry_pb2.RevokeApiKeyResponse()
-
-
-def make_guard(auth: Authenticator, audit: AuditLog) -> _Guard:
-    """The authorization and audit wrapper shared by both servicers."""
-    return _Guard(auth, audit)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -10,24 +9,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from likeness.service_key import ServiceKey
+from likeness.serving import is_loopback
 
 
 class InsecureBindError(ValueError):
     """A non-loopback host without API keys and without allow_insecure_no_keys."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` binds loopback only: "localhost", 127.0.0.0/8 or ::1
-    (brackets allowed). Any other name, and the wildcards, are not."""
-    name = host.strip()
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class RegistrySettings(BaseSettings):

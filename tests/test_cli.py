@@ -534,17 +534,17 @@ def test_serve_drains_for_the_settings_grace_unless_told(
 
     def create(settings: Any) -> Any:
         registry = real_create(settings)
-        real_stop = registry._server.stop
+        real_stop = registry._grpc._server.stop
 
         def spy(grace: float) -> Any:
             graces.append(grace)
             return real_stop(grace)
 
-        monkeypatch.setattr(registry._server, "stop", spy)
+        monkeypatch.setattr(registry._grpc._server, "stop", spy)
         return registry
 
     monkeypatch.setattr(server.main, "create_server", create)
-    monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda: None)
+    monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda _on_hangup: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     args = ["serve", "registry", "--registry-port", "0", "--metrics-port", "0"]
     args += ["--data-dir", str(tmp_path), "--embedder-address", f"127.0.0.1:{closed_port()}"]

@@ -29,11 +29,12 @@ from pydantic import ValidationError
 from embedder.align import TEMPLATES, align_face
 from embedder.backends import DEFAULT_MODEL
 from embedder.decode import decode_image
-from embedder.pipeline import EmbedResult, FacePipeline, Selection
+from embedder.pipeline import EmbedResult, FacePipeline
 from embedder.server import EmbedderServer, create_server
 from embedder.servicer import MAX_BATCH_ITEMS, EmbedderServicer
 from embedder.settings import EmbedderSettings
 from likeness.errors import DeadlineExceeded
+from likeness.selection import FaceSelection as Selection
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -452,13 +453,13 @@ def test_stop_drains_for_the_settings_grace_by_default(
     monkeypatch.setattr("embedder.server.load_backend", lambda *args: server.backend)
     second = create_server(settings)
     graces: list[float | None] = []
-    real_stop = second._server.stop
+    real_stop = second._grpc._server.stop
 
     def spy(grace: float | None) -> Any:
         graces.append(grace)
         return real_stop(grace)
 
-    monkeypatch.setattr(second._server, "stop", spy)
+    monkeypatch.setattr(second._grpc._server, "stop", spy)
     second.start()
     second.stop()
     assert graces == [0.25]

@@ -29,8 +29,9 @@ from likeness import errors
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from server.audit import AuditLog
 from server.auth import KEYS_FILE, REQUIRED_ROLE, Authenticator, KeyStore
+from server.guard import GuardInterceptor
 from server.main import RegistryServer, create_server
-from server.servicer import RegistryServicer, make_guard
+from server.servicer import RegistryServicer
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -478,7 +479,7 @@ def test_api_keys_are_shared_by_replicas_without_restart(tmp_path: Path) -> None
 
 
 class _FakeContext:
-    """What _Guard reads of a ServicerContext: metadata only."""
+    """What the guard reads of a ServicerContext: metadata only."""
 
     def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
         self._metadata = metadata
@@ -490,6 +491,14 @@ class _FakeContext:
         return ()
 
 
+class _FakeDetails:
+    """What the guard interceptor reads of HandlerCallDetails: the method."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
+
+
 def test_import_gallery_authenticates_before_reading_the_stream(tmp_path: Path) -> None:
     read: list[int] = []
 
@@ -499,13 +508,20 @@ def test_import_gallery_authenticates_before_reading_the_stream(tmp_path: Path) 
 
     auth = Authenticator(KeyStore(tmp_path / KEYS_FILE), required=True)
     audit = AuditLog(tmp_path / "audit.jsonl")
-    servicer = RegistryServicer(None, make_guard(auth, audit))  # type: ignore[arg-type]
+    servicer = RegistryServicer(None)  # type: ignore[arg-type]
+    details = _FakeDetails("/likeness.v1.Registry/ImportGallery")
+    handler = GuardInterceptor(auth, audit).intercept_service(
+        lambda _: grpc.stream_unary_rpc_method_handler(servicer.ImportGallery),
+        details,  # type: ignore[arg-type]
+    )
+    assert handler is not None
+    import_gallery = handler.stream_unary
     with pytest.raises(errors.Unauthenticated):
-        servicer.ImportGallery(stream(), _FakeContext(()))  # type: ignore[arg-type]
+        import_gallery(stream(), _FakeContext(()))
     assert read == []  # nothing the unauthenticated client sent was read
     _, secret = auth.keys.create("reader", {"g": "read"})
     with pytest.raises(errors.PermissionDenied):
-        servicer.ImportGallery(stream(), _FakeContext(bearer(secret)))  # type: ignore[arg-type]
+        import_gallery(stream(), _FakeContext(bearer(secret)))
     audit.close()
     lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(x["outcome"], x.get("gallery")) for x in lines] == [

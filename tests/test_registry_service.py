@@ -22,8 +22,10 @@ from registry_helpers import (
 )
 
 from likeness import errors
-from server.domain import DEFAULT_GALLERY, FaceQualityInfo, StoredFace
-from server.embedder_client import EmbeddedFace, EmbedderClient, ModelInfo, Selection
+from likeness.quality import Quality
+from likeness.selection import FaceSelection as Selection
+from server.domain import DEFAULT_GALLERY, StoredFace
+from server.embedder_client import EmbeddedFace, EmbedderClient, ModelInfo
 from server.service import (
     EmbeddingInput,
     GalleryOptions,
@@ -287,7 +289,7 @@ class _RecordingEmbedder:
         self, image: bytes, selection: Selection, timeout_s: float | None = None
     ) -> list[EmbeddedFace]:
         self.timeouts.append(timeout_s)
-        quality = FaceQualityInfo(100.0, 50.0, 0.0, 0.0, 0.0)
+        quality = Quality(100.0, 50.0, 0.0, 0.0, 0.0)
         return [EmbeddedFace(unit(49), FINGERPRINT, quality, (0, 0, 10, 10))]
 
     def check_health(self) -> None: ...

@@ -24,7 +24,8 @@ import pytest
 from qdrant_grpc_shim import ShimProcess, running_shim
 
 from likeness import errors
-from server.domain import FaceQualityInfo, GalleryConfig, StoredFace
+from likeness.quality import Quality
+from server.domain import GalleryConfig, StoredFace
 from server.settings import RegistrySettings
 from server.store import FaceStore, open_store
 from server.store._edge_optimize import PARENT_GONE
@@ -65,7 +66,7 @@ def _faces(vectors: np.ndarray, per_subject: int = 3, gallery: str = "g1") -> li
             model_fingerprint="fp-1",
             created_at=1_700_000_100.0 + i,
             metadata={"row": str(i)},
-            quality=FaceQualityInfo(80.0 + i, 0.5, 1.0, -2.0, 3.0) if i % 2 else None,
+            quality=Quality(80.0 + i, 0.5, 1.0, -2.0, 3.0) if i % 2 else None,
         )
         for i, vec in enumerate(vectors)
     ]

@@ -13,14 +13,10 @@ else can use the port as an embedding oracle.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import secrets
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
@@ -28,6 +24,7 @@ from pydantic import SecretStr, ValidationError
 
 from likeness import errors, logs
 from likeness.cli._exit import ExitCode, fail
+from likeness.serving import is_loopback, run_until_signal
 
 
 class Target(enum.StrEnum):
@@ -77,42 +74,9 @@ def _start(name: str, build: Callable[[], _S]) -> _S:
     return server
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is not threading.main_thread():
-        # Signal handlers can only be installed from the main thread; an
-        # embedding caller stops us another way (e.g. KeyboardInterrupt).
-        stop.wait()
-        return
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _on_hangup(callback: Callable[[], None] | None) -> Iterator[None]:
-    """Call ``callback`` on SIGHUP while in the block (the main thread only
-    waits there, so the handler cannot interrupt a shutdown)."""
-    if callback is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        callback()
-
-    previous = signal.signal(signal.SIGHUP, on_signal)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, previous)
+def _wait_for_signal(on_hangup: Callable[[], None] | None) -> None:
+    """Serve until SIGTERM or SIGINT (the one seam tests replace)."""
+    run_until_signal(on_hangup)
 
 
 def _refuse_exposed_registry(host: str | None) -> None:
@@ -242,7 +206,7 @@ def serve(
         embedder_key: SecretStr | None = None
         if target in (Target.EMBEDDER, Target.ALL):
             from embedder.server import create_server as create_embedder
-            from embedder.settings import EmbedderSettings, is_loopback
+            from embedder.settings import EmbedderSettings
 
             es = EmbedderSettings(
                 **_given(host=host, port=embedder_port, model_dir=model_dir, log_level=log_level)
@@ -290,8 +254,7 @@ def serve(
                 f"registry  listening on {rs.host}:{registry.port}  store {rs.store} {where}  "
                 f"embedder {rs.embedder_address}"
             )
-        with _on_hangup(on_hangup):
-            _wait_for_signal()
+        _wait_for_signal(on_hangup)
     finally:
         for server in reversed(started):
             # None: each server drains for its own settings' grace_s.

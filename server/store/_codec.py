@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from likeness import errors
+from likeness.quality import Quality
 from server._validate import GALLERY_NAME_RE, canonical_uuid
-from server.domain import FaceQualityInfo, GalleryConfig, SearchHit, StoredFace
+from server.domain import GalleryConfig, SearchHit, StoredFace
 
 #: Payload keys of a face point.
 SUBJECT_KEY = "subject_id"
@@ -118,7 +119,7 @@ def face_from_point(
         model_fingerprint=str(data.get(FINGERPRINT_KEY, "")),
         created_at=float(data.get(CREATED_KEY, 0.0)),
         metadata=_str_dict(data.get(METADATA_KEY)),
-        quality=None if not isinstance(quality, dict) else FaceQualityInfo(**quality),
+        quality=None if not isinstance(quality, dict) else Quality(**quality),
         request_sha256=str(data.get(REQUEST_KEY, "")),
     )
 
