@@ -1,7 +1,12 @@
-"""Domain values of the registry (frozen dataclasses; no protobuf here)."""
+"""Domain values of the registry (frozen dataclasses; no protobuf here).
+
+Scores are cosine similarities in [-1, 1]; times are Unix seconds; vectors
+are L2-normalised float32.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,3 +64,164 @@ class SearchHit:
     subject_id: str
     score: float
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+# -- what the embedder answers -------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbeddedFace:
+    """One face found by the embedder.
+
+    ``vector``: float32 (dim,) as sent (L2-normalised by the embedder);
+    ``box``: (left, top, right, bottom) in image pixels, right/bottom exclusive.
+    """
+
+    vector: np.ndarray
+    model_fingerprint: str
+    quality: Quality
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedder's model: ``default_threshold`` is a cosine similarity in [-1, 1]."""
+
+    model_fingerprint: str
+    dim: int
+    default_threshold: float
+    backend: str = ""
+    model_id: str = ""
+
+
+# -- requests and answers of the registry service --------------------------
+
+
+@dataclass(frozen=True)
+class EmbeddingInput:
+    """A precomputed embedding: ``values`` L2-normalised, of the model
+    ``model_fingerprint``."""
+
+    values: Sequence[float] | np.ndarray
+    model_fingerprint: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe face: exactly one of ``image`` (encoded bytes) or ``embedding``."""
+
+    image: bytes | None = None
+    embedding: EmbeddingInput | None = None
+
+
+@dataclass(frozen=True)
+class EnrolledFace:
+    face_id: str
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    subject_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    subject_id: str
+    faces: list[EnrolledFace]
+    possible_duplicates: list[DuplicateCandidate]
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    score: float
+    threshold: float
+    match: bool
+    face_id: str
+    probe_quality: Quality | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    subject_id: str
+    score: float
+    face_id: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    candidates: list[Candidate]
+    unknown: bool
+    threshold: float
+    probe_quality: Quality | None
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    score: float
+    threshold: float
+    match: bool
+    quality_a: Quality | None
+    quality_b: Quality | None
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """A subject with its faces (oldest first) and metadata."""
+
+    gallery: str
+    subject_id: str
+    faces: list[StoredFace]
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SubjectPage:
+    """(subject id, face count) in subject-id order; ``next_page_token`` empty
+    on the last page."""
+
+    subjects: list[tuple[str, int]]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class GalleryStats:
+    gallery: GalleryConfig
+    subjects: int
+    faces: int
+    store_backend: str
+
+
+@dataclass(frozen=True)
+class GalleryOptions:
+    """CreateGallery options; None = the embedder model's default (threshold)
+    or 0 (gates: off). Sharding applies to the qdrant backend only."""
+
+    threshold: float | None = None
+    min_face_size_px: float | None = None
+    min_sharpness: float | None = None
+    max_abs_yaw_deg: float | None = None
+    shard_number: int = 0
+    replication_factor: int = 0
+    write_consistency_factor: int = 0
+
+
+@dataclass(frozen=True)
+class ImportedFace:
+    """One face of an import stream (as written by export)."""
+
+    subject_id: str
+    face_id: str
+    embedding: EmbeddingInput
+    metadata: dict[str, str]
+    created_at: float
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    skipped: int

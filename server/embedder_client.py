@@ -13,7 +13,6 @@ API key; the log says which setting to fix.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,11 +22,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
 from likeness import errors
-from likeness.quality import Quality, quality_from_pb
+from likeness.quality import quality_from_pb
 from likeness.selection import FaceSelection, to_pb
 from likeness.service_key import bearer_metadata
 from likeness.status import error_type_of
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
+from server.domain import EmbeddedFace, ModelInfo
 
 log = logging.getLogger("likeness.registry.embedder")
 
@@ -43,31 +43,6 @@ _CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
-
-
-@dataclass(frozen=True)
-class EmbeddedFace:
-    """One face found by the embedder.
-
-    ``vector``: float32 (dim,) as sent (L2-normalised by the embedder);
-    ``box``: (left, top, right, bottom) in image pixels, right/bottom exclusive.
-    """
-
-    vector: np.ndarray
-    model_fingerprint: str
-    quality: Quality
-    box: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The embedder's model: ``default_threshold`` is a cosine similarity in [-1, 1]."""
-
-    model_fingerprint: str
-    dim: int
-    default_threshold: float
-    backend: str = ""
-    model_id: str = ""
 
 
 class EmbedderPort(Protocol):

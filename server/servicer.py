@@ -15,15 +15,16 @@ from likeness.quality import quality_from_pb, quality_to_pb
 from likeness.selection import FaceSelection, from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from server.auth import ALL_GALLERIES, ApiKey, KeyStore, Role
-from server.domain import GalleryConfig, StoredFace
-from server.guard import authorize, authorize_probe
-from server.service import (
+from server.domain import (
     EmbeddingInput,
+    GalleryConfig,
     GalleryOptions,
     ImportedFace,
     Probe,
-    RegistryService,
+    StoredFace,
 )
+from server.guard import authorize, authorize_probe
+from server.service import RegistryService
 
 
 def _time_left(context: grpc.ServicerContext) -> float:

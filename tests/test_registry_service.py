@@ -24,15 +24,18 @@ from registry_helpers import (
 from likeness import errors
 from likeness.quality import Quality
 from likeness.selection import FaceSelection as Selection
-from server.domain import DEFAULT_GALLERY, StoredFace
-from server.embedder_client import EmbeddedFace, EmbedderClient, ModelInfo
-from server.service import (
+from server.domain import (
+    DEFAULT_GALLERY,
+    EmbeddedFace,
     EmbeddingInput,
     GalleryOptions,
     ImportedFace,
+    ModelInfo,
     Probe,
-    RegistryService,
+    StoredFace,
 )
+from server.embedder_client import EmbedderClient
+from server.service import RegistryService
 from server.store.base import FaceStore
 
 pytest_plugins = ["registry_fixtures"]
