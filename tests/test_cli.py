@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from likeness.cli import app
 from likeness.client import LikenessClient
+from likeness_cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 LFW = REPO / "tests" / "data" / "lfw"
@@ -473,7 +473,7 @@ def test_serve_registry_prints_its_address_and_stops_on_sigterm(tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "likeness.cli",
+            "likeness_cli",
             "serve",
             "registry",
             "--registry-port",
@@ -544,7 +544,7 @@ def test_serve_drains_for_the_settings_grace_unless_told(
         return registry
 
     monkeypatch.setattr(server.main, "create_server", create)
-    monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda _on_hangup: None)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda _on_hangup: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     args = ["serve", "registry", "--registry-port", "0", "--metrics-port", "0"]
     args += ["--data-dir", str(tmp_path), "--embedder-address", f"127.0.0.1:{closed_port()}"]

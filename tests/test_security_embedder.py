@@ -30,8 +30,8 @@ from typer.testing import CliRunner
 
 from embedder.server import EmbedderServer, create_server
 from embedder.settings import EmbedderSettings
-from likeness.cli import app
 from likeness.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, registry_pb2, registry_pb2_grpc
+from likeness_cli import app
 from server.main import RegistryServer
 from server.main import create_server as create_registry
 from server.settings import RegistrySettings
@@ -314,7 +314,7 @@ def _serve_all(
 
     monkeypatch.setattr(embedder.server, "create_server", fake("embedder"))
     monkeypatch.setattr(server.main, "create_server", fake("registry"))
-    monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda _on_hangup: None)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda _on_hangup: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     for name in ("LIKENESS_EMBEDDER_API_KEY", "LIKENESS_REGISTRY_EMBEDDER_API_KEY"):
         monkeypatch.delenv(name, raising=False)

@@ -20,8 +20,8 @@ import pytest
 from registry_helpers import free_port, server_settings
 from typer.testing import CliRunner, Result
 
-from likeness.cli import app
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from likeness_cli import app
 from server.audit import LINE_MAX_BYTES, AuditLog, AuditRecord
 from server.main import RegistryServer, create_server
 from server.settings import is_loopback
@@ -154,7 +154,7 @@ def _registry_env(tmp_path: Path, embedder: str, port: int) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["-m", "server.main"], ["-m", "likeness.cli", "serve", "registry"]],
+    [["-m", "server.main"], ["-m", "likeness_cli", "serve", "registry"]],
     ids=["server.main", "likeness-serve"],
 )
 def test_sighup_reopens_a_moved_audit_log(
@@ -299,7 +299,7 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
 def _serve_registry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str = "registry", **env: str | None
 ) -> Result:
-    monkeypatch.setattr("likeness.cli.serve._wait_for_signal", lambda _on_hangup: None)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda _on_hangup: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     args = ["serve", target, "--host", "0.0.0.0", "--registry-port", "0"]
     args += [

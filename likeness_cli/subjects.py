@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from likeness.cli import _options as opt
-from likeness.cli import _output as out
 from likeness.client import DEFAULT_GALLERY
+from likeness_cli import _options as opt
+from likeness_cli import _output as out
 
 app = typer.Typer(help="Enrolled subjects of a gallery.", no_args_is_help=True)
 
@@ -16,17 +16,15 @@ SubjectId = Annotated[str, typer.Argument(help="Subject id.")]
 
 
 @app.command("list")
+@opt.connected()
 def list_subjects(
     gallery: opt.Gallery = DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Every subject of the gallery with its number of faces, ordered by id."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         subjects = list(client.iter_subjects(gallery=gallery))
     if json_output:
         out.emit_json(subjects)
@@ -40,18 +38,16 @@ def list_subjects(
 
 
 @app.command("show")
+@opt.connected()
 def show_subject(
     subject: SubjectId,
     gallery: opt.Gallery = DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """A subject's faces (id, time of enrolment in UTC, quality) and metadata."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         found = client.get_subject(subject, gallery=gallery)
     if json_output:
         out.emit_json(found)
@@ -69,18 +65,16 @@ def show_subject(
 
 
 @app.command("delete")
+@opt.connected()
 def delete_subject(
     subject: SubjectId,
     gallery: opt.Gallery = DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Delete a subject and all its faces: identify never returns it again."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         deleted = client.delete_subject(subject, gallery=gallery)
     if json_output:
         out.emit_json({"subject_id": subject, "gallery": gallery, "faces_deleted": deleted})
@@ -91,18 +85,16 @@ def delete_subject(
 
 
 @app.command("delete-face")
+@opt.connected()
 def delete_face(
     face_id: Annotated[str, typer.Argument(help="Face id (see `subjects show`).")],
     gallery: opt.Gallery = DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Delete one enrolled face."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         subject = client.delete_face(face_id, gallery=gallery)
     if json_output:
         out.emit_json({"face_id": face_id, "subject_id": subject, "gallery": gallery})

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from likeness.cli import _jsonl
-from likeness.cli import _options as opt
-from likeness.cli import _output as out
-from likeness.cli._exit import ExitCode, fail
 from likeness.client import DEFAULT_GALLERY, Gallery
+from likeness_cli import _jsonl
+from likeness_cli import _options as opt
+from likeness_cli import _output as out
+from likeness_cli._exit import ExitCode, fail
 
 app = typer.Typer(
     help="Galleries: named sets of subjects bound to one model.", no_args_is_help=True
@@ -37,6 +37,7 @@ def _gallery_rows(g: Gallery) -> list[tuple[str, str]]:
 
 
 @app.command("create")
+@opt.connected()
 def create(
     name: Name,
     threshold: Annotated[
@@ -81,14 +82,11 @@ def create(
         int, typer.Option(min=0, help="Qdrant backend: write consistency factor (0 = default).")
     ] = 0,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Create a gallery bound to the embedder's current model."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         gallery = client.create_gallery(
             name,
             threshold=threshold,
@@ -108,16 +106,14 @@ def create(
 
 
 @app.command("list")
+@opt.connected()
 def list_galleries(
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Every gallery the API key may read."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         galleries = client.list_galleries()
     if json_output:
         out.emit_json(galleries)
@@ -142,6 +138,7 @@ def list_galleries(
 
 
 @app.command("stats")
+@opt.connected()
 def stats(
     name: Annotated[
         str | None,
@@ -149,14 +146,11 @@ def stats(
     ] = None,
     gallery: opt.Gallery = DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """A gallery's configuration and how many subjects and faces it holds."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         result = client.stats(gallery=name or gallery)
     if json_output:
         out.emit_json(result)
@@ -171,20 +165,18 @@ def stats(
 
 
 @app.command("delete")
+@opt.connected()
 def delete(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Delete a gallery with every subject and face in it (asks first unless --yes)."""
     if not yes and not typer.confirm(f"Delete gallery {name!r} and every face in it?"):
         fail("not deleted", ExitCode.USAGE)
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         deleted = client.delete_gallery(name)
     if json_output:
         out.emit_json({"gallery": name, "faces_deleted": deleted})
@@ -193,30 +185,18 @@ def delete(
 
 
 @app.command("export")
+@opt.connected(streaming=True)
 def export(
     name: Name,
     file: Annotated[Path, typer.Argument(help="JSON-lines file to write (replaced if it exists).")],
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            envvar="LIKENESS_STREAM_TIMEOUT_S",
-            min=0.1,
-            help="Deadline of the whole export, seconds.",
-        ),
-    ] = 600.0,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Write every face of a gallery, embeddings included, to FILE (one JSON
     object per line) to move it to another store without re-embedding."""
     partial = file.with_name(file.name + ".partial")
     count = 0
-    with opt.connect(
-        registry, api_key, tls, root_cert, timeout, stream_timeout_s=timeout
-    ) as client:
+    with connection.client() as client:
         try:
             with partial.open("w", encoding="utf-8") as sink:
                 for face in client.export_gallery(name):
@@ -230,23 +210,13 @@ def export(
 
 
 @app.command("import")
+@opt.connected(streaming=True)
 def import_(
     name: Name,
     file: Annotated[Path, typer.Argument(help="JSON-lines file written by `galleries export`.")],
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            envvar="LIKENESS_STREAM_TIMEOUT_S",
-            min=0.1,
-            help="Deadline of the whole import, seconds.",
-        ),
-    ] = 600.0,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Write the faces of FILE into gallery NAME (same model); faces already
     there are skipped. FILE is checked whole before anything is sent."""
@@ -256,7 +226,7 @@ def import_(
     except _jsonl.FormatError as exc:
         fail(str(exc), ExitCode.USAGE)
     with (
-        opt.connect(registry, api_key, tls, root_cert, timeout, stream_timeout_s=timeout) as client,
+        connection.client() as client,
         file.open(encoding="utf-8") as source,
     ):
         result = client.import_gallery(name, _jsonl.read(source, str(file)))

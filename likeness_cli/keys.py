@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from likeness.cli import _options as opt
-from likeness.cli import _output as out
-from likeness.cli._exit import ExitCode, fail
+from likeness_cli import _options as opt
+from likeness_cli import _output as out
+from likeness_cli._exit import ExitCode, fail
 
 app = typer.Typer(help="API keys (admin role on the '*' gallery required).", no_args_is_help=True)
 
@@ -29,6 +29,7 @@ def _parse_scopes(pairs: list[str]) -> dict[str, str]:
 
 
 @app.command("create")
+@opt.connected()
 def create(
     name: Annotated[str, typer.Argument(help="A name to recognise the key by.")],
     scope: Annotated[
@@ -41,15 +42,12 @@ def create(
         ),
     ],
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Create a key. Its secret is printed this once and never again: store it now."""
     scopes = _parse_scopes(scope)
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         created = client.create_api_key(name, scopes)
     if json_output:
         out.emit_json(created)
@@ -69,16 +67,14 @@ def create(
 
 
 @app.command("list")
+@opt.connected()
 def list_keys(
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Every key, revoked ones included (never their secrets)."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         keys = client.list_api_keys()
     if json_output:
         out.emit_json(keys)
@@ -98,16 +94,14 @@ def list_keys(
 
 
 @app.command("revoke")
+@opt.connected()
 def revoke(
     key_id: Annotated[str, typer.Argument(help="Key id (see `keys list`).")],
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Revoke a key: calls with it are refused from now on."""
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         client.revoke_api_key(key_id)
     out.stdout().print(f"revoked key {key_id}")
 

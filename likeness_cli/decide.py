@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from likeness.cli import _options as opt
-from likeness.cli import _output as out
-from likeness.cli._exit import ExitCode
+from likeness_cli import _options as opt
+from likeness_cli import _output as out
+from likeness_cli._exit import ExitCode
 
 _EXIT_HELP = (
     "Exit codes: 0 = {yes}; 1 = {no}; 2 = usage error (e.g. missing image file); "
@@ -23,16 +23,14 @@ def _decided(match: bool) -> None:
     raise typer.Exit(int(ExitCode.OK if match else ExitCode.NO_MATCH))
 
 
+@opt.connected()
 def verify(
     subject: Annotated[str, typer.Argument(help="The claimed subject id.")],
     image: Image,
     gallery: opt.Gallery = opt.DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """1:1: is the face in IMAGE the enrolled SUBJECT?
 
@@ -40,7 +38,7 @@ def verify(
     gallery's threshold.
     """
     probe = image.read_bytes()
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         result = client.verify(subject, probe, gallery=gallery)
     if json_output:
         out.emit_json({"subject_id": subject, "gallery": gallery, **out.to_jsonable(result)})
@@ -57,6 +55,7 @@ def verify(
     _decided(result.match)
 
 
+@opt.connected()
 def identify(
     image: Image,
     top_k: Annotated[
@@ -74,11 +73,8 @@ def identify(
     ] = None,
     gallery: opt.Gallery = opt.DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """1:N: who, among the enrolled subjects, is the face in IMAGE?
 
@@ -86,7 +82,7 @@ def identify(
     threshold.
     """
     probe = image.read_bytes()
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         result = client.identify(probe, top_k=top_k, min_score=min_score, gallery=gallery)
     if json_output:
         out.emit_json({"gallery": gallery, **out.to_jsonable(result)})
@@ -107,6 +103,7 @@ def identify(
     _decided(not result.unknown)
 
 
+@opt.connected()
 def compare(
     image_a: Annotated[Path, typer.Argument(help="First image file.")],
     image_b: Annotated[Path, typer.Argument(help="Second image file.")],
@@ -120,16 +117,13 @@ def compare(
         ),
     ] = "",
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Are the faces in IMAGE_A and IMAGE_B the same person? Stores nothing."""
     a = image_a.read_bytes()
     b = image_b.read_bytes()
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         result = client.compare(a, b, gallery=gallery)
     if json_output:
         out.emit_json(result)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from likeness.cli import decide, enroll, galleries, info, keys, serve, subjects, training
-from likeness.cli._exit import EPILOG, HandledGroup
+from likeness_cli import decide, enroll, galleries, info, keys, serve, subjects, training
+from likeness_cli._exit import EPILOG, HandledGroup
 
 app = typer.Typer(
     name="likeness",

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from likeness.cli import _options as opt
-from likeness.cli import _output as out
+from likeness_cli import _options as opt
+from likeness_cli import _output as out
 
 
+@opt.connected(embedder=True)
 def info(
     json_output: opt.Json = False,
-    embedder: opt.Embedder = opt.DEFAULT_EMBEDDER,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """The Embedder's model: id, fingerprint, dimension and calibrated threshold."""
-    with opt.connect(embedder, api_key, tls, root_cert, timeout, embedder=embedder) as client:
+    with connection.client() as client:
         model = client.info()
     if json_output:
         out.emit_json(model)
@@ -30,7 +28,7 @@ def info(
         ("threshold", out.score(model.default_threshold)),
         ("input size", f"{model.input_size} px"),
     ]
-    out.stdout().print(out.key_values(f"embedder at {embedder}", rows))
+    out.stdout().print(out.key_values(f"embedder at {connection.address}", rows))
 
 
 def register(app: typer.Typer) -> None:

@@ -23,8 +23,8 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from likeness import errors, logs
-from likeness.cli._exit import ExitCode, fail
 from likeness.serving import is_loopback, run_until_signal
+from likeness_cli._exit import ExitCode, fail
 
 
 class Target(enum.StrEnum):

@@ -22,10 +22,6 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from likeness.cli import _options as opt
-from likeness.cli import _output as out
-from likeness.cli._enroll_plan import Item, idempotency_key, items_of, scan_tree
-from likeness.cli._exit import ExitCode, fail
 from likeness.client import (
     DEFAULT_GALLERY,
     FailedPreconditionError,
@@ -35,6 +31,10 @@ from likeness.client import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from likeness_cli import _options as opt
+from likeness_cli import _output as out
+from likeness_cli._enroll_plan import Item, idempotency_key, items_of, scan_tree
+from likeness_cli._exit import ExitCode, fail
 
 # Errors that concern one request's images; any other error (unreachable
 # server, rejected key, ...) would fail every request, so it stops the run.
@@ -230,6 +230,7 @@ def _json_summary(report: _Report, gallery: str) -> dict[str, object]:
     }
 
 
+@opt.connected()
 def enroll(
     subject: Annotated[
         str | None,
@@ -264,11 +265,8 @@ def enroll(
     ] = 4,
     gallery: opt.Gallery = DEFAULT_GALLERY,
     json_output: opt.Json = False,
-    registry: opt.Registry = opt.DEFAULT_REGISTRY,
-    api_key: opt.ApiKey = None,
-    tls: opt.Tls = False,
-    root_cert: opt.RootCert = None,
-    timeout: opt.Timeout = opt.DEFAULT_TIMEOUT_S,
+    *,
+    connection: opt.Connection,
 ) -> None:
     """Enroll faces: SUBJECT IMAGE..., or every subject of --from-dir DIR.
 
@@ -280,7 +278,7 @@ def enroll(
     """
     metadata = _parse_metadata(meta or [])
     plan = _plan(subject, images or [], from_dir)
-    with opt.connect(registry, api_key, tls, root_cert, timeout) as client:
+    with connection.client() as client:
         # Fail fast, before the progress bar, on an unreachable server, a
         # rejected key or an unknown gallery (which every request would
         # otherwise report as NOT_FOUND, like an image without a face). The

@@ -1,5 +1,0 @@
-"""``python -m likeness.cli``: the same as the ``likeness`` script."""
-
-from likeness.cli import main
-
-main()
