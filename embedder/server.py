@@ -19,18 +19,9 @@ from embedder.detect import FaceDetector
 from embedder.pipeline import FacePipeline
 from embedder.servicer import EmbedderServicer
 from embedder.settings import EmbedderSettings
-from likeness import logs
+from likeness import logs, serving
 from likeness.interceptor import ErrorInterceptor
 from likeness.service_key import ServiceKeyInterceptor
-from likeness.serving import (
-    SERVING,
-    Endpoint,
-    GrpcServer,
-    Service,
-    is_loopback,
-    run_until_signal,
-    settings_from_env,
-)
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
@@ -40,7 +31,7 @@ SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 def log_exposure(settings: EmbedderSettings) -> bool:
     """Log a warning, and return True, when ``settings`` serve other hosts
     (a bind address other than loopback) without a key."""
-    if settings.api_key is not None or is_loopback(settings.host):
+    if settings.api_key is not None or serving.is_loopback(settings.host):
         return False
     log.warning(
         "embedder serves other hosts without a key: anyone who reaches the port can "
@@ -82,17 +73,10 @@ class EmbedderServer:
             interceptors.insert(0, ServiceKeyInterceptor(settings.api_key))
         servicer = EmbedderServicer(self.pipeline, self.backend)
         try:
-            self._grpc = GrpcServer(
-                Endpoint(
-                    settings.host,
-                    settings.port,
-                    settings.workers,
-                    settings.max_message_bytes,
-                    settings.tls_cert,
-                    settings.tls_key,
-                ),
+            self._grpc = serving.GrpcServer(
+                serving.Endpoint.of(settings),
                 [
-                    Service(
+                    serving.Service(
                         SERVICE_NAME,
                         lambda s: embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, s),
                     )
@@ -112,7 +96,7 @@ class EmbedderServer:
 
     def start(self) -> None:
         self._grpc.start()
-        self._grpc.set_health(SERVING, ("", SERVICE_NAME))
+        self._grpc.set_health(serving.SERVING, ("", SERVICE_NAME))
         log.info(
             "embedder listening",
             extra={
@@ -148,13 +132,13 @@ def serve(settings: EmbedderSettings) -> None:
     server = create_server(settings)
     server.start()
     try:
-        run_until_signal()
+        serving.run_until_signal()
     finally:
         server.stop()
 
 
 def main() -> None:
-    settings = settings_from_env(EmbedderSettings, "embedder")
+    settings = serving.settings_from_env(EmbedderSettings, "embedder")
     logs.configure(settings.log_level)
     serve(settings)
 

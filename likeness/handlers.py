@@ -39,3 +39,31 @@ def rewrap(
     if handler.stream_stream:
         return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **kwargs)
     return handler
+
+
+class WrappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """A server interceptor that replaces the behaviour of the handlers it
+    :meth:`applies` to (all by default) with :meth:`unary` or :meth:`stream`
+    of it, keeping each handler's shape."""
+
+    def applies(self, details: grpc.HandlerCallDetails) -> bool:
+        return True
+
+    def unary(self, behaviour: Behaviour, method: str) -> Behaviour:
+        """The new behaviour of a method with one response message."""
+        raise NotImplementedError
+
+    def stream(self, behaviour: Behaviour, method: str) -> Behaviour:
+        """The new behaviour (a generator function) of a streaming-response method."""
+        raise NotImplementedError
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None or not self.applies(handler_call_details):
+            return handler
+        method = handler_call_details.method
+        return rewrap(handler, lambda b: self.unary(b, method), lambda b: self.stream(b, method))

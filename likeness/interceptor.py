@@ -9,13 +9,13 @@ that id: clients never see a traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from likeness import errors, request_id
-from likeness.handlers import Behaviour, rewrap
+from likeness.handlers import Behaviour, WrappingInterceptor
 from likeness.status import status_of
 
 log = logging.getLogger("likeness.rpc")
@@ -43,43 +43,31 @@ def _start(context: grpc.ServicerContext) -> str:
     return rid
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(WrappingInterceptor):
     """Maps :class:`likeness.errors.LikenessError` to status codes; hides
     everything else behind INTERNAL with a request id (in the trailing
     metadata ``x-request-id`` of every call)."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
+    def unary(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            rid = _start(context)
+            try:
+                return behaviour(request, context)
+            except Exception as exc:
+                if _aborted(context):
+                    raise
+                _abort(context, exc, method, rid)
 
-        def unary(behaviour: Behaviour) -> Behaviour:
-            def handle(request: Any, context: grpc.ServicerContext) -> Any:
-                rid = _start(context)
-                try:
-                    return behaviour(request, context)
-                except Exception as exc:
-                    if _aborted(context):
-                        raise
-                    _abort(context, exc, method, rid)
+        return handle
 
-            return handle
+    def stream(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            rid = _start(context)
+            try:
+                yield from behaviour(request, context)
+            except Exception as exc:
+                if _aborted(context):
+                    raise
+                _abort(context, exc, method, rid)
 
-        def stream(behaviour: Behaviour) -> Behaviour:
-            def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                rid = _start(context)
-                try:
-                    yield from behaviour(request, context)
-                except Exception as exc:
-                    if _aborted(context):
-                        raise
-                    _abort(context, exc, method, rid)
-
-            return handle
-
-        return rewrap(handler, unary, stream)
+        return handle

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import grpc
 from pydantic import AfterValidator, SecretStr
 
-from likeness.handlers import rewrap
+from likeness.handlers import Behaviour, WrappingInterceptor
 
 log = logging.getLogger("likeness.auth")
 
@@ -95,7 +95,7 @@ def _refuse_stream(method: str) -> Callable[..., Iterator[Any]]:
     return handler
 
 
-class ServiceKeyInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ServiceKeyInterceptor(WrappingInterceptor):
     """Serves a call only when it presents ``authorization: Bearer <key>``;
     methods whose full name starts with one of ``open_prefixes`` are served
     without a key. Put it first in the server's interceptors, so that a
@@ -106,23 +106,21 @@ class ServiceKeyInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._digest = _digest(key.get_secret_value())
         self._open = open_prefixes
 
-    def _allowed(self, details: grpc.HandlerCallDetails) -> bool:
+    def applies(self, details: grpc.HandlerCallDetails) -> bool:
+        """Whether the call is refused: its method is not open and it does
+        not present the key."""
         if details.method.startswith(self._open):
-            return True
+            return False
         token = _presented(details.invocation_metadata)
         # Digests: equal lengths, so compare_digest's time says nothing about
         # the key's length either.
-        return token is not None and hmac.compare_digest(_digest(token), self._digest)
+        return token is None or not hmac.compare_digest(_digest(token), self._digest)
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None or self._allowed(handler_call_details):
-            return handler
-        method = handler_call_details.method
-        # The refusal must have the method's own shape (streaming or not),
-        # or grpc would read the request wrongly before we answer.
-        return rewrap(handler, lambda _: _refuse(method), lambda _: _refuse_stream(method))
+    # The refusal has the method's own shape (streaming or not), or grpc
+    # would read the request wrongly before we answer.
+
+    def unary(self, behaviour: Behaviour, method: str) -> Behaviour:
+        return _refuse(method)
+
+    def stream(self, behaviour: Behaviour, method: str) -> Behaviour:
+        return _refuse_stream(method)

@@ -19,7 +19,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -46,6 +46,23 @@ class Service:
     add: Callable[[grpc.Server], None]
 
 
+class EndpointSettings(Protocol):
+    """The fields of a service's settings that say where it listens."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def max_message_bytes(self) -> int: ...
+    @property
+    def tls_cert(self) -> Path | None: ...
+    @property
+    def tls_key(self) -> Path | None: ...
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where and how a server listens: ``port`` 0 picks a free one; TLS when
@@ -58,6 +75,18 @@ class Endpoint:
     max_message_bytes: int
     tls_cert: Path | None = None
     tls_key: Path | None = None
+
+    @classmethod
+    def of(cls, settings: EndpointSettings) -> Endpoint:
+        """The endpoint a service's settings describe."""
+        return cls(
+            settings.host,
+            settings.port,
+            settings.workers,
+            settings.max_message_bytes,
+            settings.tls_cert,
+            settings.tls_key,
+        )
 
 
 class GrpcServer:

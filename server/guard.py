@@ -12,7 +12,7 @@ table of method names) and records what the audit line says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -20,7 +20,7 @@ from typing import Any, cast
 import grpc
 
 from likeness import errors, request_id
-from likeness.handlers import Behaviour, rewrap
+from likeness.handlers import Behaviour, WrappingInterceptor
 from likeness.status import status_of
 from likeness.v1 import common_pb2
 from server.audit import AuditLog, AuditRecord
@@ -84,7 +84,7 @@ def authorize_probe(call: Call, gallery: str, probe: common_pb2.Probe) -> None:
         Authenticator.authorize_embedding_probe(call.principal, call.method, gallery)
 
 
-class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class GuardInterceptor(WrappingInterceptor):
     """Authenticates (Unauthenticated for a missing, malformed, unknown or
     revoked key) and audits every call under :data:`GUARDED_PREFIX`.
     Install it inside the error interceptor, which maps what it raises and
@@ -129,28 +129,19 @@ class GuardInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 )
             )
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(GUARDED_PREFIX):
-            return handler
+    def applies(self, details: grpc.HandlerCallDetails) -> bool:
+        return bool(details.method.startswith(GUARDED_PREFIX))
 
-        def unary(behaviour: Behaviour) -> Behaviour:
-            def handle(request: Any, context: grpc.ServicerContext) -> Any:
-                with self._guarded(context, method) as guarded:
-                    return behaviour(request, guarded)
+    def unary(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            with self._guarded(context, method) as guarded:
+                return behaviour(request, guarded)
 
-            return handle
+        return handle
 
-        def stream(behaviour: Behaviour) -> Behaviour:
-            def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                with self._guarded(context, method) as guarded:
-                    yield from behaviour(request, guarded)
+    def stream(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with self._guarded(context, method) as guarded:
+                yield from behaviour(request, guarded)
 
-            return handle
-
-        return rewrap(handler, unary, stream)
+        return handle

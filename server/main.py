@@ -13,18 +13,8 @@ import logging
 import sys
 import threading
 
-from likeness import errors, logs
+from likeness import errors, logs, serving
 from likeness.interceptor import ErrorInterceptor
-from likeness.serving import (
-    NOT_SERVING,
-    SERVING,
-    Endpoint,
-    GrpcServer,
-    Service,
-    is_loopback,
-    run_until_signal,
-    settings_from_env,
-)
 from likeness.v1 import registry_pb2, registry_pb2_grpc
 from server.audit import AuditLog
 from server.auth import KEYS_FILE, Authenticator, KeyStore
@@ -93,21 +83,14 @@ class RegistryServer:
         self.metrics = Metrics()
         registry = RegistryServicer(self.service)
         admin = AdminServicer(self._keys, self.service)
-        self._grpc = GrpcServer(
-            Endpoint(
-                settings.host,
-                settings.port,
-                settings.workers,
-                settings.max_message_bytes,
-                settings.tls_cert,
-                settings.tls_key,
-            ),
+        self._grpc = serving.GrpcServer(
+            serving.Endpoint.of(settings),
             [
-                Service(
+                serving.Service(
                     REGISTRY_SERVICE,
                     lambda s: registry_pb2_grpc.add_RegistryServicer_to_server(registry, s),
                 ),
-                Service(
+                serving.Service(
                     ADMIN_SERVICE, lambda s: registry_pb2_grpc.add_AdminServicer_to_server(admin, s)
                 ),
             ],
@@ -160,7 +143,7 @@ class RegistryServer:
                 f"; {live} stored API key(s) exist, yet calls without a key still bypass "
                 "their scopes: set api_keys_required=true"
             )
-        if not is_loopback(self.settings.host):
+        if not serving.is_loopback(self.settings.host):
             message += f"; host {self.settings.host!r} is not loopback (allow_insecure_no_keys)"
         log.warning(
             message,
@@ -176,16 +159,18 @@ class RegistryServer:
         if self._audit is not None:
             self._audit.reopen()
 
-    def _set_serving(self, serving: bool, reason: str = "") -> None:
-        self._grpc.set_health(SERVING if serving else NOT_SERVING, ("", REGISTRY_SERVICE))
-        self._grpc.set_health(SERVING, (ADMIN_SERVICE,))
-        if serving != self.serving:
+    def _set_serving(self, up: bool, reason: str = "") -> None:
+        self._grpc.set_health(
+            serving.SERVING if up else serving.NOT_SERVING, ("", REGISTRY_SERVICE)
+        )
+        self._grpc.set_health(serving.SERVING, (ADMIN_SERVICE,))
+        if up != self.serving:
             log.log(
-                logging.INFO if serving else logging.WARNING,
+                logging.INFO if up else logging.WARNING,
                 "registry health changed",
-                extra={"serving": serving, "reason": reason},
+                extra={"serving": up, "reason": reason},
             )
-        self.serving = serving
+        self.serving = up
 
     def _check_once(self) -> None:
         try:
@@ -239,7 +224,7 @@ def serve(settings: RegistrySettings) -> None:
     server = create_server(settings)
     try:
         server.start()
-        run_until_signal(on_hangup=server.reopen_audit_log)
+        serving.run_until_signal(on_hangup=server.reopen_audit_log)
     finally:
         server.stop(settings.grace_s)
 
@@ -247,7 +232,7 @@ def serve(settings: RegistrySettings) -> None:
 def main() -> int:
     """Entry point of ``python -m server.main``: settings from the environment."""
     try:
-        serve(settings_from_env(RegistrySettings, "registry"))
+        serve(serving.settings_from_env(RegistrySettings, "registry"))
     except InsecureBindError as exc:
         log.error("refusing to start: %s", exc)
         return 2

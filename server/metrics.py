@@ -8,13 +8,13 @@ live in one process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-from likeness.handlers import Behaviour, rewrap
+from likeness.handlers import Behaviour, WrappingInterceptor
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -68,44 +68,36 @@ def _final_code(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
 
 
-class _MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class _MetricsInterceptor(WrappingInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        observe = self._metrics.observe
+    def unary(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            start = time.perf_counter()
+            failed = True
+            try:
+                response = behaviour(request, context)
+                failed = False
+                return response
+            finally:
+                self._observe(method, context, failed, start)
 
-        def unary(behaviour: Behaviour) -> Behaviour:
-            def handle(request: Any, context: grpc.ServicerContext) -> Any:
-                start = time.perf_counter()
-                failed = True
-                try:
-                    response = behaviour(request, context)
-                    failed = False
-                    return response
-                finally:
-                    observe(method, _final_code(context, failed), time.perf_counter() - start)
+        return handle
 
-            return handle
+    def stream(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            start = time.perf_counter()
+            failed = True
+            try:
+                yield from behaviour(request, context)
+                failed = False
+            finally:
+                self._observe(method, context, failed, start)
 
-        def stream(behaviour: Behaviour) -> Behaviour:
-            def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                start = time.perf_counter()
-                failed = True
-                try:
-                    yield from behaviour(request, context)
-                    failed = False
-                finally:
-                    observe(method, _final_code(context, failed), time.perf_counter() - start)
+        return handle
 
-            return handle
-
-        return rewrap(handler, unary, stream)
+    def _observe(
+        self, method: str, context: grpc.ServicerContext, failed: bool, start: float
+    ) -> None:
+        self._metrics.observe(method, _final_code(context, failed), time.perf_counter() - start)
