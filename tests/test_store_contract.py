@@ -430,15 +430,15 @@ def test_qdrant_delete_subject_takes_faces_written_meanwhile(
         store.create_gallery(_config())
         faces = _faces(_unit(np.random.default_rng(3), 4), per_subject=4)
         store.upsert_faces("g1", faces[:3])
-        client = store._client
+        client = store._engine._client
         real_delete = client.delete
 
         def delete_after_a_concurrent_enrol(*args: object, **kwargs: object) -> object:
-            store._serial.__exit__(None, None, None)  # let the "other replica" write
+            store._engine._serial.__exit__(None, None, None)  # let the "other replica" write
             try:
                 store.upsert_faces("g1", faces[3:])
             finally:
-                store._serial.__enter__()
+                store._engine._serial.__enter__()
             return real_delete(*args, **kwargs)  # type: ignore[arg-type]
 
         with monkeypatch.context() as patch:

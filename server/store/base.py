@@ -8,7 +8,7 @@ contract tests in tests/test_store_contract.py run against each.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -89,5 +89,86 @@ class FaceStore(Protocol):
     def check_health(self) -> None:
         """Raise Unavailable when the store cannot serve requests."""
         ...
+
+    def close(self) -> None: ...
+
+
+#: One point to write: (face UUID, vector, payload).
+Point = tuple[str, list[float], dict[str, Any]]
+
+
+class Engine(Protocol):
+    """The primitives a backend implements; :class:`server.store.faces.Faces`
+    writes the face-store semantics once over them.
+
+    Every per-gallery primitive raises NotFound when the gallery does not
+    exist (also when it has nothing else to do), Unavailable when the
+    backend cannot be reached. Records are the backend library's own: they
+    have ``id`` and ``payload`` (and ``vector`` when asked for, ``score``
+    from :meth:`query`).
+    """
+
+    backend: str
+
+    def create_gallery(self, config: GalleryConfig) -> None: ...
+
+    def get_gallery(self, name: str) -> GalleryConfig: ...
+
+    def list_galleries(self) -> list[GalleryConfig]: ...
+
+    def delete_gallery(self, name: str) -> int: ...
+
+    def require(self, gallery: str) -> None:
+        """NotFound unless the gallery exists."""
+        ...
+
+    def vector_dim(self, gallery: str) -> int | None:
+        """The dim to check vectors against before they reach the backend
+        (None: the backend checks them itself)."""
+        ...
+
+    def upsert(self, gallery: str, points: Sequence[Point]) -> None:
+        """Write points (at least one), durably, overwriting by id."""
+        ...
+
+    def retrieve(self, gallery: str, ids: Sequence[str], with_subject: bool) -> list[Any]:
+        """The stored points among ``ids`` (canonical UUIDs; at least one),
+        with the subject id in their payload when ``with_subject``, else none."""
+        ...
+
+    def query(
+        self, gallery: str, vector: list[float], limit: int, subject_id: str | None
+    ) -> list[Any]:
+        """The ``limit`` nearest points by cosine, best first (only
+        ``subject_id``'s when given), with the hit payload keys."""
+        ...
+
+    def scroll(
+        self, gallery: str, subject_id: str | None, offset: Any, with_vectors: bool
+    ) -> tuple[list[Any], Any]:
+        """One page of points from ``offset`` (None: the first) and the next
+        offset (None after the last page); only ``subject_id``'s when given;
+        full payloads."""
+        ...
+
+    def set_payload(self, gallery: str, subject_id: str, payload: dict[str, Any]) -> None:
+        """Set ``payload`` keys on every point of a subject (vectors untouched)."""
+        ...
+
+    def delete_subject(self, gallery: str, subject_id: str) -> int:
+        """Delete a subject's points by filter (points written meanwhile go
+        too); returns the exact count taken just before."""
+        ...
+
+    def pop(self, gallery: str, point_id: str) -> dict[str, Any] | None:
+        """Delete one point; its payload's subject id ({} without payload),
+        or None when it is absent."""
+        ...
+
+    def subject_counts(self, gallery: str) -> list[tuple[str, int]]:
+        """(subject id, points) for every subject, by subject id."""
+        ...
+
+    def check_health(self) -> None: ...
 
     def close(self) -> None: ...
