@@ -23,10 +23,7 @@ caller checks the state before repeating.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 
 import grpc
 
@@ -51,7 +48,8 @@ from likeness._client_errors import (
     UnknownError,
     error_for,
 )
-from likeness._client_retry import Caller, RetryPolicy
+from likeness._client_galleries import GalleryCalls
+from likeness._client_retry import RetryPolicy
 from likeness._client_types import (
     DEFAULT_GALLERY,
     ApiKey,
@@ -83,9 +81,7 @@ from likeness.selection import FaceSelection
 from likeness.selection import to_pb as selection_pb
 from likeness.v1 import (
     embedder_pb2,
-    embedder_pb2_grpc,
     registry_pb2,
-    registry_pb2_grpc,
 )
 
 __all__ = [
@@ -142,11 +138,10 @@ __all__ = [
 #: of the gallery's model.
 Probe = convert.Probe
 
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _ENROLL_KEY_PREFIX = "client-"
 
 
-class LikenessClient:
+class LikenessClient(GalleryCalls):
     """Client of one Registry (with its Admin service) and optionally one Embedder.
 
     ``registry_address`` / ``embedder_address``: "host:port". ``api_key``: sent
@@ -156,55 +151,6 @@ class LikenessClient:
     call in seconds, retries included; ``stream_timeout_s``: deadline of a
     whole export or import. Use as a context manager, or call :meth:`close`.
     """
-
-    def __init__(
-        self,
-        registry_address: str,
-        embedder_address: str | None = None,
-        *,
-        api_key: str | None = None,
-        tls: bool | str | Path = False,
-        timeout_s: float = 10.0,
-        stream_timeout_s: float = 600.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        if timeout_s <= 0 or stream_timeout_s <= 0:
-            raise ValueError("timeouts must be positive seconds")
-        self.registry_address = registry_address
-        self.embedder_address = embedder_address
-        self.timeout_s = timeout_s
-        self.stream_timeout_s = stream_timeout_s
-        policy = retry or RetryPolicy()
-        metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
-        credentials = _credentials(tls)
-        self._registry_channel = _channel(registry_address, credentials)
-        self._registry_stub: Any = registry_pb2_grpc.RegistryStub(self._registry_channel)
-        self._admin_stub: Any = registry_pb2_grpc.AdminStub(self._registry_channel)
-        self._registry = Caller(registry_address, policy, metadata)
-        self._embedder_channel: grpc.Channel | None = None
-        self._embedder_stub: Any = None
-        self._embedder: Caller | None = None
-        if embedder_address is not None:
-            self._embedder_channel = _channel(embedder_address, credentials)
-            self._embedder_stub = embedder_pb2_grpc.EmbedderStub(self._embedder_channel)
-            self._embedder = Caller(embedder_address, policy, metadata)
-
-    def close(self) -> None:
-        """Close the channels; calls in flight are cancelled."""
-        self._registry_channel.close()
-        if self._embedder_channel is not None:
-            self._embedder_channel.close()
-
-    def __enter__(self) -> LikenessClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- Embedder ---------------------------------------------------------
 
@@ -395,156 +341,6 @@ class LikenessClient:
             self._registry_stub.Stats, request, timeout_s=self.timeout_s, retry=True
         )
         return convert.gallery_stats(response)
-
-    # -- Registry: galleries ---------------------------------------------
-
-    def create_gallery(
-        self,
-        name: str,
-        *,
-        threshold: float | None = None,
-        min_face_size_px: float | None = None,
-        min_sharpness: float | None = None,
-        max_abs_yaw_deg: float | None = None,
-        shard_number: int = 0,
-        replication_factor: int = 0,
-        write_consistency_factor: int = 0,
-    ) -> Gallery:
-        """Create a gallery bound to the embedder's model.
-
-        ``threshold``: cosine similarity (default: the model's calibrated
-        one); quality gates in inter-ocular pixels, Laplacian variance and
-        degrees (0 disables a gate; None keeps the server default); the
-        sharding fields apply to the "qdrant" backend only (0 = its default).
-        AlreadyExistsError when the gallery exists.
-        """
-        request = registry_pb2.CreateGalleryRequest(
-            name=name,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-            write_consistency_factor=write_consistency_factor,
-        )
-        optional = {
-            "threshold": threshold,
-            "min_face_size_px": min_face_size_px,
-            "min_sharpness": min_sharpness,
-            "max_abs_yaw_deg": max_abs_yaw_deg,
-        }
-        for field, value in optional.items():
-            if value is not None:
-                setattr(request, field, value)
-        response = self._registry.unary(
-            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s, retry=False
-        )
-        return convert.gallery(response)
-
-    def list_galleries(self) -> list[Gallery]:
-        """Every gallery the key may read."""
-        response = self._registry.unary(
-            self._registry_stub.ListGalleries,
-            registry_pb2.ListGalleriesRequest(),
-            timeout_s=self.timeout_s,
-            retry=True,
-        )
-        return [convert.gallery(g) for g in response.galleries]
-
-    def delete_gallery(self, name: str) -> int:
-        """Delete a gallery with every subject and face; returns how many faces."""
-        request = registry_pb2.DeleteGalleryRequest(name=name)
-        response = self._registry.unary(
-            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s, retry=False
-        )
-        return int(response.faces_deleted)
-
-    def export_gallery(self, name: str) -> Iterator[ExportedFace]:
-        """Stream every stored face of a gallery, embeddings included. The
-        whole stream shares one deadline of ``stream_timeout_s`` seconds."""
-        method = "/likeness.v1.Registry/ExportGallery"
-        calls = self._registry_stub.ExportGallery(
-            registry_pb2.ExportGalleryRequest(gallery=name),
-            timeout=self.stream_timeout_s,
-            metadata=self._registry.metadata,
-        )
-        try:
-            for msg in calls:
-                yield convert.exported_face(msg)
-        except grpc.RpcError as exc:
-            raise self._registry.error(exc, method) from exc
-        finally:
-            calls.cancel()
-
-    def import_gallery(self, name: str, faces: Iterable[ExportedFace]) -> ImportResult:
-        """Write exported faces into gallery ``name`` (same model fingerprint);
-        faces whose id is already stored are skipped and counted."""
-        method = "/likeness.v1.Registry/ImportGallery"
-
-        def requests() -> Iterator[Any]:
-            for face in faces:
-                yield registry_pb2.ImportGalleryRequest(
-                    gallery=name, face=convert.exported_face_pb(face)
-                )
-
-        try:
-            response = self._registry_stub.ImportGallery(
-                requests(), timeout=self.stream_timeout_s, metadata=self._registry.metadata
-            )
-        except grpc.RpcError as exc:
-            raise self._registry.error(exc, method) from exc
-        return ImportResult(int(response.imported), int(response.skipped))
-
-    # -- Admin: API keys -------------------------------------------------
-
-    def create_api_key(self, name: str, scopes: Mapping[str, str]) -> CreatedApiKey:
-        """Create a key with ``scopes`` (gallery or "*" -> "read" | "enroll" |
-        "admin"); the returned secret is shown only this once."""
-        request = registry_pb2.CreateApiKeyRequest(name=name, scopes=dict(scopes))
-        response = self._registry.unary(
-            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s, retry=False
-        )
-        return CreatedApiKey(convert.api_key(response.key), response.secret)
-
-    def list_api_keys(self) -> list[ApiKey]:
-        """Every key, revoked ones included (never their secrets)."""
-        response = self._registry.unary(
-            self._admin_stub.ListApiKeys,
-            registry_pb2.ListApiKeysRequest(),
-            timeout_s=self.timeout_s,
-            retry=True,
-        )
-        return [convert.api_key(k) for k in response.keys]
-
-    def revoke_api_key(self, key_id: str) -> None:
-        """Revoke a key: later calls with it are UNAUTHENTICATED."""
-        self._registry.unary(
-            self._admin_stub.RevokeApiKey,
-            registry_pb2.RevokeApiKeyRequest(key_id=key_id),
-            timeout_s=self.timeout_s,
-            retry=True,
-        )
-
-    def _embedder_parts(self) -> tuple[Caller, Any]:
-        if self._embedder is None:
-            raise ValueError("this LikenessClient has no embedder_address")
-        return self._embedder, self._embedder_stub
-
-
-def _credentials(tls: bool | str | Path) -> grpc.ChannelCredentials | None:
-    if tls is False:
-        return None
-    if tls is True:
-        return grpc.ssl_channel_credentials()
-    return grpc.ssl_channel_credentials(root_certificates=Path(tls).read_bytes())
-
-
-def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
-    options = [
-        ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-        ("grpc.primary_user_agent", "likeness-client"),
-    ]
-    if credentials is None:
-        return grpc.insecure_channel(address, options=options)
-    return grpc.secure_channel(address, credentials, options=options)
 
 
 def _status_code(value: int) -> grpc.StatusCode:

@@ -1,0 +1,144 @@
+"""Gallery administration calls of :class:`likeness.client.LikenessClient`:
+create, list, delete, export, import, and API keys (the Admin service)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import grpc
+
+from likeness import _client_convert as convert
+from likeness._client_base import ClientBase
+from likeness._client_types import ApiKey, CreatedApiKey, ExportedFace, Gallery, ImportResult
+from likeness.v1 import registry_pb2
+
+
+class GalleryCalls(ClientBase):
+    """The gallery and API-key calls of the client."""
+
+    # -- Registry: galleries ---------------------------------------------
+
+    def create_gallery(
+        self,
+        name: str,
+        *,
+        threshold: float | None = None,
+        min_face_size_px: float | None = None,
+        min_sharpness: float | None = None,
+        max_abs_yaw_deg: float | None = None,
+        shard_number: int = 0,
+        replication_factor: int = 0,
+        write_consistency_factor: int = 0,
+    ) -> Gallery:
+        """Create a gallery bound to the embedder's model.
+
+        ``threshold``: cosine similarity (default: the model's calibrated
+        one); quality gates in inter-ocular pixels, Laplacian variance and
+        degrees (0 disables a gate; None keeps the server default); the
+        sharding fields apply to the "qdrant" backend only (0 = its default).
+        AlreadyExistsError when the gallery exists.
+        """
+        request = registry_pb2.CreateGalleryRequest(
+            name=name,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            write_consistency_factor=write_consistency_factor,
+        )
+        optional = {
+            "threshold": threshold,
+            "min_face_size_px": min_face_size_px,
+            "min_sharpness": min_sharpness,
+            "max_abs_yaw_deg": max_abs_yaw_deg,
+        }
+        for field, value in optional.items():
+            if value is not None:
+                setattr(request, field, value)
+        response = self._registry.unary(
+            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s, retry=False
+        )
+        return convert.gallery(response)
+
+    def list_galleries(self) -> list[Gallery]:
+        """Every gallery the key may read."""
+        response = self._registry.unary(
+            self._registry_stub.ListGalleries,
+            registry_pb2.ListGalleriesRequest(),
+            timeout_s=self.timeout_s,
+            retry=True,
+        )
+        return [convert.gallery(g) for g in response.galleries]
+
+    def delete_gallery(self, name: str) -> int:
+        """Delete a gallery with every subject and face; returns how many faces."""
+        request = registry_pb2.DeleteGalleryRequest(name=name)
+        response = self._registry.unary(
+            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s, retry=False
+        )
+        return int(response.faces_deleted)
+
+    def export_gallery(self, name: str) -> Iterator[ExportedFace]:
+        """Stream every stored face of a gallery, embeddings included. The
+        whole stream shares one deadline of ``stream_timeout_s`` seconds."""
+        method = "/likeness.v1.Registry/ExportGallery"
+        calls = self._registry_stub.ExportGallery(
+            registry_pb2.ExportGalleryRequest(gallery=name),
+            timeout=self.stream_timeout_s,
+            metadata=self._registry.metadata,
+        )
+        try:
+            for msg in calls:
+                yield convert.exported_face(msg)
+        except grpc.RpcError as exc:
+            raise self._registry.error(exc, method) from exc
+        finally:
+            calls.cancel()
+
+    def import_gallery(self, name: str, faces: Iterable[ExportedFace]) -> ImportResult:
+        """Write exported faces into gallery ``name`` (same model fingerprint);
+        faces whose id is already stored are skipped and counted."""
+        method = "/likeness.v1.Registry/ImportGallery"
+
+        def requests() -> Iterator[Any]:
+            for face in faces:
+                yield registry_pb2.ImportGalleryRequest(
+                    gallery=name, face=convert.exported_face_pb(face)
+                )
+
+        try:
+            response = self._registry_stub.ImportGallery(
+                requests(), timeout=self.stream_timeout_s, metadata=self._registry.metadata
+            )
+        except grpc.RpcError as exc:
+            raise self._registry.error(exc, method) from exc
+        return ImportResult(int(response.imported), int(response.skipped))
+
+    # -- Admin: API keys -------------------------------------------------
+
+    def create_api_key(self, name: str, scopes: Mapping[str, str]) -> CreatedApiKey:
+        """Create a key with ``scopes`` (gallery or "*" -> "read" | "enroll" |
+        "admin"); the returned secret is shown only this once."""
+        request = registry_pb2.CreateApiKeyRequest(name=name, scopes=dict(scopes))
+        response = self._registry.unary(
+            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s, retry=False
+        )
+        return CreatedApiKey(convert.api_key(response.key), response.secret)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included (never their secrets)."""
+        response = self._registry.unary(
+            self._admin_stub.ListApiKeys,
+            registry_pb2.ListApiKeysRequest(),
+            timeout_s=self.timeout_s,
+            retry=True,
+        )
+        return [convert.api_key(k) for k in response.keys]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key: later calls with it are UNAUTHENTICATED."""
+        self._registry.unary(
+            self._admin_stub.RevokeApiKey,
+            registry_pb2.RevokeApiKeyRequest(key_id=key_id),
+            timeout_s=self.timeout_s,
+            retry=True,
+        )
