@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from likeness.v1 import common_pb2
 
@@ -22,6 +22,10 @@ class Quality:
     yaw_deg: float
     pitch_deg: float
     roll_deg: float
+
+
+#: The field names, in order (as in likeness.v1.Quality and JSON exports).
+QUALITY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Quality))
 
 
 def quality_to_pb(value: Quality | None) -> common_pb2.Quality | None:

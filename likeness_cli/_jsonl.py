@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from likeness.client import Embedding, ExportedFace, Quality
-
-_QUALITY_FIELDS = ("face_size_px", "sharpness", "yaw_deg", "pitch_deg", "roll_deg")
+from likeness.quality import QUALITY_FIELDS
 
 
 class FormatError(ValueError):
@@ -31,7 +30,7 @@ def dumps(face: ExportedFace) -> str:
     quality = (
         None
         if face.quality is None
-        else {name: getattr(face.quality, name) for name in _QUALITY_FIELDS}
+        else {name: getattr(face.quality, name) for name in QUALITY_FIELDS}
     )
     record = {
         "subject_id": face.subject_id,
@@ -84,7 +83,7 @@ def _parse(record: Any) -> ExportedFace:
         created_at=float(record.get("created_at", 0.0)),
         quality=None
         if quality is None
-        else Quality(*(float(quality[name]) for name in _QUALITY_FIELDS)),
+        else Quality(*(float(quality[name]) for name in QUALITY_FIELDS)),
     )
 
 
