@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit
 
 import grpc
@@ -69,6 +69,19 @@ def from_http(exc: UnexpectedResponse) -> Exception:
     return errors.Unavailable(UNAVAILABLE)
 
 
+class QdrantOptions(TypedDict, total=False):
+    """Options of the qdrant store besides its ``url``: ``api_key`` of the
+    server; ``prefer_grpc`` (True); ``location`` (``":memory:"``: local mode,
+    instead of a url); ``timeout_s`` (10) of each request; collection name
+    ``prefix`` ("likeness_")."""
+
+    api_key: str | None
+    prefer_grpc: bool
+    location: str | None
+    timeout_s: float
+    prefix: str
+
+
 class QdrantConnection:
     """A qdrant-client for ``url`` or ``location`` and the calls through it.
 
@@ -79,16 +92,8 @@ class QdrantConnection:
     Collections are named ``<prefix>...``.
     """
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        api_key: str | None = None,
-        prefer_grpc: bool = True,
-        location: str | None = None,
-        timeout_s: float = 10.0,
-        prefix: str = "likeness_",
-    ) -> None:
+    def __init__(self, url: str | None = None, **options: Unpack[QdrantOptions]) -> None:
+        location = options.get("location")
         if (url is None) == (location is None):
             raise ValueError("give exactly one of url and location")
         self._local = location is not None
@@ -99,9 +104,9 @@ class QdrantConnection:
             self._client = QdrantClient(
                 url=url,
                 grpc_port=urlsplit(url).port or 6334,
-                prefer_grpc=prefer_grpc,
-                api_key=api_key,
-                timeout=max(1, math.ceil(timeout_s)),
+                prefer_grpc=options.get("prefer_grpc", True),
+                api_key=options.get("api_key"),
+                timeout=max(1, math.ceil(options.get("timeout_s", 10.0))),
                 check_compatibility=False,
                 # gRPC's default reconnect backoff grows to 120 s: after a long
                 # outage the registry would stay UNAVAILABLE that long once
@@ -115,8 +120,8 @@ class QdrantConnection:
         self._serial: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._local else contextlib.nullcontext()
         )
-        self._prefix = prefix
-        self._meta = f"{prefix}galleries"
+        self._prefix = options.get("prefix", "likeness_")
+        self._meta = f"{self._prefix}galleries"
         self._meta_ready = False
         self._meta_lock = threading.Lock()
         self._closed = False

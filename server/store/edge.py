@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from likeness import errors
 from server.domain import GalleryConfig
@@ -80,36 +80,49 @@ class EdgeIndexInfo:
     building: bool
 
 
+class EdgeOptions(TypedDict, total=False):
+    """Options of the edge store.
+
+    ``hnsw_min_faces`` (20,000): un-indexed faces in a gallery that trigger a
+    background HNSW build (0 = never build; every search is exact).
+    ``hnsw_ef`` (128): candidates examined per HNSW search (at least the
+    limit); ``hnsw_m`` (16) / ``hnsw_ef_construct`` (100): graph degree and
+    build effort.
+    """
+
+    hnsw_min_faces: int
+    hnsw_ef: int
+    hnsw_m: int
+    hnsw_ef_construct: int
+
+
 class EdgeEngine:
     """The :class:`server.store.base.Engine` of qdrant-edge, data under
-    ``root`` (arguments as for :class:`EdgeStore`). Every write goes through
+    ``root`` (options: :class:`EdgeOptions`). Every write goes through
     :meth:`_apply`, which the HNSW builder's replay log sees."""
 
     backend = "edge"
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        hnsw_min_faces: int = 20_000,
-        hnsw_ef: int = 128,
-        hnsw_m: int = 16,
-        hnsw_ef_construct: int = 100,
-    ) -> None:
+    def __init__(self, root: Path, **options: Unpack[EdgeOptions]) -> None:
         import qdrant_edge
+
+        hnsw_min_faces = max(0, options.get("hnsw_min_faces", 20_000))
 
         self._qe: Any = qdrant_edge
         self._root = Path(root)
-        self._hnsw_ef = hnsw_ef
+        self._hnsw_ef = options.get("hnsw_ef", 128)
         self._config_of = ShardConfig(
-            qdrant_edge, hnsw_m, hnsw_ef_construct, max(0, hnsw_min_faces)
+            qdrant_edge,
+            options.get("hnsw_m", 16),
+            options.get("hnsw_ef_construct", 100),
+            hnsw_min_faces,
         )
         self._galleries_dir = self._root / "galleries"
         self._trash_dir = self._root / "trash"
         self._admin_lock = threading.Lock()
         self._galleries: dict[str, EdgeGallery] = {}
         self._closed = False
-        self._builder = HnswBuilder(qdrant_edge, self._config_of, max(0, hnsw_min_faces))
+        self._builder = HnswBuilder(qdrant_edge, self._config_of, hnsw_min_faces)
         self._lock_fd = acquire_root_lock(self._root)
         try:
             self._galleries_dir.mkdir(exist_ok=True)
@@ -381,12 +394,8 @@ class EdgeEngine:
 
 
 class EdgeStore(Faces):
-    """:class:`server.store.base.FaceStore` on qdrant-edge, data under ``root``.
-
-    ``hnsw_min_faces``: un-indexed faces in a gallery that trigger a
-    background HNSW build (0 = never build; every search is exact).
-    ``hnsw_ef``: candidates examined per HNSW search (at least the limit);
-    ``hnsw_m`` / ``hnsw_ef_construct``: graph degree and build effort.
+    """:class:`server.store.base.FaceStore` on qdrant-edge, data under ``root``
+    (options: :class:`EdgeOptions`).
 
     Only one process may open ``root``: a second gets
     :class:`likeness.errors.Unavailable` (it may be the previous instance
@@ -394,22 +403,8 @@ class EdgeStore(Faces):
     Thread-safe.
     """
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        hnsw_min_faces: int = 20_000,
-        hnsw_ef: int = 128,
-        hnsw_m: int = 16,
-        hnsw_ef_construct: int = 100,
-    ) -> None:
-        self._edge = EdgeEngine(
-            root,
-            hnsw_min_faces=hnsw_min_faces,
-            hnsw_ef=hnsw_ef,
-            hnsw_m=hnsw_m,
-            hnsw_ef_construct=hnsw_ef_construct,
-        )
+    def __init__(self, root: Path, **options: Unpack[EdgeOptions]) -> None:
+        self._edge = EdgeEngine(root, **options)
         super().__init__(self._edge)
 
     def index_info(self, gallery: str) -> EdgeIndexInfo:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from qdrant_client import models
 
@@ -34,6 +34,7 @@ from server.store._qdrant_connection import (
     LocalValueError,
     Missing,
     QdrantConnection,
+    QdrantOptions,
 )
 from server.store.base import Point
 from server.store.faces import Faces
@@ -319,29 +320,11 @@ class QdrantEngine(QdrantConnection):
 
 
 class QdrantStore(Faces):
-    """:class:`server.store.base.FaceStore` on a Qdrant server (or
-    ``:memory:``); arguments as for :class:`QdrantEngine`."""
+    """:class:`server.store.base.FaceStore` on a Qdrant server at ``url`` (or
+    ``location=":memory:"``); options: :class:`QdrantOptions`."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        api_key: str | None = None,
-        prefer_grpc: bool = True,
-        location: str | None = None,
-        timeout_s: float = 10.0,
-        prefix: str = "likeness_",
-    ) -> None:
-        super().__init__(
-            QdrantEngine(
-                url,
-                api_key=api_key,
-                prefer_grpc=prefer_grpc,
-                location=location,
-                timeout_s=timeout_s,
-                prefix=prefix,
-            )
-        )
+    def __init__(self, url: str | None = None, **options: Unpack[QdrantOptions]) -> None:
+        super().__init__(QdrantEngine(url, **options))
 
 
 def _subject_filter(subject_id: str) -> models.Filter:
