@@ -1,7 +1,7 @@
 """Domain errors shared by the Likeness services.
 
 Each error type maps to exactly one gRPC status code in
-:mod:`likeness.interceptor`; code raises these and never builds statuses by
+:mod:`likeness.status`; code raises these and never builds statuses by
 hand, so the mapping lives in one place.
 """
 
