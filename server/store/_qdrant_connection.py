@@ -121,9 +121,6 @@ class QdrantConnection:
             threading.Lock() if self._local else contextlib.nullcontext()
         )
         self._prefix = options.get("prefix", "likeness_")
-        self._meta = f"{self._prefix}galleries"
-        self._meta_ready = False
-        self._meta_lock = threading.Lock()
         self._closed = False
 
     def _collection(self, gallery: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any, Unpack
@@ -48,16 +49,18 @@ _META_NAMESPACE = uuid.UUID("0b8f7f4e-5a0f-4d0c-9a57-3b1d6f0e2c11")
 
 
 class QdrantEngine(QdrantConnection):
-    """The :class:`server.store.base.Engine` of a Qdrant server (or ``:memory:``).
-
-    Give exactly one of ``url`` (e.g. ``http://qdrant:6334``; with
-    ``prefer_grpc`` its port is the gRPC port) or ``location`` (``":memory:"``).
-    ``timeout_s`` bounds each request (rounded up to whole seconds, as
-    qdrant-client takes them). Nothing connects until the first call.
-    Thread-safe.
+    """The :class:`server.store.base.Engine` of a Qdrant server (or
+    ``:memory:``), over a :class:`QdrantConnection` (same arguments); gallery
+    configs in the collection ``<prefix>galleries``. Thread-safe.
     """
 
     backend = "qdrant"
+
+    def __init__(self, url: str | None = None, **options: Unpack[QdrantOptions]) -> None:
+        super().__init__(url, **options)
+        self._meta = f"{self._prefix}galleries"
+        self._meta_ready = False
+        self._meta_lock = threading.Lock()
 
     # -- galleries ---------------------------------------------------------
 
