@@ -129,12 +129,13 @@ def create_server(settings: EmbedderSettings) -> EmbedderServer:
 def serve(settings: EmbedderSettings) -> None:
     """Run until SIGINT/SIGTERM, then drain in-flight calls for
     ``settings.grace_s`` seconds."""
-    server = create_server(settings)
-    server.start()
-    try:
-        serving.run_until_signal()
-    finally:
-        server.stop()
+    with serving.StopSignals() as signals:
+        server = create_server(settings)
+        server.start()
+        try:
+            signals.wait()
+        finally:
+            server.stop()
 
 
 def main() -> None:

@@ -193,37 +193,52 @@ def settings_from_env(cls: type[_M], program: str) -> _M:
         raise SystemExit(f"{program}: invalid settings: {problems}") from None
 
 
-def run_until_signal(on_hangup: Callable[[], None] | None = None) -> None:
-    """Block until SIGTERM or SIGINT; call ``on_hangup`` on each SIGHUP.
+class StopSignals:
+    """SIGTERM and SIGINT (and SIGHUP, with ``hangup``) caught from entering
+    the block to leaving it; :meth:`wait` blocks until a stop signal came.
 
-    The handlers only flag what came; this loop acts, so a handler never
-    interrupts the caller's shutdown (which may hold locks). Off the main
-    thread no handler can be installed: it then blocks for good (an
-    embedding caller stops it another way, e.g. KeyboardInterrupt).
+    Enter it before starting a server, so that a signal sent as soon as the
+    server answers is never lost (a signal during start-up makes ``wait``
+    return at once). The handlers only flag what came; ``wait`` acts, so a
+    handler never interrupts the caller's shutdown (which may hold locks).
+    Off the main thread no handler can be installed: ``wait`` then blocks
+    for good (an embedding caller stops it another way, e.g.
+    KeyboardInterrupt).
     """
-    if threading.current_thread() is not threading.main_thread():
-        threading.Event().wait()
-        return
-    stop = threading.Event()
-    hangup = threading.Event()
-    wake = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def __init__(self, hangup: bool = False) -> None:
+        self._signals = [signal.SIGTERM, signal.SIGINT] + ([signal.SIGHUP] if hangup else [])
+        self._stop = threading.Event()
+        self._hangup = threading.Event()
+        self._wake = threading.Event()
+        self._previous: dict[int, Any] = {}
+        self._installed = False
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal received", extra={"signal": signal.Signals(signum).name})
-        (hangup if signum == signal.SIGHUP else stop).set()
-        wake.set()
+        (self._hangup if signum == signal.SIGHUP else self._stop).set()
+        self._wake.set()
 
-    signals = [signal.SIGTERM, signal.SIGINT]
-    if on_hangup is not None:
-        signals.append(signal.SIGHUP)
-    previous = {s: signal.signal(s, on_signal) for s in signals}
-    try:
-        while not stop.is_set():
-            wake.wait(1.0)
-            wake.clear()
-            if hangup.is_set() and on_hangup is not None:
-                hangup.clear()
-                on_hangup()
-    finally:
-        for sig, handler in previous.items():
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._on_signal) for s in self._signals}
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self._previous = {}
+
+    def wait(self, on_hangup: Callable[[], None] | None = None) -> None:
+        """Block until SIGTERM or SIGINT; call ``on_hangup`` on each SIGHUP."""
+        if not self._installed:
+            threading.Event().wait()
+            return
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._hangup.is_set():
+                self._hangup.clear()
+                if on_hangup is not None:
+                    on_hangup()

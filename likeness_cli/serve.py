@@ -23,7 +23,7 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from likeness import errors, logs
-from likeness.serving import is_loopback, run_until_signal
+from likeness.serving import StopSignals, is_loopback
 from likeness_cli._exit import ExitCode, fail
 
 
@@ -74,9 +74,9 @@ def _start(name: str, build: Callable[[], _S]) -> _S:
     return server
 
 
-def _wait_for_signal(on_hangup: Callable[[], None] | None) -> None:
+def _wait_for_signal(signals: StopSignals, on_hangup: Callable[[], None] | None) -> None:
     """Serve until SIGTERM or SIGINT (the one seam tests replace)."""
-    run_until_signal(on_hangup)
+    signals.wait(on_hangup)
 
 
 def _refuse_exposed_registry(host: str | None) -> None:
@@ -201,64 +201,69 @@ def serve(
     on_hangup: Callable[[], None] | None = None
     if target in (Target.REGISTRY, Target.ALL):
         _refuse_exposed_registry(host)
-    try:
-        embedder_dial: str | None = None
-        embedder_key: SecretStr | None = None
-        if target in (Target.EMBEDDER, Target.ALL):
-            from embedder.server import create_server as create_embedder
-            from embedder.settings import EmbedderSettings
+    # Caught before any server starts: a signal sent as soon as one answers
+    # is never lost. SIGHUP only where a registry reopens its audit log.
+    with StopSignals(hangup=target is not Target.EMBEDDER) as signals:
+        try:
+            embedder_dial: str | None = None
+            embedder_key: SecretStr | None = None
+            if target in (Target.EMBEDDER, Target.ALL):
+                from embedder.server import create_server as create_embedder
+                from embedder.settings import EmbedderSettings
 
-            es = EmbedderSettings(
-                **_given(host=host, port=embedder_port, model_dir=model_dir, log_level=log_level)
-            )
-            key_note = "key LIKENESS_EMBEDDER_API_KEY" if es.api_key is not None else "no key"
-            if target is Target.ALL and es.api_key is None and not is_loopback(es.host):
-                # token_urlsafe(32): 43 characters, 256 bits; never printed.
-                es = es.model_copy(update={"api_key": SecretStr(secrets.token_urlsafe(32))})
-                key_note = "key generated for this run"
-            embedder_key = es.api_key
-            logs.configure(es.log_level)
-            embedder = _start("embedder", lambda: create_embedder(es))
-            started.append(embedder)
-            dial_host = "127.0.0.1" if es.host in _WILDCARDS else es.host
-            embedder_dial = f"{dial_host}:{embedder.port}"
-            typer.echo(
-                f"embedder  listening on {es.host}:{embedder.port}  "
-                f"model {es.backend} ({es.model_dir or 'shipped'})  {key_note}"
-            )
-        if target in (Target.REGISTRY, Target.ALL):
-            from server.main import create_server as create_registry
-            from server.settings import RegistrySettings
-
-            rs = RegistrySettings(
-                **_given(
-                    host=host,
-                    port=registry_port,
-                    metrics_port=metrics_port,
-                    embedder_address=embedder_dial or embedder_address,
-                    # serve all: the key of its own embedder; serve registry:
-                    # LIKENESS_REGISTRY_EMBEDDER_API_KEY.
-                    embedder_api_key=embedder_key,
-                    store=store.value if store else None,
-                    data_dir=data_dir,
-                    qdrant_url=qdrant_url,
-                    log_level=log_level,
+                es = EmbedderSettings(
+                    **_given(
+                        host=host, port=embedder_port, model_dir=model_dir, log_level=log_level
+                    )
                 )
-            )
-            logs.configure(rs.log_level)
-            registry = _start("registry", lambda: create_registry(rs))
-            started.append(registry)
-            on_hangup = registry.reopen_audit_log
-            where = rs.data_dir.resolve() if rs.store == "edge" else rs.qdrant_url
-            typer.echo(
-                f"registry  listening on {rs.host}:{registry.port}  store {rs.store} {where}  "
-                f"embedder {rs.embedder_address}"
-            )
-        _wait_for_signal(on_hangup)
-    finally:
-        for server in reversed(started):
-            # None: each server drains for its own settings' grace_s.
-            server.stop(grace_s)
+                key_note = "key LIKENESS_EMBEDDER_API_KEY" if es.api_key is not None else "no key"
+                if target is Target.ALL and es.api_key is None and not is_loopback(es.host):
+                    # token_urlsafe(32): 43 characters, 256 bits; never printed.
+                    es = es.model_copy(update={"api_key": SecretStr(secrets.token_urlsafe(32))})
+                    key_note = "key generated for this run"
+                embedder_key = es.api_key
+                logs.configure(es.log_level)
+                embedder = _start("embedder", lambda: create_embedder(es))
+                started.append(embedder)
+                dial_host = "127.0.0.1" if es.host in _WILDCARDS else es.host
+                embedder_dial = f"{dial_host}:{embedder.port}"
+                typer.echo(
+                    f"embedder  listening on {es.host}:{embedder.port}  "
+                    f"model {es.backend} ({es.model_dir or 'shipped'})  {key_note}"
+                )
+            if target in (Target.REGISTRY, Target.ALL):
+                from server.main import create_server as create_registry
+                from server.settings import RegistrySettings
+
+                rs = RegistrySettings(
+                    **_given(
+                        host=host,
+                        port=registry_port,
+                        metrics_port=metrics_port,
+                        embedder_address=embedder_dial or embedder_address,
+                        # serve all: the key of its own embedder; serve registry:
+                        # LIKENESS_REGISTRY_EMBEDDER_API_KEY.
+                        embedder_api_key=embedder_key,
+                        store=store.value if store else None,
+                        data_dir=data_dir,
+                        qdrant_url=qdrant_url,
+                        log_level=log_level,
+                    )
+                )
+                logs.configure(rs.log_level)
+                registry = _start("registry", lambda: create_registry(rs))
+                started.append(registry)
+                on_hangup = registry.reopen_audit_log
+                where = rs.data_dir.resolve() if rs.store == "edge" else rs.qdrant_url
+                typer.echo(
+                    f"registry  listening on {rs.host}:{registry.port}  store {rs.store} {where}  "
+                    f"embedder {rs.embedder_address}"
+                )
+            _wait_for_signal(signals, on_hangup)
+        finally:
+            for server in reversed(started):
+                # None: each server drains for its own settings' grace_s.
+                server.stop(grace_s)
 
 
 def register(app: typer.Typer) -> None:

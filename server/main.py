@@ -222,11 +222,12 @@ def serve(settings: RegistrySettings) -> None:
     reopens the audit log (call from the main thread)."""
     logs.configure(settings.log_level)
     server = create_server(settings)
-    try:
-        server.start()
-        serving.run_until_signal(on_hangup=server.reopen_audit_log)
-    finally:
-        server.stop(settings.grace_s)
+    with serving.StopSignals(hangup=True) as signals:
+        try:
+            server.start()
+            signals.wait(on_hangup=server.reopen_audit_log)
+        finally:
+            server.stop(settings.grace_s)
 
 
 def main() -> int:

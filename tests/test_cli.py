@@ -544,7 +544,7 @@ def test_serve_drains_for_the_settings_grace_unless_told(
         return registry
 
     monkeypatch.setattr(server.main, "create_server", create)
-    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda _on_hangup: None)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda *_: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     args = ["serve", "registry", "--registry-port", "0", "--metrics-port", "0"]
     args += ["--data-dir", str(tmp_path), "--embedder-address", f"127.0.0.1:{closed_port()}"]

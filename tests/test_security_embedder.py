@@ -314,7 +314,7 @@ def _serve_all(
 
     monkeypatch.setattr(embedder.server, "create_server", fake("embedder"))
     monkeypatch.setattr(server.main, "create_server", fake("registry"))
-    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda _on_hangup: None)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda *_: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     for name in ("LIKENESS_EMBEDDER_API_KEY", "LIKENESS_REGISTRY_EMBEDDER_API_KEY"):
         monkeypatch.delenv(name, raising=False)

@@ -299,7 +299,7 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
 def _serve_registry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str = "registry", **env: str | None
 ) -> Result:
-    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda _on_hangup: None)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", lambda *_: None)
     monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
     args = ["serve", target, "--host", "0.0.0.0", "--registry-port", "0"]
     args += [
