@@ -17,7 +17,7 @@ from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
 from trainer.cli import app as train_app
 from trainer.config import TrainConfig
-from trainer.recipe import RecipeError, load_recipe
+from trainer.recipe import RecipeError, Source, load_recipe
 from trainer.sources import list_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,57 +206,9 @@ def test_the_test_peoples_exclusion_applies_to_every_named_source(tmp_path: Path
         (folders / person / f"{person}_0002.jpg").write_bytes(b"")
     listing = tmp_path / "list.tsv"
     listing.write_text("path\tidentity\nAnn/Ann_0001.jpg\tAnn\nBob/Bob_0001.jpg\tBob\n")
-    text = f"""
-model_id = "t"
-[network]
-alpha = 0.35
-dim = 128
-landmark_branch = true
-template = "dlib"
-[lfw]
-root = "{tmp_path}"
-[[sources]]
-name = "folders"
-kind = "identities"
-root = "{folders}"
-[[sources]]
-name = "listed"
-kind = "listed"
-root = "{folders}"
-list = "{listing}"
-prefix = "x-"
-[defaults]
-[[stages]]
-name = "only"
-init = "random"
-input_size = 32
-views = 0
-first_view_seed = 1
-steps = 1
-people_per_batch = 2
-images_per_person = 2
-extra_per_batch = 0
-margin = 0.2
-triplet_weight = 1.0
-distill_weight = 0.0
-relation_weight = 0.0
-learning_rate = 1e-3
-warmup_steps = 1
-weight_decay = 0.0
-val_fraction = 0.0
-seed = 1
-freeze_backbone_bn = false
-checkpoint_every = 1
-eval_every = 1
-[test_views]
-flip = false
-shift_px = 0
-[calibration]
-far = 0.1
-seed = 1
-"""
-    recipe = load_recipe(_write(tmp_path, text))
-    folders_source, listed_source = recipe.sources
+    detection = CacheSpec(teacher=True)
+    folders_source = Source("folders", "identities", folders, None, "", None, detection)
+    listed_source = Source("listed", "listed", folders, listing, "x-", None, detection)
     kept = list_source(folders_source, {"Bob"})
     assert {p for p, _ in kept.items} == {"Ann"}
     assert (kept.excluded_images, kept.excluded_people, kept.people) == (2, 1, 1)
@@ -399,3 +351,14 @@ def test_export_litert_writes_into_the_given_artifact(
     assert result.exit_code == 0, result.output
     assert asked == [tmp_path]
     assert f"m@{'ab' * 6}: {tmp_path / 'model.tflite'} written" in result.stdout
+
+
+def test_the_readme_trains_each_model_with_one_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Training the model", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert commands == [
+        f".venv/bin/likeness-train build trainer/recipes/{recipe.name}"
+        for recipe in sorted(RECIPES.glob("*.toml"))
+    ]

@@ -184,6 +184,8 @@ def load_recipe(file: Path) -> Recipe:
         stages.append(_stage(table, i, defaults, stage_keys, stages, file))
     if len({s.name for s in sources}) < len(sources) or not sources:
         raise RecipeError(f"{file}: [[sources]] needs one or more sources of distinct names")
+    if len({s.name for s in stages}) < len(stages):
+        raise RecipeError(f"{file}: [[stages]] needs distinct names")
     imagenet = network.pop("imagenet_weights", None)
     if imagenet is None and any(s.init == "imagenet" for s in stages):
         raise RecipeError(f"{file}: missing key 'imagenet_weights' in [network]")
