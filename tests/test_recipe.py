@@ -186,6 +186,9 @@ def _v6_with(old: str, new: str) -> str:
         ("shift_px = 4\n", "shift_px = 4\nmirror = true\n", "unknown key 'mirror' in [test_views]"),
         ("[calibration] ", "[calibrate] ", "unknown key 'calibrate' in the top level"),
         ('average = ["base", "finetune"]', 'average = ["base"]', "two or more earlier stages"),
+        ("alpha = 0.35\n", 'alpha = "wide"\n', "[network] alpha must be a float"),
+        ("flip = true\n", "flip = 1\n", "[test_views] flip must be a bool"),
+        ('name = "relation"', 'name = "views"', "[[stages]] needs distinct names"),
     ],
 )
 def test_a_recipe_that_does_not_declare_a_model_names_the_file_and_key(

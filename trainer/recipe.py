@@ -192,12 +192,15 @@ def load_recipe(file: Path) -> Recipe:
     return Recipe(
         file=file,
         model_id=_typed(top["model_id"], str, "model_id", file),
-        network=ModelConfig(**network, input_size=stages[-1].input_size),
+        network=ModelConfig(
+            **_typed_fields(ModelConfig, network, "[network]", file),
+            input_size=stages[-1].input_size,
+        ),
         imagenet_weights=Path(imagenet) if imagenet is not None else None,
         lfw=Path(_typed(lfw["root"], str, "[lfw] root", file)),
         sources=sources,
         stages=tuple(stages),
-        test_views=InferenceViews(**views),
+        test_views=InferenceViews(**_typed_fields(InferenceViews, views, "[test_views]", file)),
         far=float(calibration["far"]),
         calibration_seed=_typed(calibration["seed"], int, "[calibration] seed", file),
     )
@@ -255,12 +258,9 @@ def _stage(
             f"{file}: {where}: init {merged['init']!r} is not one of {', '.join(INITS)}"
             " nor an earlier stage"
         )
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    settings = {
-        key: _coerce(merged[key], str(types[key]), f"{where} {key}", file)
-        for key in declared_fields()
-        if key in merged
-    }
+    settings = _typed_fields(
+        TrainConfig, {k: merged[k] for k in declared_fields() if k in merged}, where, file
+    )
     return Stage(
         name=str(merged["name"]),
         init=str(merged["init"]),
@@ -271,8 +271,15 @@ def _stage(
     )
 
 
+def _typed_fields(cls: Any, table: Mapping[str, Any], where: str, file: Path) -> dict[str, Any]:
+    """``table``'s values checked against the types of ``cls``'s fields of
+    the same names (an int is a fine float)."""
+    types = {f.name: str(f.type) for f in fields(cls)}
+    return {key: _coerce(value, types[key], f"{where} {key}", file) for key, value in table.items()}
+
+
 def _coerce(value: Any, annotation: str, where: str, file: Path) -> Any:
-    kinds = {"int": int, "float": float, "bool": bool, "int | None": int}
+    kinds = {"int": int, "float": float, "bool": bool, "str": str, "int | None": int}
     kind = kinds[annotation]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
