@@ -55,7 +55,7 @@ def plan(build: Build) -> list[Step]:
         run = build.run(stage)
         steps.append(Step(stage.name, _describe(stage), _status(run, stage)))
     final = build.run(build.recipe.final)
-    done = (final.evaluation, final.calibration, build.folder.artifact / "manifest.json")
+    done = (final.evaluation, final.calibration, build.folder.artifact_manifest)
     whats = (
         f"LFW pairsDevTest, ours and dlib-resnet, {build.recipe.test_views.count} views",
         f"threshold at FAR {build.recipe.far:g} on held-out training people",
@@ -145,8 +145,7 @@ def _finish(build: Build, report: Report) -> None:
     if not final.calibration.exists():
         result = calibrate(final, recipe.test_views, recipe.far, recipe.calibration_seed)
         report(f"threshold at FAR {result.far:g}: {result.threshold:.4f}")
-    manifest_file = build.folder.artifact / "manifest.json"
-    if not manifest_file.exists():
+    if not build.folder.artifact_manifest.exists():
         sources = data_report(recipe, build.cache_root)
         build.folder.data_report.write_text(json.dumps([asdict(s) for s in sources], indent=2))
         command = f"likeness-train build {recipe.file}"

@@ -29,6 +29,7 @@ from typing import Any
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
 from trainer.config import TrainConfig, declared_fields
+from trainer.run import BuildFolder
 
 #: Source kinds: identity folders ``<person>/<image>``, a folder plus a
 #: ``path<TAB>identity`` list (trainer.cache.list_listed), or a flat folder of
@@ -131,7 +132,7 @@ class Recipe:
     def config(self, stage: Stage, cache_root: Path, runs: Path) -> TrainConfig:
         """The stage's full training configuration: caches under
         ``cache_root``, an earlier stage's weights from its run folder under
-        ``runs`` (trainer.run.BuildFolder layout). An average stage's is the
+        ``runs``, a build folder. An average stage's is the
         config of the last stage it averages."""
         if stage.average:
             return self.config(self.stage(stage.average[-1]), cache_root, runs)
@@ -144,7 +145,9 @@ class Recipe:
             model=self.model(stage),
             imagenet_weights=(str(self.imagenet_weights) if stage.init == "imagenet" else None),
             init_weights=(
-                str(runs / stage.init / "final.weights.h5") if stage.init not in INITS else None
+                str(BuildFolder(runs).stage(stage.init).final_weights)
+                if stage.init not in INITS
+                else None
             ),
             **stage.settings,
         )

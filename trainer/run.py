@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedder.manifest import MANIFEST
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -110,6 +112,11 @@ class BuildFolder:
     def artifact(self) -> Path:
         """The exported model (embedder.manifest), ready to serve."""
         return self.path / "model"
+
+    @property
+    def artifact_manifest(self) -> Path:
+        """Written last by the export: its existence marks the build done."""
+        return self.artifact / MANIFEST
 
     def stage(self, name: str) -> RunFolder:
         return RunFolder(self.path / name)

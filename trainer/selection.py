@@ -13,7 +13,7 @@ import numpy as np
 
 from embedder.model import InferenceViews
 from trainer.average import comparable_runs
-from trainer.cache import cache_paths, cache_spec
+from trainer.cache import cache_exists, cache_paths, cache_spec
 from trainer.config import TrainConfig
 from trainer.data import FaceData, concat_faces, load_faces
 from trainer.run import RunFolder
@@ -101,7 +101,7 @@ def _held_out_views(cfg: TrainConfig, val: FaceData) -> tuple[FaceData | None, t
     parts, seeds = [], set()
     for name in cfg.view_caches:
         cache = Path(name)
-        if not (cache / "spec.json").exists():
+        if not cache_exists(cache):
             log.warning("view cache %s not found; its views are left out", cache)
             continue
         paths = cache_paths(cache)

@@ -8,7 +8,14 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from trainer.cache import CacheSpec, build_cache, cache_paths, list_images, list_listed
+from trainer.cache import (
+    CacheSpec,
+    build_cache,
+    cache_exists,
+    cache_paths,
+    list_images,
+    list_listed,
+)
 from trainer.lfw import devtest_people
 from trainer.recipe import Recipe, Source, Stage, view_cache
 
@@ -85,7 +92,7 @@ def _teacher_donor(
     own = _view_of(recipe.cache_dir(source, stage.input_size, cache_root), seed)
     for other in sorted({s.input_size for s in recipe.stages} - {stage.input_size}):
         donor = _view_of(recipe.cache_dir(source, other, cache_root), seed)
-        if donor != own and (donor / "spec.json").exists():
+        if donor != own and cache_exists(donor):
             return donor
     return None
 
@@ -139,7 +146,7 @@ def data_report(recipe: Recipe, cache_root: Path) -> list[SourceReport]:
     for source in recipe.sources:
         listing = list_source(source, excluded)
         cache = recipe.cache_dir(source, recipe.final.input_size, cache_root)
-        faces = len(cache_paths(cache)) if (cache / "spec.json").exists() else None
+        faces = len(cache_paths(cache)) if cache_exists(cache) else None
         reports.append(
             SourceReport(
                 name=source.name,
