@@ -80,10 +80,12 @@ def build(
         float | None, typer.Option(help="Stop (resumably) after this many minutes.")
     ] = None,
 ) -> None:
-    """Build the model RECIPE declares: every stage in order, then evaluation
-    on LFW, calibration and the exported artifact in RUNS/<name>/model.
-    Finished steps are skipped and an interrupted stage resumes: rerun the
-    same command after any interruption."""
+    """Build the model RECIPE declares, resumably.
+
+    Every stage in order, then evaluation on LFW, calibration and the
+    exported artifact in RUNS/<name>/model. Finished steps are skipped and an
+    interrupted stage resumes: rerun the same command after any
+    interruption. Exit code 3: stopped by --max-minutes."""
     target = _build(recipe, runs, cache_dir, workers)
     if stage is not None and stage not in {s.name for s in target.recipe.stages}:
         names = ", ".join(s.name for s in target.recipe.stages)
@@ -106,9 +108,11 @@ def build(
 def evaluate(
     target: Target, runs: Runs = Path("runs"), cache_dir: CacheDir = Path("cache")
 ) -> None:
-    """Evaluate a run and dlib-resnet on LFW (View 1 DevTest, View 2 for
-    dlib-resnet, identification) with the recipe's test-time views; prints
-    a markdown table and writes the figures into the run folder."""
+    """Evaluate a run and dlib-resnet on LFW.
+
+    View 1 DevTest, View 2 for dlib-resnet and identification, with the
+    recipe's test-time views; prints a markdown table and writes the figures
+    into the run folder."""
     from trainer.evaluate import evaluate_run
     from trainer.sources import evaluation_caches
 
@@ -128,8 +132,10 @@ def calibrate(
         typer.Option(help="Also write dlib-resnet's threshold into this artifact's manifest."),
     ] = None,
 ) -> None:
-    """Choose the cosine threshold at the recipe's FAR on the run's held-out
-    training people, with the recipe's test-time views."""
+    """Choose the served threshold on the run's held-out training people.
+
+    The cosine threshold at the recipe's FAR, with the recipe's test-time
+    views; written into the run folder."""
     from trainer.calibrate import calibrate as run_calibration
 
     where, run = _target(target, runs, cache_dir)
@@ -176,9 +182,11 @@ def validate(
     ] = 0,
     runs: Runs = Path("runs"),
 ) -> None:
-    """Measure finished runs on every pair of held-out training people (AUC,
-    EER, TAR at FAR 1e-3 and 1e-2; clean photo vs degraded view where views
-    are cached): the figures a model is chosen by, never LFW's test people."""
+    """Measure finished runs on the held-out training people.
+
+    Every pair of their faces (AUC, EER, TAR at FAR 1e-3 and 1e-2; clean
+    photo vs degraded view where views are cached): the figures a model is
+    chosen by, never LFW's test people."""
     from embedder.model import InferenceViews
     from trainer.selection import validate as run_validation
     from trainer.validate import held_out_table, paired_table
@@ -212,10 +220,10 @@ def export_litert(
         ),
     ],
 ) -> None:
-    """Add the LiteRT file of its weights to a model artifact exported
-    before artifacts carried one, so the embedder serves it through LiteRT
-    (several times faster on a CPU). The fingerprint stays: stored
-    embeddings remain valid."""
+    """Add the LiteRT file to an artifact exported before artifacts carried one.
+
+    The embedder then serves it through LiteRT (several times faster on a
+    CPU). The fingerprint stays: stored embeddings remain valid."""
     from likeness.errors import FailedPrecondition
     from trainer.export import add_litert
 
