@@ -189,6 +189,8 @@ def _v6_with(old: str, new: str) -> str:
         ("alpha = 0.35\n", 'alpha = "wide"\n', "[network] alpha must be a float"),
         ("flip = true\n", "flip = 1\n", "[test_views] flip must be a bool"),
         ('name = "relation"', 'name = "views"', "[[stages]] needs distinct names"),
+        ('name = "relation"', 'name = "model"', "'name' must be letters"),
+        ('name = "relation"', 'name = "../relation"', "'name' must be letters"),
     ],
 )
 def test_a_recipe_that_does_not_declare_a_model_names_the_file_and_key(

@@ -20,6 +20,7 @@ Layout (every key is documented in trainer/recipes/README.md)::
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -46,6 +47,10 @@ _SOURCE_KEYS = {"name": True, "kind": True, "root": True, "list": False, "prefix
 _SOURCE_KEYS |= {"cache": False} | dict.fromkeys(_DETECTION, False)
 #: Stage keys that are not TrainConfig fields: they shape its resolved fields.
 _STAGE_SHAPE = {"input_size": True, "views": True, "first_view_seed": True}
+
+
+#: Stage names: each is a folder of the build.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class RecipeError(ValueError):
@@ -167,8 +172,8 @@ def load_recipe(file: Path) -> Recipe:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RecipeError(f"{file}: {exc}") from None
     top = _table(raw, "the top level", file)
-    keys = {"model_id", "network", "lfw", "sources", "defaults", "stages"}
-    _check(top, "the top level", file, required=keys | {"test_views", "calibration"}, known=keys)
+    tables = ("network", "lfw", "sources", "defaults", "stages", "test_views", "calibration")
+    _check(top, "the top level", file, dict.fromkeys(("model_id", *tables), True))
     network = _table(top["network"], "[network]", file)
     model_keys = {f.name: True for f in fields(ModelConfig) if f.name != "input_size"}
     _check(network, "[network]", file, {**model_keys, "imagenet_weights": False})
@@ -245,6 +250,13 @@ def _stage(
 ) -> Stage:
     table = _table(raw, f"[[stages]] #{index + 1}", file)
     where = f"[[stages]] {table.get('name', f'#{index + 1}')!r}"
+    name = table.get("name")
+    # A stage's name is its run folder's, and "imagenet"/"random" start a stage.
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (*INITS, "model"):
+        raise RecipeError(
+            f"{file}: {where}: 'name' must be letters, digits, '-' or '_', and not"
+            f" {', '.join((*INITS, 'model'))}"
+        )
     if "average" in table:
         _check(table, where, file, {"name": True, "average": True})
         names = {s.name: s for s in earlier}
@@ -308,29 +320,13 @@ def _tables(top: dict[str, Any], key: str, file: Path) -> list[Any]:
     return value
 
 
-def _check(
-    table: Mapping[str, Any],
-    where: str,
-    file: Path,
-    keys: Mapping[str, bool] | None = None,
-    *,
-    required: set[str] | None = None,
-    known: set[str] | None = None,
-) -> None:
-    """Raise RecipeError for a key of ``table`` that is not known, or a
-    required one it lacks. ``keys`` maps each known key to whether it is
-    required; or give the sets ``required`` and ``known`` (the required
-    keys are known)."""
-    if keys is not None:
-        required = {k for k, needed in keys.items() if needed}
-        known = set(keys)
-    assert required is not None
-    known = (known or set()) | required
+def _check(table: Mapping[str, Any], where: str, file: Path, keys: Mapping[str, bool]) -> None:
+    """Raise RecipeError for a key of ``table`` that is not in ``keys``, or
+    one that ``keys`` marks required (True) and ``table`` lacks."""
     for key in sorted(table):
-        if key not in known:
-            raise RecipeError(
-                f"{file}: unknown key {key!r} in {where} (known: {', '.join(sorted(known))})"
-            )
-    for key in sorted(required):
+        if key not in keys:
+            known = ", ".join(sorted(keys))
+            raise RecipeError(f"{file}: unknown key {key!r} in {where} (known: {known})")
+    for key in sorted(k for k, required in keys.items() if required):
         if key not in table:
             raise RecipeError(f"{file}: missing key {key!r} in {where}")
