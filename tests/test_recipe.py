@@ -367,3 +367,15 @@ def test_the_readme_trains_each_model_with_one_command() -> None:
         f".venv/bin/likeness-train build trainer/recipes/{recipe.name}"
         for recipe in sorted(RECIPES.glob("*.toml"))
     ]
+
+
+def test_one_stage_of_a_build_waits_for_the_stage_it_starts_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["build", str(V6), "--stage", "finetune", "--runs", str(tmp_path / "runs")]
+    result = CliRunner().invoke(train_app, args)
+    assert result.exit_code == 2, result.output
+    assert "stage finetune needs stage base first" in _said(result.output)
+    assert not (tmp_path / "runs" / "v6" / "finetune").exists()
+    assert not (tmp_path / "cache").exists(), "nothing is cached for a stage that cannot start"
