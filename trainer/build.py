@@ -101,7 +101,8 @@ def run_build(
 
     recipe = build.recipe
     build.folder.path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(recipe.file, build.folder.recipe)
+    if recipe.file.resolve() != build.folder.recipe.resolve():
+        shutil.copyfile(recipe.file, build.folder.recipe)
     started = time.monotonic()
     for stage in [recipe.stage(only)] if only else recipe.stages:
         run = build.run(stage)
