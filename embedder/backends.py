@@ -79,7 +79,7 @@ class MobileNetBackend:
         self, folder: Path = DEFAULT_MODEL, tf_threads: int = 0, runtime: Runtime = "auto"
     ) -> None:
         self.manifest = load_manifest(folder)
-        cfg = ModelConfig(**self.manifest.config)
+        cfg = ModelConfig.from_dict(self.manifest.config)
         self._config = cfg
         self._views = manifest_views(self.manifest)
         litert_file = self.manifest.extra.get("litert")

@@ -3,7 +3,8 @@ landmark branch, fused into an L2-normalised embedding.
 
 Shared by serving (embedder.backends) and training (trainer): both build the
 network here and feed it through :func:`model_inputs`, so preprocessing can
-never drift between them.
+never drift between them. What only training needs (ImageNet weights,
+backbone lookups) lives in trainer.network.
 """
 
 from __future__ import annotations
@@ -23,24 +24,27 @@ class ModelConfig:
     pixels, ``dim`` embedding length, ``landmark_branch`` whether the 68
     normalised landmarks feed the embedding, ``template`` the crop's
     alignment template (see embedder.align.TEMPLATES; serving aligns with
-    the model's own), ``towers`` how many such networks, trained apart, run
-    side by side (an ensemble: their unit embeddings are summed, then
-    normalised; trainer.ensemble joins finished runs, training builds one
-    tower at a time)."""
+    the model's own)."""
 
     alpha: float = 0.35
     input_size: int = 112
     dim: int = 128
     landmark_branch: bool = True
     template: str = "arcface"
-    towers: int = 1
-
-    def __post_init__(self) -> None:
-        if self.towers < 1:
-            raise ValueError(f"a model has at least one tower, not {self.towers}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> ModelConfig:
+        """The config a manifest or run folder recorded. Artifacts written
+        while ensembles existed (removed; see git history) record
+        ``"towers": 1``, which is this network; more towers is refused."""
+        d = dict(d)
+        towers = d.pop("towers", 1)
+        if towers != 1:
+            raise ValueError(f"a model of {towers} towers (an ensemble) is no longer supported")
+        return ModelConfig(**d)
 
 
 def model_inputs(crops: np.ndarray, landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
@@ -55,34 +59,7 @@ def model_inputs(crops: np.ndarray, landmarks: np.ndarray, size: int) -> dict[st
 
 def build_model(config: ModelConfig) -> Any:
     """A Keras model mapping {"image": (N, S, S, 3) float32 0-255, "landmarks":
-    (N, 136) float32 in [-1, 1]} to (N, dim) L2-normalised embeddings. With
-    ``config.towers`` > 1 the model holds that many networks named
-    ``tower_1`` ... (see :func:`towers`) and returns the unit vector of the
-    sum of their unit embeddings."""
-    import keras
-    from keras import layers
-
-    if config.towers == 1:
-        return _tower(config, "likeness_embedder")
-    size = config.input_size
-    image = keras.Input((size, size, 3), name="image")
-    marks = keras.Input((NUM_LANDMARKS * 2,), name="landmarks")
-    inputs = {"image": image, "landmarks": marks}
-    outputs = [_tower(config, f"tower_{i + 1}")(inputs) for i in range(config.towers)]
-    out = layers.UnitNormalization(axis=-1, name="embedding")(layers.Add(name="sum")(outputs))
-    return keras.Model(inputs, out, name="likeness_ensemble")
-
-
-def towers(model: Any) -> list[Any]:
-    """The single networks of a model from :func:`build_model`, in order:
-    the model itself when it has one tower. Each loads the weights of a
-    one-tower run (``load_weights``)."""
-    names = {layer.name for layer in model.layers}
-    count = sum(1 for name in names if name.startswith("tower_"))
-    return [model.get_layer(f"tower_{i}") for i in range(1, count + 1)] or [model]
-
-
-def _tower(config: ModelConfig, name: str) -> Any:
+    (N, 136) float32 in [-1, 1]} to (N, dim) L2-normalised embeddings."""
     import keras
     from keras import layers
 
@@ -108,7 +85,7 @@ def _tower(config: ModelConfig, name: str) -> Any:
     x = layers.Dense(config.dim, use_bias=False, name="embedding_dense")(x)
     x = layers.BatchNormalization(name="embedding_bn")(x)
     out = layers.UnitNormalization(axis=-1, name="embedding")(x)
-    return keras.Model({"image": image, "landmarks": marks}, out, name=name)
+    return keras.Model({"image": image, "landmarks": marks}, out, name="likeness_embedder")
 
 
 def load_model(config: ModelConfig, weights: Path) -> Any:
@@ -128,11 +105,6 @@ def input_signature(config: ModelConfig) -> dict[str, Any]:
         "image": tf.TensorSpec([None, size, size, 3], tf.float32, name="image"),
         "landmarks": tf.TensorSpec([None, NUM_LANDMARKS * 2], tf.float32, name="landmarks"),
     }
-
-
-def backbone(model: Any) -> Any:
-    """The MobileNetV2 sub-model inside a one-tower model from :func:`build_model`."""
-    return next(layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
 
 
 def mirror_faces(
@@ -194,35 +166,3 @@ class InferenceViews:
         n = len(outputs) // self.count
         total: np.ndarray = outputs.reshape(self.count, n, -1).sum(axis=0)
         return total
-
-
-def load_imagenet_backbone(model: Any, npz_path: Path) -> int:
-    """Copy Keras-named MobileNetV2 ImageNet weights (``Conv1/kernel``, ...)
-    from an .npz into the backbone of a one-tower model; returns how many
-    arrays were loaded (every backbone variable). Raises ValueError when the
-    file does not fill the backbone, as when it holds another alpha: a
-    partly pretrained backbone would train on silently."""
-    weights = np.load(npz_path)
-    loaded, missing, misfit = 0, [], []
-    for layer in backbone(model).layers:
-        for variable in layer.weights:
-            # Keras 2 named depthwise kernels "depthwise_kernel"; Keras 3 "kernel".
-            keys = [f"{layer.name}/{n}" for n in (variable.name, f"depthwise_{variable.name}")]
-            key = next((k for k in keys if k in weights), None)
-            if key is None:
-                missing.append(keys[0])
-            elif tuple(weights[key].shape) != tuple(variable.shape):
-                misfit.append(f"{key} {weights[key].shape} != {tuple(variable.shape)}")
-            else:
-                variable.assign(weights[key])
-                loaded += 1
-    if misfit:
-        raise ValueError(
-            f"{npz_path} does not fit this backbone (another alpha?): {len(misfit)} arrays"
-            f" of other shapes, e.g. {misfit[0]}"
-        )
-    if missing:
-        raise ValueError(
-            f"{npz_path} lacks {len(missing)} of the backbone's arrays, e.g. {missing[0]}"
-        )
-    return loaded

@@ -1,5 +1,6 @@
 """The ``likeness`` command line: serve the services, enroll, verify,
-identify, compare, and manage subjects, galleries and API keys.
+identify, compare, and manage subjects, galleries and API keys. Training
+is another command, ``likeness-train`` (trainer.cli).
 
 Each command lives in its own module with a ``register(app)`` function;
 adding a command is one module and one entry in ``_COMMANDS``.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from likeness_cli import decide, enroll, galleries, info, keys, serve, subjects, training
+from likeness_cli import decide, enroll, galleries, info, keys, serve, subjects
 from likeness_cli._exit import EPILOG, HandledGroup
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMANDS = (serve, enroll, decide, subjects, galleries, keys, info, training)
+_COMMANDS = (serve, enroll, decide, subjects, galleries, keys, info)
 
 for _module in _COMMANDS:
     _module.register(app)

@@ -587,7 +587,7 @@ def test_embedder_image_installs_tensorflow_and_ships_the_model() -> None:
 
 
 def test_requirements_follow_self_referencing_extras() -> None:
-    trainer = requirements.requirements(ROOT / "pyproject.toml", ["trainer"])
+    trainer = requirements.requirements(ROOT / "pyproject.toml", ["train"])
     assert any(r.startswith("tensorflow-cpu") for r in trainer)  # via likeness[embedder]
     assert not any(r.startswith("likeness") for r in trainer)
     with pytest.raises(KeyError):

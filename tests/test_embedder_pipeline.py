@@ -591,10 +591,14 @@ def test_inference_views_move_landmarks_with_the_pixels() -> None:
         )
 
 
-def test_a_model_config_needs_at_least_one_tower() -> None:
-    assert ModelConfig().towers == 1
-    with pytest.raises(ValueError, match="at least one tower"):
-        ModelConfig(towers=0)
+def test_a_one_tower_manifest_reads_as_the_network_and_an_ensemble_is_refused() -> None:
+    """Artifacts exported while ensembles existed (the shipped one included)
+    record "towers": 1; ensembles themselves are gone."""
+    shipped = json.loads((DEFAULT_MODEL / "manifest.json").read_text())["config"]
+    assert shipped["towers"] == 1
+    assert ModelConfig.from_dict(shipped) == ModelConfig(input_size=128, template="dlib")
+    with pytest.raises(ValueError, match="ensemble"):
+        ModelConfig.from_dict({**shipped, "towers": 2})
 
 
 def test_dlib_embeddings_are_unit_vectors(

@@ -1,5 +1,6 @@
 """The trainer end to end on the 30 committed LFW images (10 people x 3):
-cache -> train -> resume -> export -> serve.
+cache -> train -> resume -> export -> serve, and a tiny recipe built with
+``likeness-train build``'s code, killed mid-stage and resumed.
 
 One small run (32 px crops, 75 steps) is shared by the module. While it runs,
 its folder is copied at step 25 (the last checkpoint is step 20), which is
@@ -13,7 +14,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,13 @@ from embedder.manifest import Manifest
 from embedder.model import (
     InferenceViews,
     ModelConfig,
-    backbone,
     build_model,
-    load_imagenet_backbone,
     load_model,
     model_inputs,
-    towers,
 )
 from likeness.errors import FailedPrecondition
-from trainer.average import AVERAGED_FROM, average_runs
+from trainer.average import average_runs
+from trainer.build import Build, dry_run, run_build
 from trainer.cache import (
     CacheSpec,
     build_cache,
@@ -44,6 +43,8 @@ from trainer.cache import (
     list_images,
     load_cache,
 )
+from trainer.calibrate import Calibration
+from trainer.config import TrainConfig
 from trainer.data import (
     BatchSampler,
     FaceData,
@@ -52,12 +53,16 @@ from trainer.data import (
     load_faces,
     split_people,
 )
-from trainer.ensemble import ENSEMBLE_OF, ensemble_runs
-from trainer.export import add_litert, export_model
+from trainer.embed import embed_views
+from trainer.export import add_litert, export_model, export_run
 from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
-from trainer.train import TrainConfig, TrainResult, train
+from trainer.network import backbone, load_imagenet_backbone
+from trainer.recipe import load_recipe
+from trainer.run import BuildFolder, RunFolder
+from trainer.selection import validate
+from trainer.sources import data_report, stage_caches
+from trainer.train import TrainResult, train
 from trainer.transfer import load_init_weights, resize_gdc_kernel
-from trainer.workflow import build_caches, validate
 
 pytestmark = [
     pytest.mark.slow,
@@ -130,13 +135,22 @@ def runs(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     cfg = TrainConfig(
         caches=(str(cache),),
         model=ModelConfig(alpha=0.35, input_size=SIZE, dim=128),
+        imagenet_weights=None,
+        init_weights=None,
+        freeze_backbone_bn=False,
         steps=75,
         people_per_batch=PEOPLE,
         images_per_person=3,
         extra_per_batch=0,
+        margin=0.2,
+        triplet_weight=1.0,
+        distill_weight=1.0,
+        relation_weight=0.0,
         learning_rate=1e-2,
         warmup_steps=5,
+        weight_decay=5e-5,
         val_fraction=0.0,
+        seed=1234,
         checkpoint_every=CHECKPOINT_EVERY,
         eval_every=1000,
     )
@@ -147,13 +161,13 @@ def runs(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
         if done == KILL_AT and not killed_dir.exists():
             shutil.copytree(full_dir, killed_dir)
 
-    full = train(cfg, full_dir, progress=snapshot)
+    full = train(cfg, RunFolder(full_dir), progress=snapshot)
     logger = logging.getLogger("trainer.train")
     handler, level = _Records(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        resumed = train(cfg, killed_dir)
+        resumed = train(cfg, RunFolder(killed_dir))
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -342,7 +356,7 @@ def test_a_stage_at_another_crop_size_starts_from_the_given_weights(
     """A 32 px network's head pools a 1x1 feature grid, a 64 px one's 2x2:
     each of the four cells takes a quarter of the old weight, and every
     other weight moves over as it is (learning rate 0)."""
-    init = runs.full.out_dir / "final.weights.h5"
+    init = runs.full.run.final_weights
     bigger = replace(runs.cfg.model, input_size=2 * SIZE)
     stage = replace(
         runs.cfg,
@@ -353,9 +367,9 @@ def test_a_stage_at_another_crop_size_starts_from_the_given_weights(
         steps=3,
         learning_rate=0.0,
     )
-    result = train(stage, tmp_path / "stage")
+    result = train(stage, RunFolder(tmp_path / "stage"))
     before = load_model(runs.cfg.model, init)
-    after = load_model(bigger, result.out_dir / "final.weights.h5")
+    after = load_model(bigger, result.run.final_weights)
     gdc = [i for i, w in enumerate(before.weights) if w.path.endswith("gdc/kernel")]
     assert len(gdc) == 1
     for i, (a, b) in enumerate(zip(before.weights, after.weights, strict=True)):
@@ -397,9 +411,7 @@ def test_training_lowers_the_loss(runs: Runs) -> None:
     cfg = runs.cfg
     tf.keras.utils.set_random_seed(cfg.seed)  # train() builds its first model so
     initial = _objective(build_model(cfg.model), runs.data, cfg.margin)
-    final = _objective(
-        load_model(cfg.model, runs.full.out_dir / "final.weights.h5"), runs.data, cfg.margin
-    )
+    final = _objective(load_model(cfg.model, runs.full.run.final_weights), runs.data, cfg.margin)
     assert final[0] < 0.75 * initial[0], (initial, final)
     assert final[1] < 0.9 * initial[1], (initial, final)
     history = runs.full.history
@@ -418,8 +430,8 @@ def test_a_killed_run_resumes_to_the_same_weights(runs: Runs) -> None:
     assert [r["step"] for r in runs.resumed.history] == [r["step"] for r in runs.full.history]
     for a, b in zip(runs.resumed.history, runs.full.history, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
-    full = load_model(runs.cfg.model, runs.full.out_dir / "final.weights.h5")
-    resumed = load_model(runs.cfg.model, runs.resumed.out_dir / "final.weights.h5")
+    full = load_model(runs.cfg.model, runs.full.run.final_weights)
+    resumed = load_model(runs.cfg.model, runs.resumed.run.final_weights)
     for a, b in zip(full.weights, resumed.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)
 
@@ -438,7 +450,7 @@ def test_the_relation_term_pulls_pairwise_cosines_towards_the_teachers(
         emb = model(model_inputs(runs.data.crops, runs.data.landmarks, SIZE), training=True)
         return float(relation_loss(emb, targets))
 
-    init = runs.full.out_dir / "final.weights.h5"
+    init = runs.full.run.final_weights
     stage = replace(
         runs.cfg,
         init_weights=str(init),
@@ -448,8 +460,8 @@ def test_the_relation_term_pulls_pairwise_cosines_towards_the_teachers(
         distill_weight=0.0,
         relation_weight=1.0,
     )
-    result = train(stage, tmp_path / "stage")
-    before, after = relation(init), relation(result.out_dir / "final.weights.h5")
+    result = train(stage, RunFolder(tmp_path / "stage"))
+    before, after = relation(init), relation(result.run.final_weights)
     assert after < 0.6 * before, (before, after)
     assert all(row["relation"] > 0 and row["distill"] == 0 for row in result.history)
 
@@ -470,7 +482,7 @@ def test_a_fine_tuning_stage_starts_from_the_given_weights(
     """With a learning rate of 0 only BatchNorm moving statistics can move:
     the stage must start from the given weights, and with
     freeze_backbone_bn the backbone's statistics must stay as they were."""
-    init = runs.full.out_dir / "final.weights.h5"
+    init = runs.full.run.final_weights
     stage = replace(
         runs.cfg,
         init_weights=str(init),
@@ -479,9 +491,9 @@ def test_a_fine_tuning_stage_starts_from_the_given_weights(
         steps=5,
         learning_rate=0.0,
     )
-    result = train(stage, tmp_path / "stage")
+    result = train(stage, RunFolder(tmp_path / "stage"))
     before = load_model(runs.cfg.model, init)
-    after = load_model(runs.cfg.model, result.out_dir / "final.weights.h5")
+    after = load_model(runs.cfg.model, result.run.final_weights)
     bn_before, bn_after = _backbone_bn_statistics(before), _backbone_bn_statistics(after)
     moved = [k for k in bn_before if not np.array_equal(bn_before[k], bn_after[k])]
     assert bool(moved) != freeze, moved
@@ -491,34 +503,36 @@ def test_a_fine_tuning_stage_starts_from_the_given_weights(
 
 
 def test_averaging_two_runs_writes_the_mean_of_their_weights(runs: Runs, tmp_path: Path) -> None:
-    first, second = runs.full.out_dir, runs.resumed.out_dir
-    out = average_runs([first, second], tmp_path / "avg")
+    first, second = runs.full.run, runs.resumed.run
+    out = average_runs([first, second], RunFolder(tmp_path / "avg"))
     a, b = (
-        load_model(runs.cfg.model, first / "final.weights.h5"),
-        load_model(runs.cfg.model, second / "final.weights.h5"),
+        load_model(runs.cfg.model, first.final_weights),
+        load_model(runs.cfg.model, second.final_weights),
     )
-    mean = load_model(runs.cfg.model, out / "final.weights.h5")
+    mean = load_model(runs.cfg.model, out.final_weights)
     for wa, wb, wm in zip(a.weights, b.weights, mean.weights, strict=True):
         np.testing.assert_allclose(wm.numpy(), (wa.numpy() + wb.numpy()) / 2, rtol=1e-6)
-    assert (out / "config.json").read_text() == (second / "config.json").read_text()
-    assert json.loads((out / AVERAGED_FROM).read_text())["runs"] == [str(first), str(second)]
+    assert out.config.read_text() == second.config.read_text()
+    runs_read = json.loads(out.averaged_from.read_text())["runs"]
+    assert runs_read == [str(first.path), str(second.path)]
     with pytest.raises(ValueError, match="already holds a run"):
         average_runs([first, second], out)
 
 
 def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: Path) -> None:
-    first = runs.full.out_dir
+    first = runs.full.run
+    avg = RunFolder(tmp_path / "avg")
     with pytest.raises(ValueError, match="at least two"):
-        average_runs([first], tmp_path / "one")
-    unfinished = tmp_path / "unfinished"
-    unfinished.mkdir()
+        average_runs([first], RunFolder(tmp_path / "one"))
+    unfinished = RunFolder(tmp_path / "unfinished")
+    unfinished.path.mkdir()
     with pytest.raises(ValueError, match="not a finished run"):
-        average_runs([first, unfinished], tmp_path / "avg")
-    other_split = tmp_path / "other-split"
-    shutil.copytree(first, other_split)
-    np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
+        average_runs([first, unfinished], avg)
+    other_split = RunFolder(tmp_path / "other-split")
+    shutil.copytree(first.path, other_split.path)
+    np.save(other_split.val_index, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="other validation people"):
-        average_runs([first, other_split], tmp_path / "avg")
+        average_runs([first, other_split], avg)
     assert not (tmp_path / "avg").exists()
 
 
@@ -553,131 +567,132 @@ def test_imagenet_weights_load_only_into_a_backbone_they_fill(tmp_path: Path) ->
         load_imagenet_backbone(build_model(ModelConfig(input_size=SIZE)), tmp_path / "short.npz")
 
 
-def _run_of_other_weights(runs: Runs, folder: Path) -> Path:
-    """A finished run like the module's, but with freshly initialised weights
-    (a tower whose embeddings differ from the trained run's)."""
-    shutil.copytree(runs.full.out_dir, folder)
-    (folder / "history.json").write_text(json.dumps(runs.full.history))
-    tf.keras.utils.set_random_seed(5)
-    build_model(runs.cfg.model).save_weights(str(folder / "final.weights.h5"))
-    return folder
-
-
-def _unit(x: Any) -> np.ndarray:
-    v = np.asarray(x)
-    normed: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
-    return normed
-
-
-def test_an_ensemble_embeds_the_normalised_sum_of_its_towers_embeddings(
-    runs: Runs, tmp_path: Path
-) -> None:
-    first = runs.full.out_dir
-    other = _run_of_other_weights(runs, tmp_path / "other")
-    out = ensemble_runs([first, other], tmp_path / "ensemble")
-    cfg = TrainConfig.read(out)
-    assert cfg.model == replace(runs.cfg.model, towers=2)
-    inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
-    a = _unit(load_model(runs.cfg.model, first / "final.weights.h5")(inputs))
-    b = _unit(load_model(runs.cfg.model, other / "final.weights.h5")(inputs))
-    model = load_model(cfg.model, out / "final.weights.h5")
-    joined = np.asarray(model(inputs))
-    np.testing.assert_allclose(joined, _unit(a + b), atol=1e-6)
-    # Towers in the order of the runs given (the manifest lists them so).
-    for tower, alone in zip(towers(model), (a, b), strict=True):
-        np.testing.assert_allclose(np.asarray(tower(inputs)), alone, atol=1e-6)
-    assert not np.allclose(joined, a, atol=1e-2), "the second tower changed nothing"
-    members = json.loads((out / ENSEMBLE_OF).read_text())["towers"]
-    assert [m["run"] for m in members] == [str(first), str(other)]
-    assert (out / "history.json").read_text() == (other / "history.json").read_text()
-
-    with pytest.raises(ValueError, match="already holds a run"):
-        ensemble_runs([first, other], out)
-    with pytest.raises(ValueError, match="at least two"):
-        ensemble_runs([first], tmp_path / "one")
-    with pytest.raises(ValueError, match="not ensembles"):
-        ensemble_runs([first, out], tmp_path / "nested")
-    other_split = Path(shutil.copytree(other, tmp_path / "other-split"))
-    np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
-    with pytest.raises(ValueError, match="other validation people"):
-        ensemble_runs([first, other_split], tmp_path / "leaky")
-    with pytest.raises(ValueError, match="not ensembles"):
-        average_runs([first, out], tmp_path / "mixed")
-    assert not any((tmp_path / n).exists() for n in ("one", "nested", "leaky", "mixed"))
-    with pytest.raises(ValueError, match="one tower at a time"):
-        train(cfg, tmp_path / "train-ensemble")
-    assert not (tmp_path / "train-ensemble").exists()
-
-
-def test_an_exported_ensemble_serves_its_views_through_litert(runs: Runs, tmp_path: Path) -> None:
-    """Two towers, and views without mirror images: what calibration and
-    evaluation embed (trainer.workflow._embed_tta) is what the embedder
-    serves, and the card and manifest say how the model was made."""
-    from trainer.workflow import Calibration, _embed_tta
-
-    other = _run_of_other_weights(runs, tmp_path / "other")
-    out = ensemble_runs([runs.full.out_dir, other], tmp_path / "ensemble")
-    views = InferenceViews(flip=False, shift_px=2)
-    calibration = Calibration(
-        far=1e-3,
-        threshold=0.7,
-        dlib_threshold=0.9,
-        validation_faces=10,
-        tta_shift_px=2,
-        tta_flip=False,
-    )
-    assert calibration.views == views
-    card = _card_of(out, tmp_path / "model", calibration)
-    backend = MobileNetBackend(tmp_path / "model")
-    assert backend.runtime == "litert"
-    served = backend.embed_arrays(runs.data.crops, runs.data.landmarks)
-    model = load_model(TrainConfig.read(out).model, out / "final.weights.h5")
-    expected = _unit(_embed_tta(model, runs.data, SIZE, views))
-    np.testing.assert_allclose(served, expected, atol=1e-5)
-    extra = backend.manifest.extra
-    assert (extra["flip_tta"], extra["shift_tta_px"]) == (False, 2)
-    assert [m["run"] for m in extra["training"]["towers"]] == [str(runs.full.out_dir), str(other)]
-    assert "2 networks (towers)" in card and f"`{other}`" in card
-    assert "shifted by 2 px right, left, down and up (5 views)" in card
-    assert "mirror image" not in card
-
-
-def test_build_caches_makes_views_of_every_training_source_and_none_of_test_people(
-    dataset: Path, tmp_path: Path
-) -> None:
-    root = tmp_path / "lfw"
+def _lfw_root(dataset: Path, root: Path) -> Path:
+    """An LFW layout over the committed images: Emma_Watson and Rick_Perry
+    are its DevTest people, the eight others its training people."""
     shutil.copytree(dataset, root / "images_deepfunneled")
-    (root / "pairsDevTest.txt").write_text("1\nEmma_Watson\t1\t2\n")
-    (root / "peopleDevTest.txt").write_text("1\nRick_Perry\t3\n")
-    unlabelled = tmp_path / "crops"
-    shutil.copytree(dataset / "Albert_Costa", unlabelled)
-    caches, views = build_caches(
-        root, tmp_path / "cache", unlabelled, workers=1, model=ModelConfig(input_size=SIZE), views=1
+    (root / "peopleDevTest.txt").write_text("2\nEmma_Watson\t3\nRick_Perry\t3\n")
+    (root / "pairsDevTest.txt").write_text(
+        "2\nEmma_Watson\t1\t2\nRick_Perry\t1\t3\nEmma_Watson\t3\tRick_Perry\t2\n"
     )
-    assert caches == [tmp_path / "cache" / "lfw-train", tmp_path / "cache" / "unlabelled"]
-    assert views == [
-        tmp_path / "cache" / "lfw-train-view1",
-        tmp_path / "cache" / "unlabelled-view1",
-    ]
+    (root / "pairsDevTrain.txt").write_text(
+        "2\nKurt_Warner\t1\t2\nKurt_Warner\t1\tMichael_Phelps\t1\n"
+    )
+    (root / "pairs.txt").write_text(
+        "2\t1\nEmma_Watson\t1\t3\nEmma_Watson\t1\tRick_Perry\t1\n"
+        "Rick_Perry\t2\t3\nEmma_Watson\t2\tRick_Perry\t3\n"
+    )
+    return root
+
+
+#: A stage table of the tiny recipe: 32 px crops, batches of 4 people x 2
+#: faces plus 4, a checkpoint every 10 steps.
+_TINY_STAGE = """
+input_size = 32
+views = {views}
+first_view_seed = 1
+steps = {steps}
+people_per_batch = 4
+images_per_person = 2
+extra_per_batch = 4
+margin = 0.2
+triplet_weight = 1.0
+distill_weight = 1.0
+relation_weight = 0.0
+learning_rate = {lr}
+warmup_steps = 5
+weight_decay = 5e-5
+val_fraction = 0.25
+seed = 1234
+freeze_backbone_bn = {freeze}
+checkpoint_every = 10
+eval_every = 1000
+"""
+
+
+def _tiny_recipe(folder: Path, lfw: Path, unlabelled: Path, views: int = 0) -> Path:
+    """Two stages over the committed images: from random weights, then
+    fine-tuned with the backbone's BatchNorm frozen; two test-time views."""
+    first = _TINY_STAGE.format(views=0, steps=30, lr=1e-2, freeze="false")
+    second = _TINY_STAGE.format(views=views, steps=30, lr=5e-3, freeze="true")
+    text = f"""model_id = "tiny-test-model"
+[network]
+alpha = 0.35
+dim = 128
+landmark_branch = true
+template = "dlib"
+[lfw]
+root = "{lfw}"
+[[sources]]
+name = "lfw-train"
+kind = "identities"
+root = "{lfw / "images_deepfunneled"}"
+centre_fallback = true
+[[sources]]
+name = "unlabelled"
+kind = "unlabelled"
+root = "{unlabelled}"
+pick_centre = false
+[defaults]
+[[stages]]
+name = "first"
+init = "random"
+{first}
+[[stages]]
+name = "second"
+init = "first"
+data_seed = 99
+{second}
+[test_views]
+flip = true
+shift_px = 0
+[calibration]
+far = 0.1
+seed = 7
+"""
+    path = folder / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny recipe file, its LFW and unlabelled folders beside it."""
+    root = tmp_path_factory.mktemp("tiny")
+    lfw = _lfw_root(dataset, root / "lfw")
+    unlabelled = Path(shutil.copytree(dataset / "Albert_Costa", root / "crops"))
+    return _tiny_recipe(root, lfw, unlabelled)
+
+
+def test_a_stage_caches_every_source_and_its_views_without_the_test_people(
+    tiny: Path, tmp_path: Path
+) -> None:
+    with_views = _tiny_recipe(tmp_path, *_tiny_folders(tiny), views=1)
+    recipe = load_recipe(with_views)
+    second = recipe.stage("second")
+    stage_caches(recipe, second, tmp_path / "cache", workers=1)
+    cfg = recipe.config(second, tmp_path / "cache", tmp_path / "runs")
+    caches, views = [Path(c) for c in cfg.caches], [Path(c) for c in cfg.view_caches]
+    assert [c.name for c in caches] == ["lfw-train", "unlabelled"]
+    assert [v.name for v in views] == ["lfw-train-view1", "unlabelled-view1"]
     for source, view in zip(caches, views, strict=True):
         assert cache_spec(view) == replace(cache_spec(source), view_seed=1)
         np.testing.assert_array_equal(load_cache(view)["path"], load_cache(source)["path"])
     people = set(load_cache(views[0])["person"].tolist())
     assert len(people) == PEOPLE - 2 and not people & {"Emma_Watson", "Rick_Perry"}
     assert set(load_cache(views[1])["person"].tolist()) == {""}
-    # A later stage asks for fresh views: seeds after the ones it already has.
-    _, fresh = build_caches(
-        root,
-        tmp_path / "cache",
-        None,
-        workers=1,
-        model=ModelConfig(input_size=SIZE),
-        views=1,
-        first_view_seed=2,
-    )
-    assert fresh == [tmp_path / "cache" / "lfw-train-view2"]
-    assert cache_spec(fresh[0]) == replace(cache_spec(caches[0]), view_seed=2)
-    assert not np.array_equal(load_cache(fresh[0])["crop"], load_cache(views[0])["crop"])
+    assert cache_spec(caches[0]).centre_fallback and not cache_spec(caches[1]).pick_centre
+    (lfw_train, unlabelled) = data_report(recipe, tmp_path / "cache")
+    # 24 photos of the 8 training people and Zz_Broken's undecodable file.
+    assert (lfw_train.images, lfw_train.people) == (25, 9)
+    assert (lfw_train.excluded_images, lfw_train.excluded_people) == (6, 2)
+    assert lfw_train.faces == len(load_cache(caches[0])["path"]) == 24
+    assert lfw_train.found == pytest.approx(24 / 25)
+    assert (unlabelled.images, unlabelled.people, unlabelled.excluded_images) == (3, 0, 0)
+
+
+def _tiny_folders(recipe_file: Path) -> tuple[Path, Path]:
+    return recipe_file.parent / "lfw", recipe_file.parent / "crops"
 
 
 def test_views_join_training_without_their_held_out_people(
@@ -691,21 +706,21 @@ def test_views_join_training_without_their_held_out_people(
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        result = train(cfg, tmp_path / "run")
+        result = train(cfg, RunFolder(tmp_path / "run"))
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
     (record,) = [r for r in handler.records if r.getMessage() == "training data"]
     clean = load_faces([cache])
     train_index, val_index = split_people(clean, 0.2, cfg.seed)
-    np.testing.assert_array_equal(np.load(result.out_dir / "val_index.npy"), val_index)
+    np.testing.assert_array_equal(np.load(result.run.val_index), val_index)
     # 8 training people's 24 faces, each once as it is and once as a view.
     assert (getattr(record, "faces", None), getattr(record, "val_faces", None)) == (48, 6)
     assert clean.teacher is not None and result.teacher_mean is not None
     np.testing.assert_allclose(
         result.teacher_mean, clean.teacher[train_index].mean(axis=0), rtol=1e-5
     )
-    assert TrainConfig.read(result.out_dir) == cfg
+    assert TrainConfig.load(result.run.config) == cfg
 
 
 def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
@@ -714,33 +729,28 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
     cfg = replace(
         runs.cfg, view_caches=(str(view_cache),), val_fraction=0.2, people_per_batch=4, steps=2
     )
-    run = train(cfg, tmp_path / "run").out_dir
-    checked = validate([run, run], bootstrap=20)
+    run = train(cfg, RunFolder(tmp_path / "run")).run
+    checked = validate([run, run], InferenceViews(), bootstrap=20)
     (first, again) = checked.reports
     assert first == replace(again, name=first.name)
     # The same weights twice: the paired bootstrap finds no difference at all.
     (itself,) = checked.differences
     assert itself.eer == (0.0, 0.0, 0.0) and itself.tar_at_far_1e3 == (0.0, 0.0, 0.0)
     assert itself.resamples == 20
-    # A run and an ensemble of it with itself embed alike: validate measures
-    # single runs and ensembles side by side.
-    twice = ensemble_runs([run, run], tmp_path / "twice")
-    (_, joined) = validate([run, twice]).reports
-    assert (joined.auc, joined.eer, joined.view_eer) == (first.auc, first.eer, first.view_eer)
     # 2 held-out people x 3 faces: 6 same-person and 9 other pairs. Each clean
     # face meets the views of the 5 other held-out photos: 12 + 18 pairs.
     assert (first.genuine_pairs, first.impostor_pairs) == (6, 9)
     assert (first.view_genuine_pairs, first.view_impostor_pairs, first.view_seeds) == (12, 18, (1,))
 
-    other_split = tmp_path / "other-split"
-    shutil.copytree(run, other_split)
-    np.save(other_split / "val_index.npy", np.array([0, 1, 2]))
+    other_split = RunFolder(tmp_path / "other-split")
+    shutil.copytree(run.path, other_split.path)
+    np.save(other_split.val_index, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="other validation people"):
-        validate([other_split, run])
+        validate([other_split, run], InferenceViews())
 
     # A view cache that is gone, or lacks a held-out face's view, is left
     # out rather than measured on fewer faces.
-    held_out = load_faces([Path(cfg.caches[0])]).subset(np.load(run / "val_index.npy")).path
+    held_out = load_faces([Path(cfg.caches[0])]).subset(np.load(run.val_index)).path
     partial = tmp_path / "partial-views"
     shutil.copytree(view_cache, partial)
     for shard in partial.glob("shard-*.npz"):
@@ -748,21 +758,19 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         keep = arrays["path"] != held_out[0]
         np.savez(shard, **{k: v[keep] for k, v in arrays.items()})
     for listed in (tmp_path / "gone", partial):
-        folder = tmp_path / f"run-{listed.name}"
-        shutil.copytree(run, folder)
-        (folder / "config.json").write_text(
-            json.dumps(replace(cfg, view_caches=(str(listed),)).to_dict())
-        )
-        (report,) = validate([folder]).reports
+        folder = RunFolder(tmp_path / f"run-{listed.name}")
+        shutil.copytree(run.path, folder.path)
+        folder.config.write_text(json.dumps(replace(cfg, view_caches=(str(listed),)).to_dict()))
+        (report,) = validate([folder], InferenceViews()).reports
         assert report.view_eer is None and report.view_seeds == ()
         assert report.auc == first.auc and report.eer == first.eer
 
 
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:
-    saved = (runs.full.out_dir / "config.json").read_text()
+    saved = runs.full.run.config.read_text()
     with pytest.raises(ValueError, match="another config"):
-        train(replace(runs.cfg, margin=0.3), runs.full.out_dir)
-    assert (runs.full.out_dir / "config.json").read_text() == saved
+        train(replace(runs.cfg, margin=0.3), runs.full.run)
+    assert runs.full.run.config.read_text() == saved
     assert json.loads(saved)["margin"] == runs.cfg.margin
 
 
@@ -771,27 +779,27 @@ def test_test_people_in_the_data_are_refused(runs: Runs, tmp_path: Path) -> None
         check_no_forbidden(runs.data, {"Emma_Watson", "Someone_Else"})
     check_no_forbidden(runs.data, {"Someone_Else"})
     with pytest.raises(ValueError, match="test people"):
-        train(runs.cfg, tmp_path / "run", forbidden_people={"Kurt_Warner"})
+        train(runs.cfg, RunFolder(tmp_path / "run"), forbidden_people={"Kurt_Warner"})
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
 def test_a_validation_split_of_one_person_is_refused_up_front(runs: Runs, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="two people"):
-        train(replace(runs.cfg, val_fraction=0.1), tmp_path / "run")
+        train(replace(runs.cfg, val_fraction=0.1), RunFolder(tmp_path / "run"))
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
 def test_a_model_on_crops_of_another_template_is_refused(runs: Runs, tmp_path: Path) -> None:
     dlib_view = replace(runs.cfg, model=replace(runs.cfg.model, template="dlib"))
     with pytest.raises(ValueError, match="'arcface' crops"):
-        train(dlib_view, tmp_path / "run")
+        train(dlib_view, RunFolder(tmp_path / "run"))
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
 def test_distillation_needs_the_teacher_dimension(runs: Runs, tmp_path: Path) -> None:
     small = replace(runs.cfg, model=replace(runs.cfg.model, dim=64))
     with pytest.raises(ValueError, match="dim"):
-        train(small, tmp_path / "run")
+        train(small, RunFolder(tmp_path / "run"))
 
 
 @dataclass(frozen=True)
@@ -805,7 +813,7 @@ class Export:
 @pytest.fixture(scope="module")
 def exported(runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Export:
     folder = tmp_path_factory.mktemp("export") / "model"
-    weights = runs.full.out_dir / "final.weights.h5"
+    weights = runs.full.run.final_weights
     args = (weights, runs.cfg.model, folder, "test-model", 0.4567891, NO_TTA, {"n": 1}, "# card")
     return Export(folder, export_model(*args))
 
@@ -813,7 +821,7 @@ def exported(runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Export:
 @pytest.fixture(scope="module")
 def flip_exported(runs: Runs, tmp_path_factory: pytest.TempPathFactory) -> Export:
     folder = tmp_path_factory.mktemp("export") / "model"
-    weights = runs.full.out_dir / "final.weights.h5"
+    weights = runs.full.run.final_weights
     args = (weights, runs.cfg.model, folder, "tta-model", 0.5, InferenceViews(), {}, "# card")
     return Export(folder, export_model(*args))
 
@@ -852,7 +860,7 @@ def test_exported_model_serves_the_trained_embeddings(
     assert (exported.folder / "MODEL_CARD.md").read_text() == "# card"
     served = backend.embed_arrays(runs.data.crops, runs.data.landmarks)
     inputs = model_inputs(runs.data.crops, runs.data.landmarks, SIZE)
-    weights = runs.full.out_dir / "final.weights.h5"
+    weights = runs.full.run.final_weights
     expected = np.asarray(load_model(runs.cfg.model, weights)(inputs, training=False))
     np.testing.assert_allclose(served, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
@@ -937,10 +945,10 @@ def test_a_litert_file_the_manifest_does_not_hash_is_refused(
 def test_a_flip_tta_export_serves_the_sum_of_face_and_mirror(
     runs: Runs, flip_exported: Export
 ) -> None:
-    """What calibration and evaluation score (trainer.workflow embeds each
-    face and its mirror) is what the service must serve."""
+    """What calibration and evaluation score (trainer.embed.embed_views
+    embeds each face and its mirror) is what the service must serve."""
     cfg = runs.cfg
-    weights = runs.full.out_dir / "final.weights.h5"
+    weights = runs.full.run.final_weights
     backend = MobileNetBackend(flip_exported.folder)
     crops, marks = runs.data.crops, runs.data.landmarks
     served = backend.embed_arrays(crops, marks)
@@ -960,14 +968,13 @@ def test_a_shift_tta_model_serves_the_sum_over_shifted_and_mirrored_faces(
 ) -> None:
     """Ten views per face (as is, moved 2 px right, left, down, up; each also
     mirrored), computed here independently with OpenCV; calibration and
-    evaluation (trainer.workflow) must embed faces exactly as served. (That
-    export writes the views it is given is checked with export_run below.)"""
+    evaluation (trainer.embed.embed_views) must embed faces exactly as
+    served. (That export writes the views it is given is checked with
+    export_run below.)"""
     import cv2
 
-    from trainer.workflow import _embed_tta
-
     cfg = runs.cfg
-    weights = runs.full.out_dir / "final.weights.h5"
+    weights = runs.full.run.final_weights
     views = InferenceViews(flip=True, shift_px=2)
     folder = _copy(exported, tmp_path)
     _edit_manifest(folder, lambda raw: raw.update(flip_tta=True, shift_tta_px=2))
@@ -988,52 +995,39 @@ def test_a_shift_tta_model_serves_the_sum_over_shifted_and_mirrored_faces(
     expected = total / np.linalg.norm(total, axis=1, keepdims=True)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     flip_only = InferenceViews(flip=True)
-    plain = _embed_tta(model, runs.data, SIZE, flip_only)
+    plain = embed_views(model, runs.data, SIZE, flip_only)
     plain /= np.linalg.norm(plain, axis=1, keepdims=True)
     assert not np.allclose(served, plain, atol=1e-3), "the shifts changed nothing"
-    calibrated = _embed_tta(model, runs.data, SIZE, views, chunk=7)
+    calibrated = embed_views(model, runs.data, SIZE, views, chunk=7)
     calibrated /= np.linalg.norm(calibrated, axis=1, keepdims=True)
     np.testing.assert_allclose(calibrated, served, atol=1e-5)
 
 
 def test_a_run_ships_the_test_time_views_it_was_calibrated_and_evaluated_with(
-    runs: Runs, tmp_path: Path
+    runs: Runs, tiny: Path, tmp_path: Path
 ) -> None:
-    from trainer.workflow import Calibration, export_run
-
-    run = tmp_path / "run"
-    shutil.copytree(runs.full.out_dir, run)
-    # What likeness train (trainer.workflow.run_training) leaves beside the weights.
-    (run / "history.json").write_text(json.dumps(runs.full.history))
+    recipe = load_recipe(tiny)
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(runs.full.run.path, run.path)
     figures = ("devtest_accuracy", "devtest_accuracy_val_threshold", "devtest_auc", "rank1")
     evaluation: dict[str, Any] = dict.fromkeys(figures, 0.9)
-    evaluation.update(backend="likeness-mobilenet", devtest_tar_at_far_1e3=0.5, tta_shift_px=4)
-    (run / "evaluation.json").write_text(json.dumps([evaluation]))
+    evaluation.update(
+        backend="likeness-mobilenet", devtest_tar_at_far_1e3=0.5, tta_shift_px=4, tta_flip=True
+    )
+    run.evaluation.write_text(json.dumps([evaluation]))
     flip_only = Calibration(far=1e-3, threshold=0.7, dlib_threshold=0.9, validation_faces=10)
-    refused = "evaluated with --tta-shift-px 4 --tta-flip but calibrated with --tta-shift-px 0"
+    run.calibration.write_text(json.dumps(asdict(flip_only)))
+    refused = "evaluated with InferenceViews\\(flip=True, shift_px=4\\) but calibrated with"
     with pytest.raises(ValueError, match=refused):
-        export_run(run, tmp_path / "refused", flip_only, "likeness calibrate", "m")
-    shifted = replace(flip_only, tta_shift_px=4)
-    unmirrored = dict(evaluation, tta_flip=False)
-    (run / "evaluation.json").write_text(json.dumps([unmirrored]))
-    with pytest.raises(
-        ValueError, match="--no-tta-flip but calibrated with --tta-shift-px 4 --tta"
-    ):
-        export_run(run, tmp_path / "refused", shifted, "likeness calibrate", "m")
+        export_run(recipe, run, tmp_path / "refused", [], "test")
     assert not (tmp_path / "refused").exists()
-    (run / "evaluation.json").write_text(json.dumps([evaluation]))
-    card = _card_of(run, tmp_path / "model", shifted)
+    run.calibration.write_text(json.dumps(asdict(replace(flip_only, tta_shift_px=4))))
+    export_run(recipe, run, tmp_path / "model", [], "test")
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     backend = MobileNetBackend(tmp_path / "model")
     assert (backend.manifest.extra["flip_tta"], backend.manifest.extra["shift_tta_px"]) == (True, 4)
     assert backend.manifest.default_threshold == 0.7
     assert "shifted by 4 px" in card
-
-
-def _card_of(run: Path, out: Path, calibration: Any) -> str:
-    from trainer.workflow import export_run
-
-    export_run(run, out, calibration, "likeness calibrate", "m")
-    return (out / "MODEL_CARD.md").read_text()
 
 
 def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:
@@ -1041,3 +1035,103 @@ def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:
     _flip_a_byte(folder / "model.weights.h5")
     with pytest.raises(FailedPrecondition, match="sha256"):
         MobileNetBackend(folder)
+
+
+class _Killed(Exception):
+    """Stands for the process dying mid-stage."""
+
+
+@dataclass(frozen=True)
+class Built:
+    build: Build
+    lines: list[str]
+
+
+@pytest.fixture(scope="module")
+def built(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The tiny recipe built end to end, as ``likeness-train build`` does."""
+    root = tmp_path_factory.mktemp("built")
+    build = Build(load_recipe(tiny), BuildFolder(root / "runs" / "tiny"), root / "cache", 1)
+    lines: list[str] = []
+    assert run_build(build, report=lines.append)
+    return Built(build, lines)
+
+
+def test_a_tiny_recipe_builds_end_to_end_into_a_model_that_serves_the_runs_embeddings(
+    built: Built,
+) -> None:
+    build, recipe = built.build, built.build.recipe
+    second = build.run(recipe.stage("second"))
+    assert build.run(recipe.stage("first")).finished and second.finished
+    progress = [line for line in built.lines if line.startswith("second: step 25/30")]
+    assert len(progress) == 1 and "ETA" in progress[0]
+    # The second stage started from the first stage's final weights.
+    cfg = TrainConfig.load(second.config)
+    assert cfg == recipe.config(recipe.stage("second"), build.cache_root, build.folder.path)
+    assert cfg.init_weights == str(build.run(recipe.stage("first")).final_weights)
+
+    backend = MobileNetBackend(build.folder.artifact)
+    assert backend.runtime == "litert"
+    manifest = backend.manifest
+    assert manifest.model_id == "tiny-test-model"
+    assert manifest.extra["training"]["config"] == cfg.to_dict()
+    calibration = Calibration.load(second.calibration)
+    assert manifest.default_threshold == round(calibration.threshold, 4)
+    assert (manifest.extra["flip_tta"], manifest.extra["shift_tta_px"]) == (True, 0)
+
+    faces = load_faces([Path(c) for c in cfg.caches[:1]])
+    model = load_model(cfg.model, second.final_weights)
+    ours = embed_views(model, faces, SIZE, recipe.test_views)
+    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    served = backend.embed_arrays(faces.crops, faces.landmarks)
+    np.testing.assert_allclose(served, ours, atol=1e-5)
+
+    card = (build.folder.artifact / "MODEL_CARD.md").read_text()
+    lfw_train = data_report(recipe, build.cache_root)[0]
+    assert lfw_train.faces is not None and lfw_train.found is not None
+    row = (
+        f"| lfw-train | identity folders | 25 | 9 | 6 images of 2 people "
+        f"| {lfw_train.faces} ({lfw_train.found:.1%}) |"
+    )
+    assert row in card
+    assert "| unlabelled | unlabelled faces" in card and "`first`: from random weights" in card
+    assert "`second`: from `first`" in card and "backbone BatchNorm frozen" in card
+    evaluation = json.loads(second.evaluation.read_text())
+    assert [e["backend"] for e in evaluation] == ["likeness-mobilenet", "dlib-resnet"]
+
+
+def test_a_finished_build_is_all_done_and_a_rerun_trains_nothing(built: Built) -> None:
+    build = built.build
+    steps = dry_run(build).split("steps:\n")[1].splitlines()
+    assert [line.split()[:2] for line in steps] == [
+        [name, "done"] for name in ("first", "second", "evaluate", "calibrate", "export")
+    ]
+    weights = build.run(build.recipe.final).final_weights.read_bytes()
+    lines: list[str] = []
+    assert run_build(build, report=lines.append)
+    assert lines == ["first: done", "second: done"]
+    assert build.run(build.recipe.final).final_weights.read_bytes() == weights
+
+
+def test_a_build_killed_mid_stage_resumes_to_the_weights_of_an_uninterrupted_one(
+    built: Built, tmp_path: Path
+) -> None:
+    recipe = built.build.recipe
+    build = Build(recipe, BuildFolder(tmp_path / "tiny"), built.build.cache_root, 1)
+
+    def die_at_step_25(line: str) -> None:
+        if line.startswith("second: step 25/"):
+            raise _Killed(line)
+
+    with pytest.raises(_Killed):
+        run_build(build, report=die_at_step_25)
+    second = build.run(recipe.stage("second"))
+    assert not second.finished
+    assert "resumes at step 20/30" in dry_run(build)
+    assert run_build(build, only="second")
+    done = load_model(recipe.model(recipe.final), second.final_weights)
+    uninterrupted = built.build.run(recipe.stage("second")).final_weights
+    for a, b in zip(
+        load_model(recipe.model(recipe.final), uninterrupted).weights, done.weights, strict=True
+    ):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.path)

@@ -286,6 +286,11 @@ def build_cache(
     log.info("cache complete in %s", out_dir)
 
 
+def cache_exists(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a cache (begun: its spec is written first)."""
+    return (out_dir / "spec.json").exists()
+
+
 def cache_spec(out_dir: Path) -> CacheSpec:
     """The spec a cache was built with (fields it predates take their defaults)."""
     return CacheSpec(**json.loads((out_dir / "spec.json").read_text()))

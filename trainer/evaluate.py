@@ -12,12 +12,15 @@ Protocols (scores are cosine similarities; accept when score >= threshold):
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trainer.data import FaceData
+from embedder.model import InferenceViews
+from trainer.data import FaceData, load_faces
 from trainer.lfw import Pair, read_pairs, read_view2_folds
 from trainer.metrics import (
     Roc,
@@ -31,6 +34,7 @@ from trainer.metrics import (
     tar_at_far,
     threshold_at_far,
 )
+from trainer.run import RunFolder
 
 
 @dataclass(frozen=True)
@@ -204,3 +208,44 @@ def plot_roc(reports: list[EvalReport], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def evaluate_run(
+    run: RunFolder, lfw_root: Path, caches: Sequence[Path], views: InferenceViews
+) -> str:
+    """Evaluate the run's model (every face embedded as ``views``) and
+    dlib-resnet on the same cached LFW faces: ``caches`` hold the faces of
+    pairsDevTrain and pairsDevTest (the LFW training source and the DevTest
+    people). Writes the figures and the ROC/DET plot into the run folder;
+    returns the markdown table."""
+    from dataclasses import asdict
+
+    from trainer.calibrate import run_model, validation_faces
+    from trainer.embed import embed_views
+    from trainer.lfw import devtest_people
+    from trainer.train import check_caches_fit
+
+    model, cfg = run_model(run)
+    check_caches_fit(cfg.model, caches)
+    data = load_faces(list(caches))
+    test_mask = np.isin(data.person, sorted(devtest_people(lfw_root)))
+    val = validation_faces(run, cfg)
+    size = cfg.model.input_size
+    ours = unit(embed_views(model, data, size, views))
+    ours_val = best_threshold(unit(embed_views(model, val, size, views)), val.person, 7)
+    reports = [
+        evaluate_backend("likeness-mobilenet", ours, data, test_mask, lfw_root, False, ours_val)
+    ]
+    if data.teacher is not None and val.teacher is not None:
+        dlib_val = best_threshold(unit(val.teacher), val.person, 7)
+        reports.append(
+            evaluate_backend(
+                "dlib-resnet", unit(data.teacher), data, test_mask, lfw_root, True, dlib_val
+            )
+        )
+    plot_roc(reports, run.roc_plot)
+    summary = [{k: v for k, v in asdict(r).items() if k != "roc"} for r in reports]
+    summary[0]["tta_shift_px"] = views.shift_px
+    summary[0]["tta_flip"] = views.flip
+    run.evaluation.write_text(json.dumps(summary, indent=2))
+    return markdown_table(reports)

@@ -16,6 +16,9 @@ from embedder.manifest import (
     write_manifest,
 )
 from embedder.model import InferenceViews, ModelConfig, input_signature, load_model
+from trainer.recipe import Recipe
+from trainer.run import RunFolder
+from trainer.sources import SourceReport
 
 WEIGHTS_NAME = "model.weights.h5"
 LITERT_NAME = "model.tflite"
@@ -97,7 +100,7 @@ def add_litert(folder: Path) -> Manifest:
     if manifest.backend != "likeness-mobilenet":
         raise ValueError(f"{folder} holds a {manifest.backend} model, not likeness-mobilenet")
     litert = export_litert(
-        folder / manifest.weights, ModelConfig(**manifest.config), folder / LITERT_NAME
+        folder / manifest.weights, ModelConfig.from_dict(manifest.config), folder / LITERT_NAME
     )
     updated = replace(
         manifest,
@@ -106,3 +109,64 @@ def add_litert(folder: Path) -> Manifest:
     )
     write_manifest(folder, updated)
     return updated
+
+
+def export_run(
+    recipe: Recipe,
+    run: RunFolder,
+    out_dir: Path,
+    sources: list[SourceReport],
+    command: str,
+) -> Manifest:
+    """Ship the run's final weights (the recipe's last stage) as a served
+    artifact in ``out_dir``: the calibrated threshold and test-time views,
+    the evaluation figures, the recipe, config and data read, and the model
+    card. Raises ValueError when the run was evaluated with other test-time
+    views than it was calibrated with."""
+    import json
+    from dataclasses import asdict
+
+    from trainer.average import averaged_from
+    from trainer.calibrate import Calibration
+    from trainer.config import TrainConfig
+    from trainer.model_card import model_card
+
+    calibration = Calibration.load(run.calibration)
+    evaluation = json.loads(run.evaluation.read_text()) if run.evaluation.exists() else []
+    if evaluation:
+        ours = evaluation[0]
+        evaluated = InferenceViews(flip=ours["tta_flip"], shift_px=ours["tta_shift_px"])
+        if evaluated != calibration.views:
+            raise ValueError(
+                f"{run.path} was evaluated with {evaluated} but calibrated with"
+                f" {calibration.views}: evaluate it again"
+            )
+    cfg = TrainConfig.load(run.config)
+    history = json.loads(run.history.read_text())
+    training: dict[str, Any] = {
+        "command": command,
+        "recipe": str(recipe.file),
+        "stages": [stage.name for stage in recipe.stages],
+        "config": cfg.to_dict(),
+        "steps": history[-1]["step"] if history else 0,
+        "data": [asdict(s) for s in sources],
+    }
+    if averaged := averaged_from(run):
+        training["averaged_from"] = averaged
+    extra = {
+        "threshold_far": calibration.far,
+        "calibration": asdict(calibration),
+        "evaluation": evaluation,
+        "training": training,
+    }
+    card = model_card(recipe, sources, calibration, evaluation)
+    return export_model(
+        run.final_weights,
+        cfg.model,
+        out_dir,
+        recipe.model_id,
+        calibration.threshold,
+        calibration.views,
+        extra,
+        card,
+    )

@@ -1,81 +1,332 @@
-"""The shipped model's training recipe, in one place: ``likeness train``'s
-defaults and the loss ablation both read it. No heavy imports, so the CLI can
-use it without loading TensorFlow."""
+"""Recipe files: one TOML file per model (trainer/recipes/), declaring it end
+to end: the network, the data sources, each training stage, the test-time
+views and the calibration. A stage's keys are the declared fields of
+trainer.config.TrainConfig, by the same names; the recipe resolves the rest
+(caches, initial weights), so the file's values reach the training loop as
+they are. Paths in a recipe are relative to the folder the build runs in
+(the repository root). No heavy imports.
+
+Layout (every key is documented in trainer/recipes/README.md)::
+
+    model_id = "..."                  # the exported model's id
+    [network]                         # embedder.model.ModelConfig but input_size
+    [lfw]                             # root: its DevTest people leave every source
+    [[sources]]                       # name, kind, root; kind-specific keys
+    [defaults]                        # stage keys every stage takes unless it sets them
+    [[stages]]                        # name, init or average, stage keys
+    [test_views]                      # embedder.model.InferenceViews
+    [calibration]                     # far, seed
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
 
-#: Length of dlib-resnet's descriptor, the distillation target: a distilled
-#: network's embedding must have as many dimensions.
-TEACHER_DIM = 128
+from embedder.model import InferenceViews, ModelConfig
+from trainer.cache import CacheSpec
+from trainer.config import TrainConfig, declared_fields
+from trainer.run import BuildFolder
+
+#: Source kinds: identity folders ``<person>/<image>``, a folder plus a
+#: ``path<TAB>identity`` list (trainer.cache.list_listed), or a flat folder of
+#: unlabelled faces (distillation only).
+KINDS = ("identities", "listed", "unlabelled")
+
+#: How a stage starts when ``init`` names no earlier stage.
+INITS = ("imagenet", "random")
+
+#: CacheSpec fields a source may set: how its faces are found. The rest
+#: follow from the stage (size, template, view seed) or are always on (teacher).
+_DETECTION = ("centre_fallback", "pick_centre", "upsample", "pad", "scale")
+_SOURCE_KEYS = {"name": True, "kind": True, "root": True, "list": False, "prefix": False}
+_SOURCE_KEYS |= {"cache": False} | dict.fromkeys(_DETECTION, False)
+#: Stage keys that are not TrainConfig fields: they shape its resolved fields.
+_STAGE_SHAPE = {"input_size": True, "views": True, "first_view_seed": True}
+
+
+#: Stage names: each is a folder of the build.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+class RecipeError(ValueError):
+    """A recipe file that does not declare a model: names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named data source. ``listing`` is the ``path<TAB>identity`` file of a
+    "listed" source, its people named ``prefix`` + identity; ``cache`` a
+    folder already holding this source's faces (trainer.cache format) to use
+    instead of building one; ``detection`` how faces are found (its size,
+    template and view seed are the stage's)."""
+
+    name: str
+    kind: str
+    root: Path
+    listing: Path | None
+    prefix: str
+    cache: Path | None
+    detection: CacheSpec
+
+    @property
+    def labelled(self) -> bool:
+        return self.kind != "unlabelled"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A training stage (``init``: "imagenet", "random" or an earlier stage's
+    name) or, with ``average``, the element-wise mean of earlier stages'
+    final weights (trainer.average). ``settings`` are its TrainConfig keys,
+    defaults applied; ``views`` seeded views per training image, seeds
+    ``first_view_seed`` onwards (trainer.views)."""
+
+    name: str
+    init: str
+    input_size: int
+    views: int
+    first_view_seed: int
+    settings: Mapping[str, Any]
+    average: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training choices beyond the data (see trainer.train.TrainConfig for
-    each field's meaning and units; ``template`` is the crop alignment
-    template, embedder.align.TEMPLATES; ``views`` is how many seeded views
-    of every training image, teacher descriptors included, join the data:
-    trainer.views, seeds ``first_view_seed`` ... ``first_view_seed + views - 1``;
-    ``alpha``, ``input_size`` (crop side, pixels) and ``dim`` are the
-    network's, embedder.model.ModelConfig)."""
+    """A parsed recipe file (see the module docstring)."""
 
-    steps: int
-    triplet_weight: float
-    distill_weight: float
-    margin: float
-    people_per_batch: int
-    extra_per_batch: int
-    learning_rate: float
-    template: str
-    freeze_backbone_bn: bool = False
-    data_seed: int | None = None
-    views: int = 0
-    first_view_seed: int = 1
-    alpha: float = 0.35
-    input_size: int = 112
-    dim: int = 128
-    relation_weight: float = 0.0
+    file: Path
+    model_id: str
+    network: ModelConfig
+    imagenet_weights: Path | None
+    lfw: Path
+    sources: tuple[Source, ...]
+    stages: tuple[Stage, ...]
+    test_views: InferenceViews
+    far: float
+    calibration_seed: int
+
+    @property
+    def name(self) -> str:
+        return self.file.stem
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise RecipeError(f"{self.file}: no stage {name!r} (stages: {self._stage_names()})")
+
+    def _stage_names(self) -> str:
+        return ", ".join(s.name for s in self.stages)
+
+    def model(self, stage: Stage) -> ModelConfig:
+        return replace(self.network, input_size=stage.input_size)
+
+    def cache_dir(self, source: Source, size: int, cache_root: Path) -> Path:
+        """Where ``source``'s faces at ``size`` px are cached."""
+        return source.cache or cache_root / f"s{size}" / source.name
+
+    def config(self, stage: Stage, cache_root: Path, runs: Path) -> TrainConfig:
+        """The stage's full training configuration: caches under
+        ``cache_root``, an earlier stage's weights from its run folder under
+        ``runs``, a build folder. An average stage's is the
+        config of the last stage it averages."""
+        if stage.average:
+            return self.config(self.stage(stage.average[-1]), cache_root, runs)
+        caches = [self.cache_dir(s, stage.input_size, cache_root) for s in self.sources]
+        seeds = range(stage.first_view_seed, stage.first_view_seed + stage.views)
+        views = [view_cache(c, seed) for seed in seeds for c in caches]
+        return TrainConfig(
+            caches=tuple(str(c) for c in caches),
+            view_caches=tuple(str(v) for v in views),
+            model=self.model(stage),
+            imagenet_weights=(str(self.imagenet_weights) if stage.init == "imagenet" else None),
+            init_weights=(
+                str(BuildFolder(runs).stage(stage.init).final_weights)
+                if stage.init not in INITS
+                else None
+            ),
+            **stage.settings,
+        )
 
 
-#: Stage 1 of likeness-mnv2-a035-112-v3 and -v4 (all of v2): 3,600 steps of 160
-#: faces (32 people x 2 for the triplet term, 96 more for distillation) from
-#: ImageNet weights, distillation-led.
-BASE = Recipe(
-    steps=3600,
-    triplet_weight=0.3,
-    distill_weight=1.0,
-    margin=0.2,
-    people_per_batch=32,
-    extra_per_batch=96,
-    learning_rate=2e-3,
-    template="dlib",
-)
+def view_cache(cache: Path, seed: int) -> Path:
+    """The cache of the seeded views (trainer.views) of ``cache``'s images."""
+    return cache.with_name(f"{cache.name}-view{seed}")
 
-#: Stage 2 of v3: 4,000 more steps from BASE's final weights at half the
-#: learning rate, the backbone's BatchNorm frozen (about 2x faster on a CPU),
-#: new batches, the same held-out people. v3 ships the mean of the two stages'
-#: final weights (``likeness average``).
-FINETUNE = replace(BASE, steps=4000, learning_rate=1e-3, freeze_backbone_bn=True, data_seed=1235)
 
-#: Stage 3, shipped as likeness-mnv2-a035-112-v4 (and, served with 10
-#: test-time views, as -v4-tta10, until -128-v5-tta10): FINETUNE's schedule for
-#: 3,500 steps from v3's averaged weights, with two seeded views of every
-#: training image (mirrored, degraded, alignment jittered) and the teacher's
-#: descriptors of those views joining the data (trainer.views).
-VIEWS = replace(FINETUNE, steps=3500, data_seed=1238, views=2)
+def load_recipe(file: Path) -> Recipe:
+    """Parse and check a recipe file. Raises RecipeError naming the file and
+    the key for a missing, unknown or ill-typed key, an unknown source kind
+    or stage, or a stage that starts from a later one."""
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RecipeError(f"{file}: {exc}") from None
+    top = _table(raw, "the top level", file)
+    tables = ("network", "lfw", "sources", "defaults", "stages", "test_views", "calibration")
+    _check(top, "the top level", file, dict.fromkeys(("model_id", *tables), True))
+    network = _table(top["network"], "[network]", file)
+    model_keys = {f.name: True for f in fields(ModelConfig) if f.name != "input_size"}
+    _check(network, "[network]", file, {**model_keys, "imagenet_weights": False})
+    lfw = _table(top["lfw"], "[lfw]", file)
+    _check(lfw, "[lfw]", file, {"root": True})
+    views = _table(top["test_views"], "[test_views]", file)
+    _check(views, "[test_views]", file, {f.name: True for f in fields(InferenceViews)})
+    calibration = _table(top["calibration"], "[calibration]", file)
+    _check(calibration, "[calibration]", file, {"far": True, "seed": True})
+    defaults = _table(top["defaults"], "[defaults]", file)
+    stage_keys = {**declared_fields(), **_STAGE_SHAPE}
+    _check(defaults, "[defaults]", file, dict.fromkeys(stage_keys, False))
+    sources = tuple(_source(t, i, file) for i, t in enumerate(_tables(top, "sources", file)))
+    stages: list[Stage] = []
+    for i, table in enumerate(_tables(top, "stages", file)):
+        stages.append(_stage(table, i, defaults, stage_keys, stages, file))
+    if len({s.name for s in sources}) < len(sources) or not sources:
+        raise RecipeError(f"{file}: [[sources]] needs one or more sources of distinct names")
+    if len({s.name for s in stages}) < len(stages):
+        raise RecipeError(f"{file}: [[stages]] needs distinct names")
+    imagenet = network.pop("imagenet_weights", None)
+    if imagenet is None and any(s.init == "imagenet" for s in stages):
+        raise RecipeError(f"{file}: missing key 'imagenet_weights' in [network]")
+    return Recipe(
+        file=file,
+        model_id=_typed(top["model_id"], str, "model_id", file),
+        network=ModelConfig(
+            **_typed_fields(ModelConfig, network, "[network]", file),
+            input_size=stages[-1].input_size,
+        ),
+        imagenet_weights=Path(imagenet) if imagenet is not None else None,
+        lfw=Path(_typed(lfw["root"], str, "[lfw] root", file)),
+        sources=sources,
+        stages=tuple(stages),
+        test_views=InferenceViews(**_typed_fields(InferenceViews, views, "[test_views]", file)),
+        far=float(calibration["far"]),
+        calibration_seed=_typed(calibration["seed"], int, "[calibration] seed", file),
+    )
 
-#: Stage 4, shipped as likeness-mnv2-a035-128-v5-tta10 (10 test-time views)
-#: until -128-v6-tta10:
-#: VIEWS's schedule from stage 3's weights on crops aligned at 128 px instead
-#: of 112 (the same network: its global depthwise head sees 4x4 cells at both
-#: sizes, so stage 3's weights load unchanged), with new batches. Its caches
-#: hold 128 px crops, so they live in their own --cache-dir.
-VIEWS_128 = replace(VIEWS, data_seed=1241, input_size=128)
 
-#: Stage 8, shipped as likeness-mnv2-a035-128-v6-tta10 (10 test-time views):
-#: 2,000 steps from stage 4's final weights with new batches and the
-#: pairwise-similarity distillation term (trainer.losses.relation_loss) at
-#: weight 10, which puts it on a par with the distillation term at the start.
-RELATION_128 = replace(VIEWS_128, steps=2000, data_seed=1245, relation_weight=10.0)
+def _source(raw: Any, index: int, file: Path) -> Source:
+    where = f"[[sources]] #{index + 1}"
+    table = _table(raw, where, file)
+    _check(table, where, file, _SOURCE_KEYS)
+    where = f"[[sources]] {table['name']!r}"
+    kind = table["kind"]
+    if kind not in KINDS:
+        raise RecipeError(f"{file}: {where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    if (kind == "listed") != ("list" in table):
+        raise RecipeError(f"{file}: {where}: key 'list' belongs to kind 'listed' and only to it")
+    detection = {k: table[k] for k in _DETECTION if k in table}
+    try:
+        spec = CacheSpec(teacher=True, **detection)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"{file}: {where}: {exc}") from None
+    return Source(
+        name=str(table["name"]),
+        kind=kind,
+        root=Path(table["root"]),
+        listing=Path(table["list"]) if "list" in table else None,
+        prefix=str(table.get("prefix", "")),
+        cache=Path(table["cache"]) if "cache" in table else None,
+        detection=spec,
+    )
+
+
+def _stage(
+    raw: Any,
+    index: int,
+    defaults: dict[str, Any],
+    stage_keys: dict[str, bool],
+    earlier: list[Stage],
+    file: Path,
+) -> Stage:
+    table = _table(raw, f"[[stages]] #{index + 1}", file)
+    where = f"[[stages]] {table.get('name', f'#{index + 1}')!r}"
+    name = table.get("name")
+    # A stage's name is its run folder's, and "imagenet"/"random" start a stage.
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (*INITS, "model"):
+        raise RecipeError(
+            f"{file}: {where}: 'name' must be letters, digits, '-' or '_', and not"
+            f" {', '.join((*INITS, 'model'))}"
+        )
+    if "average" in table:
+        _check(table, where, file, {"name": True, "average": True})
+        names = {s.name: s for s in earlier}
+        parts = tuple(str(p) for p in table["average"])
+        if len(parts) < 2 or any(p not in names for p in parts):
+            raise RecipeError(f"{file}: {where}: 'average' takes two or more earlier stages")
+        # The mean has the network and schedule of the last stage it averages.
+        return replace(names[parts[-1]], name=str(table["name"]), average=parts)
+    merged = {**defaults, **table}
+    required = {**{k: v for k, v in stage_keys.items() if v}, "name": True, "init": True}
+    _check(merged, where, file, {**dict.fromkeys(stage_keys, False), **required})
+    if merged["init"] not in INITS and merged["init"] not in {s.name for s in earlier}:
+        raise RecipeError(
+            f"{file}: {where}: init {merged['init']!r} is not one of {', '.join(INITS)}"
+            " nor an earlier stage"
+        )
+    settings = _typed_fields(
+        TrainConfig, {k: merged[k] for k in declared_fields() if k in merged}, where, file
+    )
+    return Stage(
+        name=str(merged["name"]),
+        init=str(merged["init"]),
+        input_size=_typed(merged["input_size"], int, f"{where} input_size", file),
+        views=_typed(merged["views"], int, f"{where} views", file),
+        first_view_seed=_typed(merged["first_view_seed"], int, f"{where} first_view_seed", file),
+        settings=settings,
+    )
+
+
+def _typed_fields(cls: Any, table: Mapping[str, Any], where: str, file: Path) -> dict[str, Any]:
+    """``table``'s values checked against the types of ``cls``'s fields of
+    the same names (an int is a fine float)."""
+    types = {f.name: str(f.type) for f in fields(cls)}
+    return {key: _coerce(value, types[key], f"{where} {key}", file) for key, value in table.items()}
+
+
+def _coerce(value: Any, annotation: str, where: str, file: Path) -> Any:
+    kinds = {"int": int, "float": float, "bool": bool, "str": str, "int | None": int}
+    kind = kinds[annotation]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return _typed(value, kind, where, file)
+
+
+def _typed(value: Any, kind: type, where: str, file: Path) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RecipeError(f"{file}: {where} must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def _table(value: Any, where: str, file: Path) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RecipeError(f"{file}: {where} must be a table")
+    return dict(value)
+
+
+def _tables(top: dict[str, Any], key: str, file: Path) -> list[Any]:
+    value = top[key]
+    if not isinstance(value, list) or not value:
+        raise RecipeError(f"{file}: [[{key}]] must be one or more tables")
+    return value
+
+
+def _check(table: Mapping[str, Any], where: str, file: Path, keys: Mapping[str, bool]) -> None:
+    """Raise RecipeError for a key of ``table`` that is not in ``keys``, or
+    one that ``keys`` marks required (True) and ``table`` lacks."""
+    for key in sorted(table):
+        if key not in keys:
+            known = ", ".join(sorted(keys))
+            raise RecipeError(f"{file}: unknown key {key!r} in {where} (known: {known})")
+    for key in sorted(k for k, required in keys.items() if required):
+        if key not in table:
+            raise RecipeError(f"{file}: missing key {key!r} in {where}")

@@ -1,9 +1,10 @@
 """Training: triplet loss with online semi-hard mining (FaceNet) on P x K
 batches, plus optional distillation from dlib-resnet descriptors.
 
-Resumable: ``<out>/checkpoint/`` holds weights, optimizer state and the step;
-batches and augmentation are functions of (seed, step), so a resumed run
-sees the same data it would have seen uninterrupted.
+Resumable: the run folder's checkpoint (trainer.run.RunFolder) holds
+weights, optimizer state and the step; batches and augmentation are
+functions of (seed, step), so a resumed run sees the same data it would have
+seen uninterrupted.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from embedder.landmarks import NUM_LANDMARKS
-from embedder.model import ModelConfig, backbone, build_model, load_imagenet_backbone
+from embedder.model import ModelConfig, build_model
 from trainer.cache import cache_spec
+from trainer.config import TEACHER_DIM, TrainConfig
 from trainer.data import (
     BatchSampler,
     FaceData,
@@ -31,85 +33,18 @@ from trainer.data import (
     load_faces,
     split_people,
 )
-from trainer.recipe import TEACHER_DIM
+from trainer.network import freeze_backbone_batchnorm, load_imagenet_backbone
+from trainer.run import RunFolder
 from trainer.transfer import load_init_weights
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (saved with the run).
-
-    ``margin`` is in squared unit-sphere distance (2 - 2 cos). Loss weights of
-    0 switch a term off: ``triplet_weight`` (the core objective, must stay on
-    for a shipped model), ``distill_weight`` (1 - cos to the centred dlib
-    descriptor of the same image), ``relation_weight`` (trainer.losses.relation_loss:
-    squared differences between the batch's pairwise cosines and the centred
-    teacher's; 0 = off).
-
-    ``init_weights`` (a run's ``final.weights.h5``, same architecture; trained
-    on crops of another size is fine, see trainer.transfer) starts from a
-    trained model instead of ``imagenet_weights``; with
-    ``freeze_backbone_bn`` the backbone's BatchNormalization layers stay in
-    inference mode on their moving statistics (about 2x faster on a CPU; for
-    fine-tuning a model whose statistics already fit faces). ``data_seed``
-    seeds batches and augmentation (default ``seed``, which always seeds the
-    validation split, so a second stage keeps the same held-out people).
-    ``view_caches`` hold seeded views of the training images (trainer.views)
-    with the teacher's descriptors of those views; they join the training
-    data after the split, their held-out people's faces dropped, so the
-    validation faces stay those of ``caches`` alone.
-    """
-
-    caches: tuple[str, ...]
-    model: ModelConfig = field(default_factory=ModelConfig)
-    imagenet_weights: str | None = None
-    init_weights: str | None = None
-    freeze_backbone_bn: bool = False
-    data_seed: int | None = None
-    steps: int = 3000
-    people_per_batch: int = 48
-    images_per_person: int = 2
-    extra_per_batch: int = 64
-    margin: float = 0.2
-    triplet_weight: float = 1.0
-    distill_weight: float = 1.0
-    relation_weight: float = 0.0
-    learning_rate: float = 2e-3
-    warmup_steps: int = 150
-    weight_decay: float = 5e-5
-    val_fraction: float = 0.08
-    seed: int = 1234
-    checkpoint_every: int = 100
-    eval_every: int = 500
-    view_caches: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["caches"] = list(self.caches)
-        d["view_caches"] = list(self.view_caches)
-        return d
-
-    @staticmethod
-    def read(run_dir: Path) -> TrainConfig:
-        """The config saved in run folder ``run_dir`` (its ``config.json``)."""
-        return TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> TrainConfig:
-        d = dict(d)
-        d["caches"] = tuple(d["caches"])
-        d["view_caches"] = tuple(d.get("view_caches", ()))
-        d["model"] = ModelConfig(**d["model"])
-        return TrainConfig(**d)
-
-
-@dataclass(frozen=True)
 class TrainResult:
     """Where a run left its files and how far it got."""
 
-    out_dir: Path
+    run: RunFolder
     steps_done: int
     teacher_mean: np.ndarray | None
     history: list[dict[str, float]]
@@ -123,44 +58,43 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
 def train(
     cfg: TrainConfig,
-    out_dir: Path,
+    run: RunFolder,
     forbidden_people: Iterable[str] = (),
-    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    progress: Progress | None = None,
     max_minutes: float | None = None,
 ) -> TrainResult:
-    """Train (or resume) a one-tower model into ``out_dir``.
+    """Train (or resume) a model into ``run``; the final weights and the
+    history are written when it finishes.
 
     ``forbidden_people``: names that must not appear in the data (LFW View 1
-    test people); training refuses to start if any does. ``max_minutes``
-    stops early (resumable) after that wall time.
+    test people); training refuses to start if any does. ``progress`` is
+    called every 25 steps with (steps done, steps in all, the history row).
+    ``max_minutes`` stops early (resumable) after that wall time.
     """
     import tensorflow as tf
 
     from trainer.augment import augment
     from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
 
-    if cfg.model.towers != 1:
-        raise ValueError(
-            "training builds one tower at a time: train each as its own run,"
-            " then join the finished runs with `likeness ensemble`"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = out_dir / "checkpoint"
-    state_file = ckpt / "state.json"
-    if state_file.exists() and TrainConfig.read(out_dir) != cfg:
-        raise ValueError(f"{out_dir} holds a run with another config; use a new folder")
-    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    run.path.mkdir(parents=True, exist_ok=True)
+    state_file = run.checkpoint_state
+    if state_file.exists() and TrainConfig.load(run.config) != cfg:
+        raise ValueError(f"{run.path} holds a run with another config; use a new folder")
+    run.config.write_text(json.dumps(cfg.to_dict(), indent=2))
 
-    check_caches_fit(cfg)
+    check_caches_fit(cfg.model, cfg.caches + cfg.view_caches)
     data = load_faces([Path(c) for c in cfg.caches])
     check_no_forbidden(data, forbidden_people)
     train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
     if len(val_idx) and len(np.unique(data.person[val_idx])) < 2:
         raise ValueError("validation needs at least two people: raise val_fraction or set it to 0")
     train_data = data.subset(train_idx)
-    np.save(out_dir / "val_index.npy", val_idx)
+    np.save(run.val_index, val_idx)
     # The mean of the source images alone: a second stage with views keeps the
     # first stage's targets for the same faces.
     teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
@@ -181,7 +115,7 @@ def train(
         else np.zeros((len(train_data), TEACHER_DIM), np.float32)
     )
     if teacher_mean is not None:
-        np.save(out_dir / "teacher_mean.npy", teacher_mean)
+        np.save(run.teacher_mean, teacher_mean)
     data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
     sampler = BatchSampler(
         train_data, cfg.people_per_batch, cfg.images_per_person, cfg.extra_per_batch, data_seed
@@ -201,13 +135,13 @@ def train(
     if cfg.init_weights and not resuming:
         init = Path(cfg.init_weights)
         # A run folder's config says which network, and so which crop size, wrote the weights.
-        saved = (init.parent / "config.json").exists()
-        source = TrainConfig.read(init.parent).model if saved else None
+        parent = RunFolder(init.parent)
+        source = TrainConfig.load(parent.config).model if parent.config.exists() else None
         load_init_weights(model, cfg.model, init, source)
     elif cfg.imagenet_weights and not resuming:
         load_imagenet_backbone(model, Path(cfg.imagenet_weights))
     if cfg.freeze_backbone_bn:
-        _freeze_backbone_batchnorm(model)
+        freeze_backbone_batchnorm(model)
     optimizer = tf.keras.optimizers.AdamW(
         learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
@@ -216,8 +150,8 @@ def train(
     history: list[dict[str, float]] = []
     if resuming:
         state = json.loads(state_file.read_text())
-        model.load_weights(str(ckpt / "model.weights.h5"))
-        opt_state = np.load(ckpt / "optimizer.npz")
+        model.load_weights(str(run.checkpoint_weights))
+        opt_state = np.load(run.checkpoint_optimizer)
         for i, var in enumerate(optimizer.variables):
             var.assign(opt_state[f"v{i}"])
         # Checkpoints written before the dropout RNG state was saved lack it.
@@ -299,51 +233,46 @@ def train(
                 progress(done, cfg.steps, row)
         out_of_time = max_minutes is not None and time.monotonic() - started > max_minutes * 60
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time:
-            _save_checkpoint(ckpt, model, optimizer, done, history)
+            _save_checkpoint(run, model, optimizer, done, history)
         if out_of_time:
-            return TrainResult(out_dir, done, teacher_mean, history)
-    model.save_weights(str(out_dir / "final.weights.h5"))
-    return TrainResult(out_dir, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
+            return TrainResult(run, done, teacher_mean, history)
+    run.history.write_text(json.dumps(history, indent=1))
+    model.save_weights(str(run.final_weights))
+    return TrainResult(run, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
 
 
-def _freeze_backbone_batchnorm(model: Any) -> None:
-    """Keras runs a non-trainable BatchNormalization layer in inference mode,
-    even under ``training=True``: it keeps its moving statistics and scale."""
-    import keras
-
-    for layer in backbone(model).layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-
-
-def check_caches_fit(cfg: TrainConfig) -> None:
+def check_caches_fit(model: ModelConfig, caches: Iterable[Path | str]) -> None:
     """Raise ValueError unless every cache holds crops of the model's size
     and alignment template (a model trained on other crops than it is
     served would silently lose accuracy)."""
-    for cache in cfg.caches + cfg.view_caches:
+    for cache in caches:
         spec = cache_spec(Path(cache))
-        if (spec.size, spec.template) != (cfg.model.input_size, cfg.model.template):
+        if (spec.size, spec.template) != (model.input_size, model.template):
             raise ValueError(
                 f"cache {cache} holds {spec.size} px {spec.template!r} crops; the model takes "
-                f"{cfg.model.input_size} px {cfg.model.template!r} crops: use another cache folder"
+                f"{model.input_size} px {model.template!r} crops: use another cache folder"
             )
 
 
 def _save_checkpoint(
-    ckpt: Path, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]
+    run: RunFolder, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]
 ) -> None:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(ckpt / "model-tmp.weights.h5"))
+    # Each file is written beside its final name, then renamed over it: a
+    # run killed mid-write leaves the previous checkpoint whole.
+    run.checkpoint.mkdir(parents=True, exist_ok=True)
+    weights = run.checkpoint_weights.with_name("model-tmp.weights.h5")
+    model.save_weights(str(weights))
+    optimizer_tmp = run.checkpoint_optimizer.with_suffix(".tmp.npz")
     np.savez(
-        ckpt / "optimizer.tmp.npz",
+        optimizer_tmp,
         **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
         **{f"rng{i}": v.numpy() for i, v in enumerate(_rng_states(model))},
     )
-    (ckpt / "model-tmp.weights.h5").replace(ckpt / "model.weights.h5")
-    (ckpt / "optimizer.tmp.npz").replace(ckpt / "optimizer.npz")
-    tmp = ckpt / "state.tmp.json"
+    weights.replace(run.checkpoint_weights)
+    optimizer_tmp.replace(run.checkpoint_optimizer)
+    tmp = run.checkpoint_state.with_suffix(".tmp.json")
     tmp.write_text(json.dumps({"step": step, "history": history}))
-    tmp.replace(ckpt / "state.json")
+    tmp.replace(run.checkpoint_state)
 
 
 def _rng_states(model: Any) -> list[Any]:
@@ -353,23 +282,8 @@ def _rng_states(model: Any) -> list[Any]:
     return [v for v in model.variables if id(v) not in weights]
 
 
-def embed_faces(model: Any, data: FaceData, size: int, batch: int = 256) -> np.ndarray:
-    """Embeddings (N, dim) of cached faces with a Keras model, no augmentation."""
-    from embedder.model import model_inputs
-
-    out = [
-        np.asarray(
-            model(
-                model_inputs(data.crops[i : i + batch], data.landmarks[i : i + batch], size),
-                training=False,
-            )
-        )
-        for i in range(0, len(data), batch)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def _validate(model: Any, val: FaceData, cfg: TrainConfig) -> tuple[float, float]:
+    from trainer.embed import embed_faces
     from trainer.metrics import best_accuracy, roc_auc, sample_pairs
 
     emb = embed_faces(model, val, cfg.model.input_size)

@@ -2,7 +2,7 @@
 
 Which weights ship is decided on these people (never on LFW's test people),
 by a rule written down before the candidates finish training. Pure numpy:
-``trainer.workflow.validate`` embeds the faces and calls :func:`held_out_report`.
+``trainer.selection.validate`` embeds the faces and calls :func:`held_out_report`.
 """
 
 from __future__ import annotations

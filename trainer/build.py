@@ -1,0 +1,203 @@
+"""Building a recipe: its stages in order, then evaluation, calibration and
+the exported artifact. Each step that is done is skipped, an interrupted
+stage resumes from its checkpoint, so the same command finishes a build
+however often it was stopped."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from trainer.recipe import Recipe, Stage
+from trainer.run import BuildFolder, RunFolder
+from trainer.sources import data_report
+
+log = logging.getLogger(__name__)
+
+#: Receives one line per event of a build (the CLI prints them).
+Report = Callable[[str], None]
+
+#: The steps after the stages, in order.
+FINISHING = ("evaluate", "calibrate", "export")
+
+
+@dataclass(frozen=True)
+class Build:
+    """A recipe, the folder it is built into and where its caches live."""
+
+    recipe: Recipe
+    folder: BuildFolder
+    cache_root: Path
+    workers: int = 2
+
+    def run(self, stage: Stage) -> RunFolder:
+        return self.folder.stage(stage.name)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the plan: a stage or a finishing step and how far it got."""
+
+    name: str
+    what: str
+    status: str
+
+
+def plan(build: Build) -> list[Step]:
+    """Every step of the build with its status: done, resumable, or to do."""
+    steps = []
+    for stage in build.recipe.stages:
+        run = build.run(stage)
+        steps.append(Step(stage.name, _describe(stage), _status(run, stage)))
+    final = build.run(build.recipe.final)
+    done = (final.evaluation, final.calibration, build.folder.artifact_manifest)
+    whats = (
+        f"LFW pairsDevTest, ours and dlib-resnet, {build.recipe.test_views.count} views",
+        f"threshold at FAR {build.recipe.far:g} on held-out training people",
+        f"the model {build.recipe.model_id} into {build.folder.artifact}",
+    )
+    for name, what, path in zip(FINISHING, whats, done, strict=True):
+        steps.append(Step(name, what, "done" if path.exists() else "to do"))
+    return steps
+
+
+def dry_run(build: Build) -> str:
+    """The plan as text: the data each source lists, then every step."""
+    lines = [f"recipe {build.recipe.file} -> {build.folder.path}", "data:"]
+    try:
+        for s in data_report(build.recipe, build.cache_root):
+            who = f"{s.people} people" if s.kind != "unlabelled" else "unlabelled"
+            cached = "not cached" if s.faces is None else f"{s.faces} faces cached"
+            lines.append(
+                f"  {s.name} ({s.kind}): {s.images} images, {who}; left out"
+                f" {s.excluded_images} images of {s.excluded_people} test people; {cached}"
+            )
+    except OSError as exc:
+        lines.append(f"  not readable here: {exc}")
+    lines.append("steps:")
+    lines += [f"  {s.name:<12} {s.status:<28} {s.what}" for s in plan(build)]
+    return "\n".join(lines)
+
+
+def run_build(
+    build: Build,
+    only: str | None = None,
+    report: Report = log.info,
+    max_minutes: float | None = None,
+) -> bool:
+    """Run the build's steps that are not done (only stage ``only`` when
+    given). Returns whether every step it was asked for finished (False:
+    stopped by ``max_minutes``; run again to resume). Raises ValueError for
+    data, caches or run folders that do not fit the recipe."""
+    from trainer.average import average_runs
+    from trainer.plots import plot_history
+    from trainer.sources import excluded_people, stage_caches
+    from trainer.train import train
+
+    recipe = build.recipe
+    build.folder.path.mkdir(parents=True, exist_ok=True)
+    if recipe.file.resolve() != build.folder.recipe.resolve():
+        shutil.copyfile(recipe.file, build.folder.recipe)
+    started = time.monotonic()
+    for stage in [recipe.stage(only)] if only else recipe.stages:
+        run = build.run(stage)
+        if run.finished:
+            report(f"{stage.name}: done")
+            continue
+        parents = stage.average or (() if stage.init in ("imagenet", "random") else (stage.init,))
+        for parent in parents:
+            if not build.folder.stage(parent).finished:
+                raise ValueError(f"stage {stage.name} needs stage {parent} first")
+        if stage.average:
+            average_runs([build.folder.stage(p) for p in stage.average], run)
+            report(f"{stage.name}: averaged {', '.join(stage.average)}")
+            continue
+        report(f"{stage.name}: caching faces")
+        stage_caches(recipe, stage, build.cache_root, build.workers)
+        cfg = recipe.config(stage, build.cache_root, build.folder.path)
+        left = None if max_minutes is None else max_minutes - (time.monotonic() - started) / 60
+        result = train(cfg, run, excluded_people(recipe), _Meter(stage.name, report), left)
+        if not run.finished:
+            report(f"{stage.name}: stopped at step {result.steps_done}; run again to resume")
+            return False
+        plot_history(result.history, run.training_curve)
+        report(f"{stage.name}: done")
+    if only is None:
+        _finish(build, report)
+    return True
+
+
+def _finish(build: Build, report: Report) -> None:
+    from trainer.calibrate import calibrate
+    from trainer.evaluate import evaluate_run
+    from trainer.export import export_run
+    from trainer.sources import evaluation_caches
+
+    recipe = build.recipe
+    final = build.run(recipe.final)
+    if not final.evaluation.exists():
+        caches = evaluation_caches(recipe, build.cache_root, build.workers)
+        report(evaluate_run(final, recipe.lfw, caches, recipe.test_views))
+    if not final.calibration.exists():
+        result = calibrate(final, recipe.test_views, recipe.far, recipe.calibration_seed)
+        report(f"threshold at FAR {result.far:g}: {result.threshold:.4f}")
+    if not build.folder.artifact_manifest.exists():
+        sources = data_report(recipe, build.cache_root)
+        build.folder.data_report.write_text(json.dumps([asdict(s) for s in sources], indent=2))
+        command = f"likeness-train build {recipe.file}"
+        manifest = export_run(recipe, final, build.folder.artifact, sources, command)
+        report(f"exported {manifest.fingerprint} to {build.folder.artifact}")
+
+
+class _Meter:
+    """Training progress as report lines, with the time left estimated from
+    the pace since this process started the stage."""
+
+    def __init__(self, stage: str, report: Report) -> None:
+        self.stage, self.report = stage, report
+        self.start: tuple[float, int] | None = None
+
+    def __call__(self, done: int, total: int, row: dict[str, float]) -> None:
+        now = time.monotonic()
+        if self.start is None:
+            self.start = (now, done)
+        t0, step0 = self.start
+        pace = (now - t0) / (done - step0) if done > step0 else None
+        eta = "-" if pace is None else _duration((total - done) * pace)
+        val = f"  val acc {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
+        self.report(
+            f"{self.stage}: step {done}/{total}  loss {row['loss']:.4f}"
+            f"  {row['images_per_s']:.0f} img/s  ETA {eta}{val}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes >= 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{minutes}m" if minutes else f"{seconds:.0f}s"
+
+
+def _describe(stage: Stage) -> str:
+    if stage.average:
+        return f"mean of the weights of {', '.join(stage.average)}"
+    s = stage.settings
+    views = f", {stage.views} views" if stage.views else ""
+    return (
+        f"from {stage.init}, {s['steps']} steps at {stage.input_size} px,"
+        f" lr {s['learning_rate']:g}{views}"
+    )
+
+
+def _status(run: RunFolder, stage: Stage) -> str:
+    if run.finished:
+        return "done"
+    if run.checkpoint_state.exists():
+        step = json.loads(run.checkpoint_state.read_text())["step"]
+        return f"resumes at step {step}/{stage.settings['steps']}"
+    return "to do"

@@ -1,0 +1,239 @@
+"""``likeness-train``: build a model from its recipe file, and the tools
+that measure runs (evaluate, calibrate, validate). Installed with the
+``train`` extra; ``likeness`` itself is the service and admin CLI only.
+
+Options never restate recipe keys: where files go (``--runs``,
+``--cache-dir``), how much CPU and time to spend (``--workers``,
+``--max-minutes``) and, for ``validate``, the test-time views to compare.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trainer.build import Build, dry_run, run_build
+from trainer.recipe import RecipeError, load_recipe
+from trainer.run import BuildFolder, RunFolder
+
+app = typer.Typer(
+    name="likeness-train",
+    help="Train, evaluate and export Likeness embedding models from recipe files "
+    "(trainer/recipes/*.toml).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Runs = Annotated[
+    Path, typer.Option("--runs", help="Folder of build folders: a recipe builds into RUNS/<name>.")
+]
+CacheDir = Annotated[
+    Path, typer.Option("--cache-dir", help="Aligned-face caches (built once, resumable).")
+]
+Target = Annotated[
+    Path,
+    typer.Argument(
+        help="A recipe file (its last stage's run) or a stage's run folder inside a build folder.",
+        exists=True,
+    ),
+]
+
+
+def _build(recipe_file: Path, runs: Path, cache_dir: Path, workers: int = 2) -> Build:
+    try:
+        recipe = load_recipe(recipe_file)
+    except RecipeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="RECIPE") from exc
+    return Build(recipe, BuildFolder(runs / recipe.name), cache_dir, workers)
+
+
+def _target(target: Path, runs: Path, cache_dir: Path) -> tuple[Build, RunFolder]:
+    """A recipe file, or a run folder whose build folder holds the recipe it was built from."""
+    if target.is_file():
+        build = _build(target, runs, cache_dir)
+        return build, build.run(build.recipe.final)
+    folder = BuildFolder(target.parent)
+    if not folder.recipe.exists():
+        raise typer.BadParameter(f"{target} is not a run folder of a build", param_hint="TARGET")
+    build = _build(folder.recipe, runs, cache_dir)
+    return Build(build.recipe, folder, cache_dir), RunFolder(target)
+
+
+@app.command()
+def build(
+    recipe: Annotated[Path, typer.Argument(help="The model's recipe file.", exists=True)],
+    stage: Annotated[
+        str | None, typer.Option(help="Run this stage only (its parents must be done).")
+    ] = None,
+    dry_run_: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the plan: data, stages, what is done; run nothing."),
+    ] = False,
+    runs: Runs = Path("runs"),
+    cache_dir: CacheDir = Path("cache"),
+    workers: Annotated[int, typer.Option(min=1, help="Processes building caches.")] = 2,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop (resumably) after this many minutes.")
+    ] = None,
+) -> None:
+    """Build the model RECIPE declares, resumably.
+
+    Every stage in order, then evaluation on LFW, calibration and the
+    exported artifact in RUNS/<name>/model. Finished steps are skipped and an
+    interrupted stage resumes: rerun the same command after any
+    interruption. Exit code 3: stopped by --max-minutes."""
+    target = _build(recipe, runs, cache_dir, workers)
+    if stage is not None and stage not in {s.name for s in target.recipe.stages}:
+        names = ", ".join(s.name for s in target.recipe.stages)
+        raise typer.BadParameter(f"no stage {stage!r}; stages: {names}", param_hint="--stage")
+    if dry_run_:
+        typer.echo(dry_run(target))
+        return
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        finished = run_build(target, stage, lambda line: typer.echo(line, err=True), max_minutes)
+    except ValueError as exc:
+        # Data, caches or run folders that do not fit the recipe are the
+        # user's to fix: a message, not a traceback.
+        raise typer.BadParameter(str(exc)) from exc
+    if not finished:
+        raise typer.Exit(3)
+
+
+@app.command()
+def evaluate(
+    target: Target, runs: Runs = Path("runs"), cache_dir: CacheDir = Path("cache")
+) -> None:
+    """Evaluate a run and dlib-resnet on LFW.
+
+    View 1 DevTest, View 2 for dlib-resnet and identification, with the
+    recipe's test-time views; prints a markdown table and writes the figures
+    into the run folder."""
+    from trainer.evaluate import evaluate_run
+    from trainer.sources import evaluation_caches
+
+    where, run = _target(target, runs, cache_dir)
+    caches = evaluation_caches(where.recipe, cache_dir, where.workers)
+    typer.echo(evaluate_run(run, where.recipe.lfw, caches, where.recipe.test_views))
+    typer.echo(f"figures: {run.evaluation}; ROC/DET plot: {run.roc_plot}")
+
+
+@app.command()
+def calibrate(
+    target: Target,
+    runs: Runs = Path("runs"),
+    cache_dir: CacheDir = Path("cache"),
+    dlib_model: Annotated[
+        Path | None,
+        typer.Option(help="Also write dlib-resnet's threshold into this artifact's manifest."),
+    ] = None,
+) -> None:
+    """Choose the served threshold on the run's held-out training people.
+
+    The cosine threshold at the recipe's FAR, with the recipe's test-time
+    views; written into the run folder."""
+    from trainer.calibrate import calibrate as run_calibration
+
+    where, run = _target(target, runs, cache_dir)
+    recipe = where.recipe
+    result = run_calibration(run, recipe.test_views, recipe.far, recipe.calibration_seed)
+    typer.echo(
+        f"threshold at FAR {result.far:g}: {result.threshold:.4f} "
+        f"(dlib-resnet {result.dlib_threshold:.4f})"
+    )
+    if dlib_model is not None:
+        from trainer.export import update_threshold
+
+        note = {"threshold_far": result.far, "calibration": "held-out LFW training people"}
+        update_threshold(dlib_model, result.dlib_threshold, note)
+        typer.echo(f"dlib-resnet threshold written to {dlib_model}")
+
+
+@app.command()
+def validate(
+    targets: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Finished run folders (or recipes: their last stage), all measured on the "
+            "held-out people of the last one and the views of them in its view caches.",
+            exists=True,
+        ),
+    ],
+    tta_shift_px: Annotated[
+        int | None,
+        typer.Option(min=0, max=16, help="Test-time shift views, px (default: the recipe's)."),
+    ] = None,
+    tta_flip: Annotated[
+        bool | None,
+        typer.Option("--tta-flip/--no-tta-flip", help="Mirror views (default: the recipe's)."),
+    ] = None,
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also compare every later run with the first: EER and TAR@FAR=1e-3 "
+            "differences with 95% intervals from this many paired resamples of the "
+            "held-out people (1000 is plenty); 0 = off.",
+        ),
+    ] = 0,
+    runs: Runs = Path("runs"),
+) -> None:
+    """Measure finished runs on the held-out training people.
+
+    Every pair of their faces (AUC, EER, TAR at FAR 1e-3 and 1e-2; clean
+    photo vs degraded view where views are cached): the figures a model is
+    chosen by, never LFW's test people."""
+    from embedder.model import InferenceViews
+    from trainer.selection import validate as run_validation
+    from trainer.validate import held_out_table, paired_table
+
+    if bootstrap and len(targets) < 2:
+        raise typer.BadParameter("--bootstrap compares runs: give two or more")
+    resolved = [_target(t, runs, Path("cache")) for t in targets]
+    served = resolved[-1][0].recipe.test_views
+    views = InferenceViews(
+        flip=served.flip if tta_flip is None else tta_flip,
+        shift_px=served.shift_px if tta_shift_px is None else tta_shift_px,
+    )
+    try:
+        result = run_validation([run for _, run in resolved], views, bootstrap)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="TARGETS") from exc
+    typer.echo(held_out_table(result.reports))
+    if result.differences:
+        typer.echo("")
+        typer.echo(paired_table(result.differences))
+
+
+@app.command("export-litert")
+def export_litert(
+    model: Annotated[
+        Path,
+        typer.Option(
+            help="A likeness-mobilenet artifact folder (manifest.json + weights).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+) -> None:
+    """Add the LiteRT file to an artifact exported before artifacts carried one.
+
+    The embedder then serves it through LiteRT (several times faster on a
+    CPU). The fingerprint stays: stored embeddings remain valid."""
+    from likeness.errors import FailedPrecondition
+    from trainer.export import add_litert
+
+    try:
+        manifest = add_litert(model)
+    except (FailedPrecondition, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from exc
+    typer.echo(f"{manifest.fingerprint}: {model / manifest.extra['litert']} written")
+
+
+def main() -> None:
+    """Entry point of the ``likeness-train`` script."""
+    app(prog_name="likeness-train")

@@ -1,0 +1,122 @@
+"""Run folders: every file name inside a training run, and inside the
+folder a recipe is built into, is spelled here and nowhere else.
+
+A build folder (``runs/<recipe>/``) holds a copy of the recipe, the report
+of the data read, one run folder per stage and the exported artifact. A run
+folder holds a stage's config, checkpoint, history, validation split,
+teacher mean, final weights and, for the last stage, its evaluation and
+calibration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedder.manifest import MANIFEST
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One stage's run."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def final_weights(self) -> Path:
+        """Written when the stage finished; its existence marks it done."""
+        return self.path / "final.weights.h5"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint"
+
+    @property
+    def checkpoint_weights(self) -> Path:
+        return self.checkpoint / "model.weights.h5"
+
+    @property
+    def checkpoint_optimizer(self) -> Path:
+        """Optimizer variables and dropout RNG states (.npz)."""
+        return self.checkpoint / "optimizer.npz"
+
+    @property
+    def checkpoint_state(self) -> Path:
+        """The step reached and the history so far (JSON)."""
+        return self.checkpoint / "state.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.json"
+
+    @property
+    def training_curve(self) -> Path:
+        return self.path / "training_curve.png"
+
+    @property
+    def val_index(self) -> Path:
+        """Rows of the held-out (validation) faces in the stage's caches (.npy)."""
+        return self.path / "val_index.npy"
+
+    @property
+    def teacher_mean(self) -> Path:
+        return self.path / "teacher_mean.npy"
+
+    @property
+    def averaged_from(self) -> Path:
+        """For a weight-average stage: the runs it is the mean of (JSON)."""
+        return self.path / "averaged_from.json"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "evaluation.json"
+
+    @property
+    def roc_plot(self) -> Path:
+        return self.path / "roc_devtest.png"
+
+    @property
+    def calibration(self) -> Path:
+        return self.path / "calibration.json"
+
+    @property
+    def finished(self) -> bool:
+        return self.final_weights.exists()
+
+    def weights(self) -> Path:
+        """The final weights, or the last checkpoint's of an unfinished run."""
+        return self.final_weights if self.finished else self.checkpoint_weights
+
+
+@dataclass(frozen=True)
+class BuildFolder:
+    """Where a recipe is built: ``runs/<recipe name>/``."""
+
+    path: Path
+
+    @property
+    def recipe(self) -> Path:
+        """The recipe file as it was when the build started."""
+        return self.path / "recipe.toml"
+
+    @property
+    def data_report(self) -> Path:
+        """Images, people and faces found per source (JSON; the model card's)."""
+        return self.path / "data.json"
+
+    @property
+    def artifact(self) -> Path:
+        """The exported model (embedder.manifest), ready to serve."""
+        return self.path / "model"
+
+    @property
+    def artifact_manifest(self) -> Path:
+        """Written last by the export: its existence marks the build done."""
+        return self.artifact / MANIFEST
+
+    def stage(self, name: str) -> RunFolder:
+        return RunFolder(self.path / name)

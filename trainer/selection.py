@@ -1,0 +1,117 @@
+"""Choosing which weights ship: finished runs measured on every pair of the
+held-out training people (trainer.validate's figures), optionally compared
+with a paired bootstrap. Never LFW's test people."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedder.model import InferenceViews
+from trainer.average import comparable_runs
+from trainer.cache import cache_exists, cache_paths, cache_spec
+from trainer.config import TrainConfig
+from trainer.data import FaceData, concat_faces, load_faces
+from trainer.run import RunFolder
+from trainer.validate import (
+    HeldOutReport,
+    PairedDifference,
+    all_pairs,
+    held_out_report,
+    paired_bootstrap,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What :func:`validate` measured: one report per run and, when asked
+    for, each later run's paired difference to the first."""
+
+    reports: list[HeldOutReport]
+    differences: list[PairedDifference]
+
+
+def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 0) -> Validation:
+    """Held-out figures of each finished run's final weights, each face
+    embedded as ``views``, all on the validation faces of the last run.
+    Clean-vs-view pairs use the views of those faces in the last run's view
+    caches; a cache counts only if it holds a view of every held-out face
+    (a missing or partly built one is passed over with a warning), and the
+    reports name the seeds used. With ``bootstrap`` > 0, every run after the
+    first is also compared with the first by a paired bootstrap over the
+    held-out people with that many resamples
+    (trainer.validate.paired_bootstrap). Raises ValueError when the runs
+    differ in architecture, caches or validation people, or one is
+    unfinished."""
+    from trainer.calibrate import run_model, validation_faces
+    from trainer.embed import embed_views
+    from trainer.evaluate import unit
+    from trainer.train import check_caches_fit
+
+    last = comparable_runs(runs)
+    check_caches_fit(last.model, last.caches)
+    val = validation_faces(runs[-1], last)
+    held_views, seeds = _held_out_views(last, val)
+    size = last.model.input_size
+    reports, embeddings = [], []
+    for run in runs:
+        model, _ = run_model(run)
+        emb = unit(embed_views(model, val, size, views))
+        view_arg = (
+            None
+            if held_views is None
+            else (
+                unit(embed_views(model, held_views, size, views)),
+                held_views.person,
+                held_views.path,
+            )
+        )
+        reports.append(held_out_report(str(run.path), emb, val.person, val.path, view_arg, seeds))
+        embeddings.append(emb)
+    differences = []
+    if bootstrap > 0:
+        codes = np.unique(val.person, return_inverse=True)[1]
+        first, second = np.triu_indices(len(codes), k=1)
+        ref_scores, same = all_pairs(embeddings[0], val.person)
+        for run, emb in zip(runs[1:], embeddings[1:], strict=True):
+            scores, _ = all_pairs(emb, val.person)
+            differences.append(
+                paired_bootstrap(
+                    str(run.path),
+                    str(runs[0].path),
+                    scores,
+                    ref_scores,
+                    same,
+                    (codes[first], codes[second]),
+                    resamples=bootstrap,
+                )
+            )
+    return Validation(reports, differences)
+
+
+def _held_out_views(cfg: TrainConfig, val: FaceData) -> tuple[FaceData | None, tuple[int, ...]]:
+    from trainer.train import check_caches_fit
+
+    parts, seeds = [], set()
+    for name in cfg.view_caches:
+        cache = Path(name)
+        if not cache_exists(cache):
+            log.warning("view cache %s not found; its views are left out", cache)
+            continue
+        paths = cache_paths(cache)
+        if not np.isin(paths, val.path).any():
+            continue  # views of other sources (unlabelled faces)
+        if not np.isin(val.path, paths).all():
+            log.warning("view cache %s lacks views of some held-out faces; left out", cache)
+            continue
+        check_caches_fit(cfg.model, [cache])
+        data = load_faces([cache])
+        parts.append(data.subset(np.flatnonzero(np.isin(data.path, val.path))))
+        seeds.add(cache_spec(cache).view_seed or 0)
+    return (concat_faces(parts) if parts else None), tuple(sorted(seeds))
