@@ -14,6 +14,7 @@ from embedder.detect import Detection, FaceDetector
 from embedder.quality import face_quality
 from likeness.errors import FailedPrecondition, NotFound
 from likeness.quality import Quality
+from likeness.reasons import Reason, measured
 from likeness.selection import FaceSelection
 
 
@@ -97,10 +98,12 @@ class FacePipeline:
     @staticmethod
     def _select(detections: list[Detection], selection: FaceSelection) -> list[Detection]:
         if not detections:
-            raise NotFound("no face found in the image")
+            raise NotFound("no face found in the image", reason=Reason.NO_FACE)
         if selection is FaceSelection.REQUIRE_SINGLE and len(detections) != 1:
             raise FailedPrecondition(
-                f"exactly one face required, found {len(detections)} faces in the image"
+                f"exactly one face required, found {len(detections)} faces in the image",
+                reason=Reason.MULTIPLE_FACES,
+                metadata=measured(len(detections), 1),
             )
         if selection is FaceSelection.ALL:
             return detections

@@ -84,7 +84,12 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             try:
                 results.append(embedder_pb2.EmbedBatchResult(response=self._embed(item, context)))
             except LikenessError as exc:
-                error = embedder_pb2.ItemError(code=status_of(exc).value[0], message=str(exc))
+                error = embedder_pb2.ItemError(
+                    code=status_of(exc).value[0],
+                    message=str(exc),
+                    reason=exc.reason or "",
+                    reason_metadata=exc.metadata,
+                )
                 results.append(embedder_pb2.EmbedBatchResult(error=error))
                 if isinstance(exc, DeadlineExceeded):
                     expired = error

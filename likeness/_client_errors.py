@@ -13,6 +13,7 @@ from typing import ClassVar
 import grpc
 
 from likeness import errors
+from likeness.reasons import ErrorInfo, error_info_of
 from likeness.status import status_of
 
 #: Status code -> the client's exception class; filled as the classes are
@@ -25,7 +26,11 @@ class LikenessRpcError(errors.LikenessError):
 
     ``code``: the status code; ``details``: the server's message (safe to
     show); ``method``: the full RPC name, e.g. "/likeness.v1.Registry/Verify";
-    ``target``: the address called.
+    ``target``: the address called; ``reason``: the machine-readable cause
+    (a :class:`likeness.reasons.Reason` name such as "NO_FACE", from the
+    google.rpc.ErrorInfo the server sent; None when it sent none) and
+    ``metadata`` its details ("value" measured, "limit" broken). Decide on
+    ``reason``, never on the message text.
 
     A subclass stands for one status code: the code of its domain error base
     (:mod:`likeness.status`, the one table), or ``for_code`` where no domain
@@ -40,9 +45,19 @@ class LikenessRpcError(errors.LikenessError):
             _ERROR_OF[cls.__dict__.get("for_code") or status_of(cls)] = cls
 
     def __init__(
-        self, code: grpc.StatusCode, details: str, *, method: str = "", target: str = ""
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        *,
+        method: str = "",
+        target: str = "",
+        info: ErrorInfo | None = None,
     ) -> None:
-        super().__init__(details)
+        super().__init__(
+            details,
+            reason=info.reason if info else None,
+            metadata=info.metadata if info else None,
+        )
         self.code = code
         self.details = details
         self.method = method
@@ -134,18 +149,25 @@ class UnauthenticatedError(LikenessRpcError, errors.Unauthenticated):
 
 
 def error_for(
-    code: grpc.StatusCode, details: str, *, method: str = "", target: str = ""
+    code: grpc.StatusCode,
+    details: str,
+    *,
+    method: str = "",
+    target: str = "",
+    info: ErrorInfo | None = None,
 ) -> LikenessRpcError:
     """The typed exception for a status code (the base class for an unexpected code)."""
     cls = _ERROR_OF.get(code, LikenessRpcError)
-    return cls(code, details, method=method, target=target)
+    return cls(code, details, method=method, target=target, info=info)
 
 
 def from_rpc_error(exc: grpc.RpcError, *, method: str, target: str) -> LikenessRpcError:
     """Convert what grpc raised (a failed call) into the typed exception."""
+    info = None
     if isinstance(exc, grpc.Call):
         code = exc.code() or grpc.StatusCode.UNKNOWN
         details = exc.details() or code.name.lower().replace("_", " ")
+        info = error_info_of(exc.trailing_metadata())
     else:
         code, details = grpc.StatusCode.UNKNOWN, str(exc) or "rpc failed"
-    return error_for(code, details, method=method, target=target)
+    return error_for(code, details, method=method, target=target, info=info)

@@ -77,6 +77,7 @@ from likeness._client_types import (
     VerifyResult,
 )
 from likeness.quality import Quality
+from likeness.reasons import ErrorInfo, Reason
 from likeness.selection import FaceSelection
 from likeness.selection import to_pb as selection_pb
 from likeness.v1 import (
@@ -101,6 +102,7 @@ __all__ = [
     "Embedding",
     "EnrollResult",
     "EnrolledFace",
+    "ErrorInfo",
     "ExportedFace",
     "Face",
     "FaceRecord",
@@ -121,6 +123,7 @@ __all__ = [
     "Point",
     "Probe",
     "Quality",
+    "Reason",
     "ResourceExhaustedError",
     "RetryPolicy",
     "Subject",
@@ -185,6 +188,9 @@ class LikenessClient(GalleryCalls):
                         item.error.message,
                         method="/likeness.v1.Embedder/EmbedBatch",
                         target=self.embedder_address or "",
+                        info=ErrorInfo(item.error.reason, dict(item.error.reason_metadata))
+                        if item.error.reason
+                        else None,
                     )
                 )
             else:

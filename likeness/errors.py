@@ -7,9 +7,28 @@ hand, so the mapping lives in one place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class LikenessError(Exception):
-    """Base class of every error a client may see; its message is safe to show."""
+    """Base class of every error a client may see; its message is safe to show.
+
+    ``reason``: the machine-readable cause, a :class:`likeness.reasons.Reason`
+    name (None where the status code says all); ``metadata``: its details
+    ("value" measured, "limit" broken), sent to clients as a
+    google.rpc.ErrorInfo (see :mod:`likeness.reasons`).
+    """
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata: Mapping[str, str] = dict(metadata or {})
+
+    def prefixed(self, prefix: str) -> LikenessError:
+        """The same error (type, reason, metadata) with ``prefix`` before its message."""
+        return type(self)(f"{prefix}{self}", reason=self.reason, metadata=self.metadata)
 
 
 class InvalidArgument(LikenessError):

@@ -1,7 +1,8 @@
 """The one place where domain errors become gRPC status codes.
 
 Servicers raise :mod:`likeness.errors` types; this interceptor turns them
-into statuses with their message (the table is :mod:`likeness.status`).
+into statuses with their message (the table is :mod:`likeness.status`) and,
+when they carry a reason, a google.rpc.ErrorInfo (:mod:`likeness.reasons`).
 Anything else is logged with a request id and answered INTERNAL with only
 that id: clients never see a traceback.
 """
@@ -16,6 +17,7 @@ import grpc
 
 from likeness import errors, request_id
 from likeness.handlers import Behaviour, WrappingInterceptor
+from likeness.reasons import ErrorInfo, status_details
 from likeness.status import status_of
 
 log = logging.getLogger("likeness.rpc")
@@ -24,7 +26,14 @@ log = logging.getLogger("likeness.rpc")
 def _abort(context: grpc.ServicerContext, exc: BaseException, method: str, rid: str) -> None:
     if isinstance(exc, errors.LikenessError):
         code = status_of(exc)
-        log.info("rpc error", extra={"method": method, "code": code.name, "request_id": rid})
+        log.info(
+            "rpc error",
+            extra={"method": method, "code": code.name, "reason": exc.reason, "request_id": rid},
+        )
+        if exc.reason is not None:
+            # set_trailing_metadata replaces: the request id goes again.
+            details = status_details(code.value[0], str(exc), ErrorInfo(exc.reason, exc.metadata))
+            context.set_trailing_metadata(((request_id.REQUEST_ID_KEY, rid), details))
         context.abort(code, str(exc))
     log.exception("unhandled error", extra={"method": method, "request_id": rid})
     context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")

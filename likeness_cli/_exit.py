@@ -57,6 +57,8 @@ def describe_rpc_error(exc: LikenessRpcError) -> str:
         return f"permission denied by {where}: {exc.details}"
     if isinstance(exc, DeadlineExceededError):
         return f"no answer from {where} in time: {exc.details}"
+    if exc.reason is not None:
+        return f"{exc.details} ({exc.code.name}, reason {exc.reason})"
     return f"{exc.details} ({exc.code.name})"
 
 

@@ -29,6 +29,7 @@ from likeness.client import (
     LikenessClient,
     LikenessRpcError,
     NotFoundError,
+    Reason,
     ResourceExhaustedError,
 )
 from likeness_cli import _options as opt
@@ -69,12 +70,30 @@ class _Report:
     duplicates: set[tuple[str, str, float]] = field(default_factory=set)
 
 
+#: The label of each refusal reason the server may give an image.
+_REASON_LABELS: dict[str, str] = {
+    Reason.NO_FACE: "no face",
+    Reason.MULTIPLE_FACES: "several faces",
+    Reason.FACE_TOO_SMALL: "face too small",
+    Reason.FACE_TOO_BLURRY: "face too blurry",
+    Reason.POSE_TOO_LARGE: "head turned too far",
+    Reason.MODEL_MISMATCH: "model mismatch",
+    Reason.IMAGE_UNREADABLE: "bad image",
+    Reason.IMAGE_TOO_LARGE: "image too large",
+    Reason.IMAGE_TOO_SMALL: "image too small",
+}
+
+
 def _reason(exc: LikenessRpcError) -> str:
-    # Labels follow the status code; the server's message says exactly what.
+    # Decided on the machine-readable reason, never on the message text (the
+    # detail column carries the message); a server that sent no reason gets
+    # a label from its status code.
+    if exc.reason is not None:
+        return _REASON_LABELS.get(exc.reason, exc.reason.lower().replace("_", " "))
     if isinstance(exc, NotFoundError):
         return "no face"
     if isinstance(exc, FailedPreconditionError):
-        return "several faces or low quality"
+        return "refused (several faces or low quality)"
     if isinstance(exc, ResourceExhaustedError):
         return "too large or server busy"
     return "bad image"
@@ -309,8 +328,9 @@ def enroll(
 
 _EPILOG = (
     "Exit codes: 0 = every image enrolled (or enrolled before); 1 = some images "
-    "were rejected (listed with their reason: no face, several faces or low "
-    "quality, bad image, too large, unreadable file); 2 = usage error; 3 = service error "
+    "were rejected (listed with their reason: no face, several faces, face too small, face "
+    "too blurry, head turned too far, bad image, image too large, unreadable file); "
+    "2 = usage error; 3 = service error "
     "(the run stops; rerun to resume)."
 )
 

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from likeness import errors
 from likeness.quality import quality_from_pb
+from likeness.reasons import error_info_of
 from likeness.selection import FaceSelection, to_pb
 from likeness.service_key import bearer_metadata
 from likeness.status import error_type_of
@@ -97,7 +98,12 @@ def _map_rpc_error(exc: grpc.RpcError, address: str) -> Exception:
         return errors.Unavailable(UNAVAILABLE_MESSAGE)
     cls = error_type_of(code)
     if code in _PASSED_ON and cls is not None:
-        return cls(details)
+        # The embedder's reason (NO_FACE, MULTIPLE_FACES, ...) goes on to the
+        # registry's own caller.
+        info = error_info_of(exc.trailing_metadata()) if isinstance(exc, grpc.Call) else None
+        if info is None:
+            return cls(details)
+        return cls(details, reason=info.reason, metadata=info.metadata)
     return _EmbedderError(f"embedder at {address} answered {code.name}: {details}")
 
 

@@ -13,10 +13,37 @@ class FaceSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FACE_SELECTION_LARGEST: _ClassVar[FaceSelection]
     FACE_SELECTION_ALL: _ClassVar[FaceSelection]
     FACE_SELECTION_REQUIRE_SINGLE: _ClassVar[FaceSelection]
+
+class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_UNSPECIFIED: _ClassVar[Reason]
+    REASON_NO_FACE: _ClassVar[Reason]
+    REASON_MULTIPLE_FACES: _ClassVar[Reason]
+    REASON_FACE_TOO_SMALL: _ClassVar[Reason]
+    REASON_FACE_TOO_BLURRY: _ClassVar[Reason]
+    REASON_POSE_TOO_LARGE: _ClassVar[Reason]
+    REASON_MODEL_MISMATCH: _ClassVar[Reason]
+    REASON_GALLERY_NOT_FOUND: _ClassVar[Reason]
+    REASON_SUBJECT_NOT_FOUND: _ClassVar[Reason]
+    REASON_IMAGE_UNREADABLE: _ClassVar[Reason]
+    REASON_IMAGE_TOO_LARGE: _ClassVar[Reason]
+    REASON_IMAGE_TOO_SMALL: _ClassVar[Reason]
 FACE_SELECTION_UNSPECIFIED: FaceSelection
 FACE_SELECTION_LARGEST: FaceSelection
 FACE_SELECTION_ALL: FaceSelection
 FACE_SELECTION_REQUIRE_SINGLE: FaceSelection
+REASON_UNSPECIFIED: Reason
+REASON_NO_FACE: Reason
+REASON_MULTIPLE_FACES: Reason
+REASON_FACE_TOO_SMALL: Reason
+REASON_FACE_TOO_BLURRY: Reason
+REASON_POSE_TOO_LARGE: Reason
+REASON_MODEL_MISMATCH: Reason
+REASON_GALLERY_NOT_FOUND: Reason
+REASON_SUBJECT_NOT_FOUND: Reason
+REASON_IMAGE_UNREADABLE: Reason
+REASON_IMAGE_TOO_LARGE: Reason
+REASON_IMAGE_TOO_SMALL: Reason
 
 class Point(_message.Message):
     __slots__ = ("x", "y")

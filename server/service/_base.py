@@ -13,6 +13,7 @@ import numpy as np
 
 from likeness import errors
 from likeness.quality import Quality
+from likeness.reasons import Reason, measured
 from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
@@ -72,7 +73,7 @@ class ServiceBase:
             return self._store.get_gallery(name), True
         except errors.NotFound:
             if name != DEFAULT_GALLERY:
-                raise errors.NotFound(f"gallery {name!r} not found") from None
+                raise gallery_not_found(name) from None
         info = self._embedder.info(seconds_left(deadline))
         config = GalleryConfig(
             name=name,
@@ -96,7 +97,7 @@ class ServiceBase:
         try:
             return self._store.get_gallery(name)
         except errors.NotFound:
-            raise errors.NotFound(f"gallery {name!r} not found") from None
+            raise gallery_not_found(name) from None
 
     def _probe(
         self, probe: Probe, field: str, config: GalleryConfig, deadline: float | None
@@ -120,10 +121,8 @@ class ServiceBase:
         faces = self._embed(probe.image, FaceSelection.LARGEST, field, deadline)
         face = faces[0]
         if face.model_fingerprint != fingerprint:
-            raise errors.FailedPrecondition(
-                fingerprint_mismatch(
-                    f"{field} (embedder)", face.model_fingerprint, gallery, fingerprint
-                )
+            raise fingerprint_mismatch(
+                f"{field} (embedder)", face.model_fingerprint, gallery, fingerprint
             )
         return FaceVector(unit_vector(face.vector), face.quality)
 
@@ -146,9 +145,7 @@ class ServiceBase:
         if not embedding.model_fingerprint:
             raise errors.InvalidArgument(f"{field}.model_fingerprint: required")
         if embedding.model_fingerprint != fingerprint:
-            raise errors.FailedPrecondition(
-                fingerprint_mismatch(field, embedding.model_fingerprint, gallery, fingerprint)
-            )
+            raise fingerprint_mismatch(field, embedding.model_fingerprint, gallery, fingerprint)
         return check.vector(embedding.values, dim, f"{field}.values")
 
     def _image_faces(
@@ -162,13 +159,8 @@ class ServiceBase:
         out = []
         for face in self._embed(image, selection, field, deadline):
             if face.model_fingerprint != config.model_fingerprint:
-                raise errors.FailedPrecondition(
-                    fingerprint_mismatch(
-                        f"{field} (embedder)",
-                        face.model_fingerprint,
-                        config,
-                        config.model_fingerprint,
-                    )
+                raise fingerprint_mismatch(
+                    f"{field} (embedder)", face.model_fingerprint, config, config.model_fingerprint
                 )
             check_quality(face.quality, config, field)
             out.append(FaceVector(unit_vector(face.vector), face.quality))
@@ -180,15 +172,38 @@ class ServiceBase:
         try:
             faces = self._embedder.embed(image, selection, seconds_left(deadline))
         except (errors.InvalidArgument, errors.NotFound, errors.FailedPrecondition) as exc:
-            raise type(exc)(f"{field}: {exc}") from None
+            raise exc.prefixed(f"{field}: ") from None
         if not faces:
-            raise errors.NotFound(f"{field}: no face found")
+            raise errors.NotFound(f"{field}: no face found", reason=Reason.NO_FACE)
         return faces
 
 
-def fingerprint_mismatch(what: str, got: str, gallery: GalleryConfig | None, want: str) -> str:
+def fingerprint_mismatch(
+    what: str, got: str, gallery: GalleryConfig | None, want: str
+) -> errors.FailedPrecondition:
+    """The MODEL_MISMATCH refusal of fingerprint ``got`` where ``want`` is required."""
     where = f"gallery {gallery.name!r}" if gallery is not None else "the embedder"
-    return f"{what}: model fingerprint {got!r} differs from {where}'s model fingerprint {want!r}"
+    return errors.FailedPrecondition(
+        f"{what}: model fingerprint {got!r} differs from {where}'s model fingerprint {want!r}",
+        reason=Reason.MODEL_MISMATCH,
+        metadata=measured(got, want),
+    )
+
+
+def gallery_not_found(name: str) -> errors.NotFound:
+    """The GALLERY_NOT_FOUND refusal of gallery ``name``."""
+    return errors.NotFound(
+        f"gallery {name!r} not found", reason=Reason.GALLERY_NOT_FOUND, metadata={"gallery": name}
+    )
+
+
+def subject_not_found(subject: str, gallery: str) -> errors.NotFound:
+    """The SUBJECT_NOT_FOUND refusal of ``subject`` in ``gallery``."""
+    return errors.NotFound(
+        f"subject {subject!r} not found in gallery {gallery!r}",
+        reason=Reason.SUBJECT_NOT_FOUND,
+        metadata={"subject": subject, "gallery": gallery},
+    )
 
 
 def deadline_in(timeout_s: float | None) -> float | None:
@@ -209,18 +224,27 @@ def unit_vector(vector: np.ndarray) -> np.ndarray:
 
 
 def check_quality(quality: Quality, config: GalleryConfig, field: str) -> None:
+    """Raise FailedPrecondition (reason FACE_TOO_SMALL, FACE_TOO_BLURRY or
+    POSE_TOO_LARGE, metadata the measured value and the gallery's limit) for
+    the first of the gallery's quality gates ``quality`` fails; gates of 0 are off."""
     if config.min_face_size_px > 0 and quality.face_size_px < config.min_face_size_px:
         raise errors.FailedPrecondition(
             f"{field}: face size {quality.face_size_px:.1f} px is below the gallery's "
-            f"minimum {config.min_face_size_px:g} px"
+            f"minimum {config.min_face_size_px:g} px",
+            reason=Reason.FACE_TOO_SMALL,
+            metadata=measured(quality.face_size_px, config.min_face_size_px, field=field),
         )
     if config.min_sharpness > 0 and quality.sharpness < config.min_sharpness:
         raise errors.FailedPrecondition(
             f"{field}: sharpness {quality.sharpness:.1f} is below the gallery's "
-            f"minimum {config.min_sharpness:g}"
+            f"minimum {config.min_sharpness:g}",
+            reason=Reason.FACE_TOO_BLURRY,
+            metadata=measured(quality.sharpness, config.min_sharpness, field=field),
         )
     if config.max_abs_yaw_deg > 0 and abs(quality.yaw_deg) > config.max_abs_yaw_deg:
         raise errors.FailedPrecondition(
             f"{field}: yaw {quality.yaw_deg:.1f} degrees exceeds the gallery's "
-            f"limit of {config.max_abs_yaw_deg:g} degrees"
+            f"limit of {config.max_abs_yaw_deg:g} degrees",
+            reason=Reason.POSE_TOO_LARGE,
+            metadata=measured(abs(quality.yaw_deg), config.max_abs_yaw_deg, field=field),
         )

@@ -28,6 +28,7 @@ from server.service._base import (
     FaceVector,
     ServiceBase,
     deadline_in,
+    subject_not_found,
 )
 
 # Face ids of idempotent enrolments are uuid5(namespace, gallery/key/index):
@@ -194,7 +195,7 @@ class Enrolment(ServiceBase):
             self._store.subject_faces(config.name, subject), key=lambda f: (f.created_at, f.face_id)
         )
         if not faces:
-            raise errors.NotFound(f"subject {subject!r} not found in gallery {config.name!r}")
+            raise subject_not_found(subject, config.name)
         return SubjectRecord(config.name, subject, faces, dict(faces[-1].metadata))
 
     def list_subjects(self, gallery: str, page_size: int = 0, page_token: str = "") -> SubjectPage:
@@ -219,7 +220,7 @@ class Enrolment(ServiceBase):
         with self._lock(config.name, subject):
             deleted = self._store.delete_subject(config.name, subject)
         if deleted == 0:
-            raise errors.NotFound(f"subject {subject!r} not found in gallery {config.name!r}")
+            raise subject_not_found(subject, config.name)
         return deleted
 
     def delete_face(self, gallery: str, face_id: str) -> str:

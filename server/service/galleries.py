@@ -15,6 +15,7 @@ from server.domain import (
 from server.service._base import (
     ServiceBase,
     deadline_in,
+    gallery_not_found,
     seconds_left,
 )
 
@@ -84,7 +85,7 @@ class Galleries(ServiceBase):
         try:
             return self._store.delete_gallery(name)
         except errors.NotFound:
-            raise errors.NotFound(f"gallery {name!r} not found") from None
+            raise gallery_not_found(name) from None
 
     def stats(self, gallery: str) -> GalleryStats:
         config = self._existing_gallery(check.gallery_name(gallery))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from likeness import errors
 from server import _validate as check
 from server.domain import (
     Candidate,
@@ -22,6 +21,7 @@ from server.service._base import (
     ServiceBase,
     deadline_in,
     seconds_left,
+    subject_not_found,
 )
 
 # Identify widens its face search (x4 each round) up to this many faces
@@ -46,7 +46,7 @@ class Matching(ServiceBase):
             config = self._create_default(config)
         hits = self._store.search(config.name, probe_vector.vector, 1, subject_id=subject)
         if not hits:
-            raise errors.NotFound(f"subject {subject!r} not found in gallery {config.name!r}")
+            raise subject_not_found(subject, config.name)
         hit = hits[0]
         return VerifyResult(
             score=hit.score,
