@@ -17,11 +17,13 @@ from embedder.dlib_models import CNN_DETECTOR, SHAPE_68, dlib_model_path
 class Detection:
     """One face: ``box`` is (left, top, right, bottom) in image pixels (right and
     bottom exclusive), ``score`` the detector's confidence, ``landmarks`` the
-    68 (x, y) points in image pixels."""
+    68 (x, y) points in image pixels, ``detector`` the detection step that
+    found it (see :mod:`embedder.cascade`; "" from a single detector)."""
 
     box: tuple[int, int, int, int]
     score: float
     landmarks: np.ndarray
+    detector: str = ""
 
     @property
     def area(self) -> int:

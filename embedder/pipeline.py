@@ -9,8 +9,9 @@ import numpy as np
 from embedder.align import align_face
 from embedder.backends import FaceInput
 from embedder.batcher import Batcher
+from embedder.cascade import DetectionCascade
 from embedder.decode import decode_image
-from embedder.detect import Detection, FaceDetector
+from embedder.detect import Detection
 from embedder.quality import face_quality
 from likeness.errors import FailedPrecondition, NotFound
 from likeness.quality import Quality
@@ -28,16 +29,19 @@ class FaceResult:
     detection_score: float
     quality: Quality
     vector: np.ndarray
+    detector: str = ""
 
 
 @dataclass(frozen=True)
 class EmbedResult:
     """Faces of one image, largest first; ``width``/``height`` of the decoded,
-    EXIF-rotated image in pixels."""
+    EXIF-rotated image in pixels; ``detection_steps`` how many detection
+    steps ran (1: the first pass found the faces; more: it escalated)."""
 
     width: int
     height: int
     faces: list[FaceResult]
+    detection_steps: int = 1
 
 
 class FacePipeline:
@@ -49,7 +53,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        detector: FaceDetector,
+        detector: DetectionCascade,
         batcher: Batcher,
         input_size: int,
         max_pixels: int = 40_000_000,
@@ -77,7 +81,9 @@ class FacePipeline:
         """
         image = decode_image(data, self._max_pixels)
         height, width = image.shape[:2]
-        detections = self._select(self._detector.detect(image), selection)
+        # Asking for every face, or for proof of only one, skips the fast pass.
+        found = self._detector.detect(image, thorough=selection is not FaceSelection.LARGEST)
+        detections = self._select(found.detections, selection)
         inputs = [
             FaceInput(image, det, align_face(image, det.landmarks, self._size, self._template))
             for det in detections
@@ -90,10 +96,15 @@ class FacePipeline:
                 detection_score=item.detection.score,
                 quality=face_quality(item.detection.landmarks, item.aligned.crop, width, height),
                 vector=vector,
+                detector=item.detection.detector,
             )
             for item, vector in zip(inputs, vectors, strict=True)
         ]
-        return EmbedResult(width=width, height=height, faces=faces)
+        return EmbedResult(width=width, height=height, faces=faces, detection_steps=found.steps_run)
+
+    def detections_by_step(self) -> dict[str, int]:
+        """Images answered by each detection step so far (see DetectionCascade)."""
+        return self._detector.counts.snapshot()
 
     @staticmethod
     def _select(detections: list[Detection], selection: FaceSelection) -> list[Detection]:

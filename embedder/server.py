@@ -15,6 +15,7 @@ import grpc
 
 from embedder.backends import load_backend
 from embedder.batcher import Batcher
+from embedder.cascade import CascadeConfig, DetectionCascade
 from embedder.detect import FaceDetector
 from embedder.pipeline import FacePipeline
 from embedder.servicer import EmbedderServicer
@@ -52,12 +53,7 @@ class EmbedderServer:
         self.backend = load_backend(
             settings.backend, settings.model_dir, settings.tf_threads, settings.runtime
         )
-        detector = FaceDetector(
-            kind=settings.detector,
-            upsample=settings.upsample,
-            score_threshold=settings.detection_threshold,
-            max_side=settings.max_detect_side,
-        )
+        detector = detection_cascade(settings)
         self._batcher = Batcher(self.backend, settings.max_batch, settings.batch_wait_ms)
         self.pipeline = FacePipeline(
             detector,
@@ -119,6 +115,30 @@ class EmbedderServer:
 
     def wait(self) -> None:
         self._grpc.wait()
+
+
+def detection_cascade(settings: EmbedderSettings) -> DetectionCascade:
+    """The detection steps ``settings`` ask for (see ``EmbedderSettings.detector``)."""
+    if settings.detector == "cascade":
+        return DetectionCascade.of(
+            CascadeConfig(
+                fast_side=settings.cascade_fast_side,
+                upsampled_side=settings.cascade_upsampled_side,
+                small_side=settings.cascade_small_side,
+                cnn=settings.cascade_cnn,
+                cnn_side=settings.cascade_cnn_side,
+                cnn_upsample=settings.cascade_cnn_upsample,
+                rotations=settings.cascade_rotations,
+                score_threshold=settings.detection_threshold,
+            )
+        )
+    single = FaceDetector(
+        kind=settings.detector,
+        upsample=settings.upsample,
+        score_threshold=settings.detection_threshold,
+        max_side=settings.max_detect_side,
+    )
+    return DetectionCascade.single(settings.detector, single)
 
 
 def create_server(settings: EmbedderSettings) -> EmbedderServer:

@@ -33,10 +33,14 @@ def result_to_proto(result: EmbedResult, fingerprint: str) -> embedder_pb2.Embed
                 embedding=common_pb2.Embedding(
                     values=face.vector.tolist(), model_fingerprint=fingerprint
                 ),
+                detector=face.detector,
             )
         )
     return embedder_pb2.EmbedResponse(
-        faces=faces, image_width=result.width, image_height=result.height
+        faces=faces,
+        image_width=result.width,
+        image_height=result.height,
+        detection_steps=result.detection_steps,
     )
 
 
@@ -119,4 +123,5 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             dim=m.dim,
             default_threshold=m.default_threshold,
             input_size=m.input_size,
+            detections_by_step=self._pipeline.detections_by_step(),
         )

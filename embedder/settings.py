@@ -25,10 +25,44 @@ class EmbedderSettings(BaseSettings):
     model_dir: Path | None = Field(
         None, description="Model artifact folder; default: the model shipped in embedder/models."
     )
-    detector: Literal["hog", "cnn"] = "hog"
-    upsample: int = Field(1, ge=0, le=3, description="Detector upsampling steps.")
+    detector: Literal["cascade", "hog", "cnn"] = Field(
+        "cascade",
+        description="cascade: fast HOG pass, escalating to upsampled HOG, then the CNN (and "
+        "rotations) only when nothing is found (embedder.cascade); hog or cnn: one pass with "
+        "upsample and max_detect_side, as before the cascade.",
+    )
+    upsample: int = Field(1, ge=0, le=3, description="Single-pass detector upsampling steps.")
     detection_threshold: float = Field(0.0, description="Faces scoring below are dropped.")
-    max_detect_side: int = Field(1024, ge=128, description="Detect on a copy at most this large.")
+    max_detect_side: int = Field(
+        1024, ge=128, description="Single pass: detect on a copy at most this large, pixels."
+    )
+    cascade_fast_side: int = Field(
+        640,
+        ge=64,
+        description="Cascade: the fast pass (HOG, no upsampling) runs on a copy whose longer "
+        "side is at most this many pixels; faces of about 80 px in it are found.",
+    )
+    cascade_upsampled_side: int = Field(
+        1024, ge=128, description="Cascade: longest side of the upsampled HOG step's copy, pixels."
+    )
+    cascade_small_side: int = Field(
+        800,
+        ge=0,
+        description="Cascade: longest side of the twice-upsampled HOG step's copy (faces of "
+        "about 20 px), pixels; 0 skips the step.",
+    )
+    cascade_cnn: bool = Field(
+        True, description="Cascade: try the CNN last, when HOG found nothing."
+    )
+    cascade_cnn_side: int = Field(
+        640, ge=64, description="Cascade: longest side of the CNN step's copy, pixels."
+    )
+    cascade_cnn_upsample: int = Field(1, ge=0, le=2, description="Cascade: CNN upsampling steps.")
+    cascade_rotations: bool = Field(
+        False,
+        description="Cascade: when nothing is found upright, try the image turned by 90, 180 "
+        "and 270 degrees (phone photos without EXIF orientation); up to 6 more HOG passes.",
+    )
     max_image_pixels: int = Field(40_000_000, ge=1024)
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(4, ge=1, le=64, description="Concurrent requests served.")

@@ -67,10 +67,11 @@ def embed_result(msg: Any) -> EmbedResult:
             detection_score=f.detection_score,
             quality=quality(f, "quality"),
             embedding=embedding(f.embedding),
+            detector=f.detector,
         )
         for f in msg.faces
     )
-    return EmbedResult(faces, msg.image_width, msg.image_height)
+    return EmbedResult(faces, msg.image_width, msg.image_height, msg.detection_steps)
 
 
 def model_info(msg: Any) -> ModelInfo:
@@ -81,6 +82,7 @@ def model_info(msg: Any) -> ModelInfo:
         dim=msg.dim,
         default_threshold=msg.default_threshold,
         input_size=msg.input_size,
+        detections_by_step=dict(msg.detections_by_step),
     )
 
 

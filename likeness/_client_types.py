@@ -10,7 +10,7 @@ L2-normalised embeddings in [-1, 1], and a decision is "match" when
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,28 +53,35 @@ class Embedding:
 @dataclass(frozen=True)
 class Face:
     """A face found by the embedder: 68 iBUG 300-W landmarks in image pixels,
-    the detector's margin (higher is surer), its quality and embedding."""
+    the detector's margin (higher is surer), its quality and embedding;
+    ``detector`` the detection step that found it ("hog-fast",
+    "hog-upsampled", "cnn", ... see likeness.v1.Face)."""
 
     box: BoundingBox
     landmarks: tuple[Point, ...]
     detection_score: float
     quality: Quality | None
     embedding: Embedding
+    detector: str = ""
 
 
 @dataclass(frozen=True)
 class EmbedResult:
-    """The faces of one image, largest first; the decoded image size in pixels."""
+    """The faces of one image, largest first; the decoded image size in
+    pixels; ``detection_steps`` the detection steps run (1 = no escalation)."""
 
     faces: tuple[Face, ...]
     image_width: int
     image_height: int
+    detection_steps: int = 0
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     """The embedder's model; ``default_threshold`` is the cosine similarity
-    calibrated at FAR = 1e-3, ``input_size`` the aligned crop side in pixels."""
+    calibrated at FAR = 1e-3, ``input_size`` the aligned crop side in pixels;
+    ``detections_by_step`` images answered by each detection step since the
+    embedder started ("none": no face found), see likeness.v1.InfoResponse."""
 
     backend: str
     model_id: str
@@ -82,6 +89,7 @@ class ModelInfo:
     dim: int
     default_threshold: float
     input_size: int
+    detections_by_step: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

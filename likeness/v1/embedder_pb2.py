@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from likeness.v1 import common_pb2 as likeness_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alikeness/v1/embedder.proto\x12\x0blikeness.v1\x1a\x18likeness/v1/common.proto\"L\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12-\n\tselection\x18\x02 \x01(\x0e\x32\x1a.likeness.v1.FaceSelection\"\xbf\x01\n\x04\x46\x61\x63\x65\x12%\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x18.likeness.v1.BoundingBox\x12%\n\tlandmarks\x18\x02 \x03(\x0b\x32\x12.likeness.v1.Point\x12\x17\n\x0f\x64\x65tection_score\x18\x03 \x01(\x02\x12%\n\x07quality\x18\x04 \x01(\x0b\x32\x14.likeness.v1.Quality\x12)\n\tembedding\x18\x05 \x01(\x0b\x32\x16.likeness.v1.Embedding\"\\\n\rEmbedResponse\x12 \n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x11.likeness.v1.Face\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"=\n\x11\x45mbedBatchRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.likeness.v1.EmbedRequest\"\xb6\x01\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x43\n\x0freason_metadata\x18\x04 \x03(\x0b\x32*.likeness.v1.ItemError.ReasonMetadataEntry\x1a\x35\n\x13ReasonMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\x10\x45mbedBatchResult\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1a.likeness.v1.EmbedResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.likeness.v1.ItemErrorH\x00\x42\x08\n\x06result\"D\n\x12\x45mbedBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.likeness.v1.EmbedBatchResult\"\r\n\x0bInfoRequest\"\x88\x01\n\x0cInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x12\x19\n\x11\x64\x65\x66\x61ult_threshold\x18\x05 \x01(\x02\x12\x12\n\ninput_size\x18\x06 \x01(\x05\x32\xd6\x01\n\x08\x45mbedder\x12>\n\x05\x45mbed\x12\x19.likeness.v1.EmbedRequest\x1a\x1a.likeness.v1.EmbedResponse\x12M\n\nEmbedBatch\x12\x1e.likeness.v1.EmbedBatchRequest\x1a\x1f.likeness.v1.EmbedBatchResponse\x12;\n\x04Info\x12\x18.likeness.v1.InfoRequest\x1a\x19.likeness.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alikeness/v1/embedder.proto\x12\x0blikeness.v1\x1a\x18likeness/v1/common.proto\"L\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12-\n\tselection\x18\x02 \x01(\x0e\x32\x1a.likeness.v1.FaceSelection\"\xd1\x01\n\x04\x46\x61\x63\x65\x12%\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x18.likeness.v1.BoundingBox\x12%\n\tlandmarks\x18\x02 \x03(\x0b\x32\x12.likeness.v1.Point\x12\x17\n\x0f\x64\x65tection_score\x18\x03 \x01(\x02\x12%\n\x07quality\x18\x04 \x01(\x0b\x32\x14.likeness.v1.Quality\x12)\n\tembedding\x18\x05 \x01(\x0b\x32\x16.likeness.v1.Embedding\x12\x10\n\x08\x64\x65tector\x18\x06 \x01(\t\"u\n\rEmbedResponse\x12 \n\x05\x66\x61\x63\x65s\x18\x01 \x03(\x0b\x32\x11.likeness.v1.Face\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\x17\n\x0f\x64\x65tection_steps\x18\x04 \x01(\x05\"=\n\x11\x45mbedBatchRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.likeness.v1.EmbedRequest\"\xb6\x01\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x43\n\x0freason_metadata\x18\x04 \x03(\x0b\x32*.likeness.v1.ItemError.ReasonMetadataEntry\x1a\x35\n\x13ReasonMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\x10\x45mbedBatchResult\x12.\n\x08response\x18\x01 \x01(\x0b\x32\x1a.likeness.v1.EmbedResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.likeness.v1.ItemErrorH\x00\x42\x08\n\x06result\"D\n\x12\x45mbedBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.likeness.v1.EmbedBatchResult\"\r\n\x0bInfoRequest\"\x8e\x02\n\x0cInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x12\x19\n\x11\x64\x65\x66\x61ult_threshold\x18\x05 \x01(\x02\x12\x12\n\ninput_size\x18\x06 \x01(\x05\x12K\n\x12\x64\x65tections_by_step\x18\x07 \x03(\x0b\x32/.likeness.v1.InfoResponse.DetectionsByStepEntry\x1a\x37\n\x15\x44\x65tectionsByStepEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xd6\x01\n\x08\x45mbedder\x12>\n\x05\x45mbed\x12\x19.likeness.v1.EmbedRequest\x1a\x1a.likeness.v1.EmbedResponse\x12M\n\nEmbedBatch\x12\x1e.likeness.v1.EmbedBatchRequest\x1a\x1f.likeness.v1.EmbedBatchResponse\x12;\n\x04Info\x12\x18.likeness.v1.InfoRequest\x1a\x19.likeness.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ITEMERROR_REASONMETADATAENTRY']._loaded_options = None
   _globals['_ITEMERROR_REASONMETADATAENTRY']._serialized_options = b'8\001'
+  _globals['_INFORESPONSE_DETECTIONSBYSTEPENTRY']._loaded_options = None
+  _globals['_INFORESPONSE_DETECTIONSBYSTEPENTRY']._serialized_options = b'8\001'
   _globals['_EMBEDREQUEST']._serialized_start=69
   _globals['_EMBEDREQUEST']._serialized_end=145
   _globals['_FACE']._serialized_start=148
-  _globals['_FACE']._serialized_end=339
-  _globals['_EMBEDRESPONSE']._serialized_start=341
-  _globals['_EMBEDRESPONSE']._serialized_end=433
-  _globals['_EMBEDBATCHREQUEST']._serialized_start=435
-  _globals['_EMBEDBATCHREQUEST']._serialized_end=496
-  _globals['_ITEMERROR']._serialized_start=499
-  _globals['_ITEMERROR']._serialized_end=681
-  _globals['_ITEMERROR_REASONMETADATAENTRY']._serialized_start=628
-  _globals['_ITEMERROR_REASONMETADATAENTRY']._serialized_end=681
-  _globals['_EMBEDBATCHRESULT']._serialized_start=683
-  _globals['_EMBEDBATCHRESULT']._serialized_end=800
-  _globals['_EMBEDBATCHRESPONSE']._serialized_start=802
-  _globals['_EMBEDBATCHRESPONSE']._serialized_end=870
-  _globals['_INFOREQUEST']._serialized_start=872
-  _globals['_INFOREQUEST']._serialized_end=885
-  _globals['_INFORESPONSE']._serialized_start=888
-  _globals['_INFORESPONSE']._serialized_end=1024
-  _globals['_EMBEDDER']._serialized_start=1027
-  _globals['_EMBEDDER']._serialized_end=1241
+  _globals['_FACE']._serialized_end=357
+  _globals['_EMBEDRESPONSE']._serialized_start=359
+  _globals['_EMBEDRESPONSE']._serialized_end=476
+  _globals['_EMBEDBATCHREQUEST']._serialized_start=478
+  _globals['_EMBEDBATCHREQUEST']._serialized_end=539
+  _globals['_ITEMERROR']._serialized_start=542
+  _globals['_ITEMERROR']._serialized_end=724
+  _globals['_ITEMERROR_REASONMETADATAENTRY']._serialized_start=671
+  _globals['_ITEMERROR_REASONMETADATAENTRY']._serialized_end=724
+  _globals['_EMBEDBATCHRESULT']._serialized_start=726
+  _globals['_EMBEDBATCHRESULT']._serialized_end=843
+  _globals['_EMBEDBATCHRESPONSE']._serialized_start=845
+  _globals['_EMBEDBATCHRESPONSE']._serialized_end=913
+  _globals['_INFOREQUEST']._serialized_start=915
+  _globals['_INFOREQUEST']._serialized_end=928
+  _globals['_INFORESPONSE']._serialized_start=931
+  _globals['_INFORESPONSE']._serialized_end=1201
+  _globals['_INFORESPONSE_DETECTIONSBYSTEPENTRY']._serialized_start=1146
+  _globals['_INFORESPONSE_DETECTIONSBYSTEPENTRY']._serialized_end=1201
+  _globals['_EMBEDDER']._serialized_start=1204
+  _globals['_EMBEDDER']._serialized_end=1418
 # @@protoc_insertion_point(module_scope)

@@ -16,28 +16,32 @@ class EmbedRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., selection: _Optional[_Union[_common_pb2.FaceSelection, str]] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("box", "landmarks", "detection_score", "quality", "embedding")
+    __slots__ = ("box", "landmarks", "detection_score", "quality", "embedding", "detector")
     BOX_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     DETECTION_SCORE_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
     box: _common_pb2.BoundingBox
     landmarks: _containers.RepeatedCompositeFieldContainer[_common_pb2.Point]
     detection_score: float
     quality: _common_pb2.Quality
     embedding: _common_pb2.Embedding
-    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., landmarks: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., detection_score: _Optional[float] = ..., quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., embedding: _Optional[_Union[_common_pb2.Embedding, _Mapping]] = ...) -> None: ...
+    detector: str
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., landmarks: _Optional[_Iterable[_Union[_common_pb2.Point, _Mapping]]] = ..., detection_score: _Optional[float] = ..., quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., embedding: _Optional[_Union[_common_pb2.Embedding, _Mapping]] = ..., detector: _Optional[str] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("faces", "image_width", "image_height")
+    __slots__ = ("faces", "image_width", "image_height", "detection_steps")
     FACES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_STEPS_FIELD_NUMBER: _ClassVar[int]
     faces: _containers.RepeatedCompositeFieldContainer[Face]
     image_width: int
     image_height: int
-    def __init__(self, faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ...) -> None: ...
+    detection_steps: int
+    def __init__(self, faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., detection_steps: _Optional[int] = ...) -> None: ...
 
 class EmbedBatchRequest(_message.Message):
     __slots__ = ("items",)
@@ -83,17 +87,26 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("backend", "model_id", "model_fingerprint", "dim", "default_threshold", "input_size")
+    __slots__ = ("backend", "model_id", "model_fingerprint", "dim", "default_threshold", "input_size", "detections_by_step")
+    class DetectionsByStepEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_BY_STEP_FIELD_NUMBER: _ClassVar[int]
     backend: str
     model_id: str
     model_fingerprint: str
     dim: int
     default_threshold: float
     input_size: int
-    def __init__(self, backend: _Optional[str] = ..., model_id: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., default_threshold: _Optional[float] = ..., input_size: _Optional[int] = ...) -> None: ...
+    detections_by_step: _containers.ScalarMap[str, int]
+    def __init__(self, backend: _Optional[str] = ..., model_id: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., default_threshold: _Optional[float] = ..., input_size: _Optional[int] = ..., detections_by_step: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -1,0 +1,193 @@
+"""The detection cascade: a fast first pass, escalating only when it finds nothing.
+
+Most photos people send (selfies, ID photos, portraits) hold a face that
+takes a good part of the picture: dlib's HOG without upsampling on a copy
+whose longer side is at most ``fast_side`` pixels finds it in a few
+milliseconds. Only when that pass finds no face does the cascade escalate,
+step by step: HOG upsampled once (faces down to about 40 px, the old single
+pass), HOG upsampled twice (down to about 20 px), then, when enabled, the
+image turned by 90, 180 and 270 degrees (phone photos without an EXIF
+orientation) through the first two HOG steps, and last dlib's MMOD CNN
+(darker and more turned faces; many times slower than HOG on a CPU).
+
+A request that asks for every face (FACE_SELECTION_ALL), or must make sure
+there is only one (REQUIRE_SINGLE), starts at the upsampled HOG step: a fast
+pass that found the largest face would say nothing of the smaller ones.
+
+Each :class:`Detection` says which step found it (``detector``); the
+counts of steps answering are kept in :class:`StageCounts`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from embedder.detect import Detection, FaceDetector
+
+#: Step names, as reported in Face.detector and InfoResponse.detections_by_step.
+FAST = "hog-fast"
+UPSAMPLED = "hog-upsampled"
+SMALL = "hog-upsampled-2"
+CNN = "cnn"
+#: The count of images in which no step found a face.
+NONE = "none"
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    """The cascade's steps.
+
+    ``fast_side``: the fast pass (HOG, no upsampling) runs on a copy whose
+    longer side is at most this many pixels (smaller images as they are);
+    faces of about 80 px in that copy and more are found. ``upsampled_side``:
+    the upsampled HOG step's copy, longer side at most this many pixels
+    (faces of about 40 px in it). ``small_side``: the twice-upsampled HOG
+    step's copy (faces of about 20 px in it; 0 skips the step).
+    ``rotations``: then try the image turned by 90, 180 and 270 degrees
+    through the first two HOG steps. ``cnn``: last, try the CNN on a copy of
+    at most ``cnn_side`` pixels upsampled ``cnn_upsample`` times.
+    """
+
+    fast_side: int = 640
+    upsampled_side: int = 1024
+    small_side: int = 800
+    cnn: bool = True
+    cnn_side: int = 640
+    cnn_upsample: int = 1
+    rotations: bool = False
+    score_threshold: float = 0.0
+
+
+class StageCounts:
+    """Thread-safe counts of which step answered: images per step name
+    (plus :data:`NONE`), since the process started."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, step: str) -> None:
+        with self._lock:
+            self._counts[step] = self._counts.get(step, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    """The faces found (largest first, empty when none), the step that found
+    them (:data:`NONE` when none) and how many steps ran (1 = no escalation)."""
+
+    detections: list[Detection]
+    step: str
+    steps_run: int
+
+
+class DetectionCascade:
+    """Runs detection steps until one finds a face (see the module doc).
+
+    ``fast``: the first step of a request not asking for every face (None:
+    none); ``steps``: the steps every request runs, in order, after it;
+    ``rotated``: then the steps run on the image turned by 90, 180, 270
+    degrees; ``last``: then these steps, upright.
+    """
+
+    def __init__(
+        self,
+        fast: tuple[str, FaceDetector] | None,
+        steps: Sequence[tuple[str, FaceDetector]],
+        rotated: Sequence[tuple[str, FaceDetector]] = (),
+        last: Sequence[tuple[str, FaceDetector]] = (),
+    ) -> None:
+        self._fast = fast
+        self._steps = list(steps)
+        self._rotated = list(rotated)
+        self._last = list(last)
+        self.counts = StageCounts()
+
+    @classmethod
+    def of(cls, config: CascadeConfig) -> DetectionCascade:
+        """The cascade of ``config``: fast HOG, upsampled HOG, CNN, rotations."""
+        threshold = config.score_threshold
+        fast = (FAST, FaceDetector("hog", 0, threshold, config.fast_side))
+        upsampled = (UPSAMPLED, FaceDetector("hog", 1, threshold, config.upsampled_side))
+        steps = [upsampled]
+        if config.small_side:
+            steps.append((SMALL, FaceDetector("hog", 2, threshold, config.small_side)))
+        rotated = [fast, upsampled] if config.rotations else []
+        last = []
+        if config.cnn:
+            cnn = FaceDetector("cnn", config.cnn_upsample, threshold, config.cnn_side)
+            last.append((CNN, cnn))
+        return cls(fast, steps, rotated, last)
+
+    @classmethod
+    def single(cls, name: str, detector: FaceDetector) -> DetectionCascade:
+        """One detector for every request, no escalation (the old behaviour)."""
+        return cls(None, [(name, detector)])
+
+    def detect(self, image: np.ndarray, thorough: bool = False) -> CascadeResult:
+        """The faces of ``image`` (H, W, 3) RGB uint8 from the first step that
+        finds any; ``thorough`` skips the fast pass (see the module doc)."""
+        upright = ([] if thorough or self._fast is None else [self._fast]) + self._steps
+        run = 0
+        for name, detector in upright:
+            run += 1
+            found = detector.detect(image)
+            if found:
+                return self._answer(found, name, run)
+        for quarter_turns in (1, 2, 3) if self._rotated else ():
+            turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
+            for name, detector in self._rotated:
+                run += 1
+                found = detector.detect(turned)
+                if found:
+                    back = [_turned_back(d, quarter_turns, image.shape) for d in found]
+                    return self._answer(back, f"{name}+rot{90 * quarter_turns}", run)
+        for name, detector in self._last:
+            run += 1
+            found = detector.detect(image)
+            if found:
+                return self._answer(found, name, run)
+        self.counts.add(NONE)
+        return CascadeResult([], NONE, run)
+
+    def _answer(self, found: list[Detection], step: str, run: int) -> CascadeResult:
+        self.counts.add(step)
+        return CascadeResult([replace(d, detector=step) for d in found], step, run)
+
+
+def _turned_back(detection: Detection, quarter_turns: int, shape: Sequence[int]) -> Detection:
+    """``detection`` found in ``np.rot90(image, quarter_turns)`` (turned
+    counter-clockwise), in the coordinates of ``image`` of ``shape``."""
+    height, width = int(shape[0]), int(shape[1])
+    left, top, right, bottom = detection.box
+    corners = np.array([[left, top], [right, bottom]], dtype=np.float64)
+    # Box corners are pixel edges (sizes W, H); landmarks are pixel indices
+    # (sizes W - 1, H - 1).
+    c = _points_back(corners, quarter_turns, width, height)
+    box = (
+        round(float(c[:, 0].min())),
+        round(float(c[:, 1].min())),
+        round(float(c[:, 0].max())),
+        round(float(c[:, 1].max())),
+    )
+    points = _points_back(
+        detection.landmarks.astype(np.float64), quarter_turns, width - 1, height - 1
+    )
+    return replace(detection, box=box, landmarks=points.astype(np.float32))
+
+
+def _points_back(points: np.ndarray, quarter_turns: int, width: float, height: float) -> np.ndarray:
+    x, y = points[:, 0], points[:, 1]
+    if quarter_turns == 1:
+        return np.stack([width - y, x], axis=1)
+    if quarter_turns == 2:
+        return np.stack([width - x, height - y], axis=1)
+    return np.stack([y, height - x], axis=1)
