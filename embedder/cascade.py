@@ -57,7 +57,7 @@ class CascadeConfig:
     small_side: int = 800
     cnn: bool = True
     cnn_side: int = 640
-    cnn_upsample: int = 1
+    cnn_upsample: int = 0
     rotations: bool = False
     score_threshold: float = 0.0
 

@@ -57,7 +57,7 @@ class EmbedderSettings(BaseSettings):
     cascade_cnn_side: int = Field(
         640, ge=64, description="Cascade: longest side of the CNN step's copy, pixels."
     )
-    cascade_cnn_upsample: int = Field(1, ge=0, le=2, description="Cascade: CNN upsampling steps.")
+    cascade_cnn_upsample: int = Field(0, ge=0, le=2, description="Cascade: CNN upsampling steps.")
     cascade_rotations: bool = Field(
         False,
         description="Cascade: when nothing is found upright, try the image turned by 90, 180 "
