@@ -19,6 +19,7 @@ from likeness._client_types import (
     FaceRecord,
     Gallery,
     GalleryStats,
+    IdentifiedFace,
     IdentifyResult,
     ModelInfo,
     Point,
@@ -115,6 +116,18 @@ def identify_result(msg: Any) -> IdentifyResult:
         unknown=msg.unknown,
         threshold=msg.threshold,
         probe_quality=quality(msg, "probe_quality"),
+        faces=tuple(
+            IdentifiedFace(
+                box=BoundingBox(f.box.left, f.box.top, f.box.right, f.box.bottom),
+                quality=quality(f, "quality"),
+                candidates=tuple(
+                    Candidate(c.subject_id, c.score, c.face_id, dict(c.metadata))
+                    for c in f.candidates
+                ),
+                unknown=f.unknown,
+            )
+            for f in msg.faces
+        ),
     )
 
 

@@ -142,14 +142,28 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class IdentifiedFace:
+    """One face of a probe image identified on its own (selection ALL): its
+    box in probe image pixels, quality, candidates best first and whether it
+    is unknown."""
+
+    box: BoundingBox
+    quality: Quality | None
+    candidates: tuple[Candidate, ...]
+    unknown: bool
+
+
+@dataclass(frozen=True)
 class IdentifyResult:
     """1:N answer: candidates best first; ``unknown`` is True when no subject
-    reaches ``threshold``."""
+    reaches ``threshold``. ``faces``: with selection ALL, every face of the
+    probe image, largest first (the other fields answer for the largest)."""
 
     candidates: tuple[Candidate, ...]
     unknown: bool
     threshold: float
     probe_quality: Quality | None
+    faces: tuple[IdentifiedFace, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from likeness._client_types import (
     FaceRecord,
     Gallery,
     GalleryStats,
+    IdentifiedFace,
     IdentifyResult,
     ImportResult,
     ModelInfo,
@@ -110,6 +111,7 @@ __all__ = [
     "FailedPreconditionError",
     "Gallery",
     "GalleryStats",
+    "IdentifiedFace",
     "IdentifyResult",
     "ImportResult",
     "InternalError",
@@ -261,11 +263,16 @@ class LikenessClient(GalleryCalls):
         top_k: int = 5,
         min_score: float | None = None,
         gallery: str = DEFAULT_GALLERY,
+        selection: FaceSelection = FaceSelection.DEFAULT,
     ) -> IdentifyResult:
         """1:N, open set: the ``top_k`` (1-100) subjects most like the probe
-        scoring at least ``min_score`` (default: the gallery's threshold)."""
+        scoring at least ``min_score`` (default: the gallery's threshold).
+        ``selection`` ALL: every face of an image probe, in ``faces``."""
         request = registry_pb2.IdentifyRequest(
-            gallery=gallery, probe=convert.probe_pb(probe), top_k=top_k
+            gallery=gallery,
+            probe=convert.probe_pb(probe),
+            top_k=top_k,
+            selection=selection_pb(selection),
         )
         if min_score is not None:
             request.min_score = min_score

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from likeness.client import FaceSelection
 from likeness_cli import _options as opt
 from likeness_cli import _output as out
 from likeness_cli._exit import ExitCode
@@ -72,6 +73,14 @@ def identify(
         ),
     ] = None,
     gallery: opt.Gallery = opt.DEFAULT_GALLERY,
+    every_face: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Identify every face of the photo (a row per face, largest first); "
+            "exit 0 when at least one face is identified.",
+        ),
+    ] = False,
     json_output: opt.Json = False,
     *,
     connection: opt.Connection,
@@ -82,10 +91,34 @@ def identify(
     threshold.
     """
     probe = image.read_bytes()
+    selection = FaceSelection.ALL if every_face else FaceSelection.DEFAULT
     with connection.client() as client:
-        result = client.identify(probe, top_k=top_k, min_score=min_score, gallery=gallery)
+        result = client.identify(
+            probe, top_k=top_k, min_score=min_score, gallery=gallery, selection=selection
+        )
     if json_output:
         out.emit_json({"gallery": gallery, **out.to_jsonable(result)})
+    elif every_face:
+        threshold = out.score(result.threshold)
+        known = sum(not f.unknown for f in result.faces)
+        table = out.table(
+            f"identify {image.name}: {len(result.faces)} faces, {known} identified "
+            f"(threshold {threshold})",
+            "#",
+            "box (left, top, right, bottom)",
+            "subject",
+            "score",
+        )
+        for rank, face in enumerate(result.faces, start=1):
+            box = f"{face.box.left}, {face.box.top}, {face.box.right}, {face.box.bottom}"
+            if face.unknown or not face.candidates:
+                table.add_row(str(rank), box, "[red]unknown[/red]", "")
+            else:
+                best = face.candidates[0]
+                table.add_row(str(rank), box, best.subject_id, out.score(best.score))
+        out.stdout().print(table)
+        _decided(known > 0)
+        return
     else:
         threshold = out.score(result.threshold)
         verdict = (

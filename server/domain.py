@@ -152,11 +152,26 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class IdentifiedFace:
+    """One face of a probe image identified on its own: ``box`` (left, top,
+    right, bottom) in probe image pixels."""
+
+    box: tuple[int, int, int, int]
+    quality: Quality | None
+    candidates: list[Candidate]
+    unknown: bool
+
+
+@dataclass(frozen=True)
 class IdentifyResult:
+    """``faces``: every face of the probe, largest first (selection ALL on an
+    image probe; empty otherwise); the other fields describe the largest."""
+
     candidates: list[Candidate]
     unknown: bool
     threshold: float
     probe_quality: Quality | None
+    faces: list[IdentifiedFace] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

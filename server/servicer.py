@@ -16,6 +16,7 @@ from likeness.selection import FaceSelection, from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from server.auth import ALL_GALLERIES, ApiKey, KeyStore, Role
 from server.domain import (
+    Candidate,
     EmbeddingInput,
     GalleryConfig,
     GalleryOptions,
@@ -174,6 +175,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             top_k=request.top_k,
             min_score=request.min_score if request.HasField("min_score") else None,
             timeout_s=_time_left(context),
+            selection=from_pb(request.selection, FaceSelection.LARGEST),
         )
         if result.unknown or not result.candidates:
             call.decision = "unknown"
@@ -181,15 +183,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             best = result.candidates[0]
             call.decision, call.subject, call.score = "match", best.subject_id, best.score
         return registry_pb2.IdentifyResponse(
-            candidates=[
-                registry_pb2.Candidate(
-                    subject_id=c.subject_id, score=c.score, face_id=c.face_id, metadata=c.metadata
-                )
-                for c in result.candidates
-            ],
+            candidates=_candidates_pb(result.candidates),
             unknown=result.unknown,
             threshold=result.threshold,
             probe_quality=quality_to_pb(result.probe_quality),
+            faces=[
+                registry_pb2.IdentifiedFace(
+                    box=common_pb2.BoundingBox(
+                        left=f.box[0], top=f.box[1], right=f.box[2], bottom=f.box[3]
+                    ),
+                    quality=quality_to_pb(f.quality),
+                    candidates=_candidates_pb(f.candidates),
+                    unknown=f.unknown,
+                )
+                for f in result.faces
+            ],
         )
 
     def Compare(  # noqa: N802
@@ -379,3 +387,12 @@ class AdminServicer(registry_pb2_grpc.AdminServicer):  # type: ignore[misc]
         self._keys.revoke(request.key_id)
         call.subject, call.decision = request.key_id, "revoked"
         return registry_pb2.RevokeApiKeyResponse()
+
+
+def _candidates_pb(candidates: list[Candidate]) -> list[registry_pb2.Candidate]:
+    return [
+        registry_pb2.Candidate(
+            subject_id=c.subject_id, score=c.score, face_id=c.face_id, metadata=c.metadata
+        )
+        for c in candidates
+    ]

@@ -85,16 +85,30 @@ class VerifyResponse(_message.Message):
     def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., match: _Optional[bool] = ..., face_id: _Optional[str] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("gallery", "probe", "top_k", "min_score")
+    __slots__ = ("gallery", "probe", "top_k", "min_score", "selection")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
     gallery: str
     probe: _common_pb2.Probe
     top_k: int
     min_score: float
-    def __init__(self, gallery: _Optional[str] = ..., probe: _Optional[_Union[_common_pb2.Probe, _Mapping]] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ...) -> None: ...
+    selection: _common_pb2.FaceSelection
+    def __init__(self, gallery: _Optional[str] = ..., probe: _Optional[_Union[_common_pb2.Probe, _Mapping]] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., selection: _Optional[_Union[_common_pb2.FaceSelection, str]] = ...) -> None: ...
+
+class IdentifiedFace(_message.Message):
+    __slots__ = ("box", "quality", "candidates", "unknown")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    box: _common_pb2.BoundingBox
+    quality: _common_pb2.Quality
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    unknown: bool
+    def __init__(self, box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., unknown: _Optional[bool] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("subject_id", "score", "face_id", "metadata")
@@ -116,16 +130,18 @@ class Candidate(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., score: _Optional[float] = ..., face_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("candidates", "unknown", "threshold", "probe_quality")
+    __slots__ = ("candidates", "unknown", "threshold", "probe_quality", "faces")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PROBE_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     unknown: bool
     threshold: float
     probe_quality: _common_pb2.Quality
-    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., unknown: _Optional[bool] = ..., threshold: _Optional[float] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ...) -> None: ...
+    faces: _containers.RepeatedCompositeFieldContainer[IdentifiedFace]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., unknown: _Optional[bool] = ..., threshold: _Optional[float] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ...) -> None: ...
 
 class CompareRequest(_message.Message):
     __slots__ = ("a", "b", "gallery")

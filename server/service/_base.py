@@ -33,10 +33,12 @@ _LOCK_STRIPES = 64
 class FaceVector:
     """A face ready to store or search with: ``vector`` L2-normalised float32
     (dim,), ``quality`` as measured by the embedder (None for a precomputed
-    embedding)."""
+    embedding), ``box`` (left, top, right, bottom) in image pixels (None for
+    a precomputed embedding)."""
 
     vector: np.ndarray
     quality: Quality | None
+    box: tuple[int, int, int, int] | None = None
 
 
 class ServiceBase:
@@ -104,6 +106,29 @@ class ServiceBase:
     ) -> FaceVector:
         return self._probe_for(probe, field, config, config.model_fingerprint, config.dim, deadline)
 
+    def _probe_faces(
+        self,
+        probe: Probe,
+        field: str,
+        config: GalleryConfig,
+        selection: FaceSelection,
+        deadline: float | None,
+    ) -> list[FaceVector]:
+        """The probe's faces of ``selection``, largest first (an embedding
+        probe: itself, whatever the selection)."""
+        if probe.embedding is not None or selection is FaceSelection.LARGEST:
+            return [self._probe(probe, field, config, deadline)]
+        if not probe.image:
+            raise errors.InvalidArgument(f"{field}: an image or an embedding is required")
+        out = []
+        for face in self._embed(probe.image, selection, field, deadline):
+            if face.model_fingerprint != config.model_fingerprint:
+                raise fingerprint_mismatch(
+                    f"{field} (embedder)", face.model_fingerprint, config, config.model_fingerprint
+                )
+            out.append(FaceVector(unit_vector(face.vector), face.quality, face.box))
+        return out
+
     def _probe_for(
         self,
         probe: Probe,
@@ -124,7 +149,7 @@ class ServiceBase:
             raise fingerprint_mismatch(
                 f"{field} (embedder)", face.model_fingerprint, gallery, fingerprint
             )
-        return FaceVector(unit_vector(face.vector), face.quality)
+        return FaceVector(unit_vector(face.vector), face.quality, face.box)
 
     def _embedding_face(
         self, embedding: EmbeddingInput, config: GalleryConfig, field: str

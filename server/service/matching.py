@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
     Candidate,
     CompareResult,
     GalleryConfig,
+    IdentifiedFace,
     IdentifyResult,
     Probe,
     SearchHit,
@@ -63,29 +65,41 @@ class Matching(ServiceBase):
         top_k: int = 0,
         min_score: float | None = None,
         timeout_s: float | None = None,
+        selection: FaceSelection = FaceSelection.LARGEST,
     ) -> IdentifyResult:
         """Up to ``top_k`` subjects (1-100, 0 = 5) by their best face score,
         best first, each scoring >= ``min_score`` (None: the gallery's
-        threshold). ``unknown`` when no subject reaches the threshold."""
+        threshold). ``unknown`` when no subject reaches the threshold.
+        ``selection`` ALL identifies every face of an image probe, each in
+        ``faces`` (largest first); the other fields answer for the largest."""
         deadline = deadline_in(timeout_s)
         name = check.gallery_name(gallery)
         k = check.top_k(top_k)
         floor = None if min_score is None else check.score(min_score, "min_score")
         config, exists = self._resolve_gallery(name, deadline)
-        probe_vector = self._probe(probe, "probe", config, deadline)
+        vectors = self._probe_faces(probe, "probe", config, selection, deadline)
         if not exists:
             config = self._create_default(config)
         if floor is None:
             floor = config.threshold
-        best = self._best_per_subject(config.name, probe_vector.vector, k, floor)
-        ranked = sorted(best.values(), key=lambda h: (-h.score, h.subject_id))
-        candidates = [
-            Candidate(h.subject_id, h.score, h.face_id, dict(h.metadata))
-            for h in ranked
-            if h.score >= floor
-        ][:k]
-        unknown = not ranked or ranked[0].score < config.threshold
-        return IdentifyResult(candidates, unknown, config.threshold, probe_vector.quality)
+        faces = []
+        for face in vectors:
+            best = self._best_per_subject(config.name, face.vector, k, floor)
+            ranked = sorted(best.values(), key=lambda h: (-h.score, h.subject_id))
+            candidates = [
+                Candidate(h.subject_id, h.score, h.face_id, dict(h.metadata))
+                for h in ranked
+                if h.score >= floor
+            ][:k]
+            unknown = not ranked or ranked[0].score < config.threshold
+            faces.append(
+                IdentifiedFace(face.box or (0, 0, 0, 0), face.quality, candidates, unknown)
+            )
+        largest = faces[0]
+        every = faces if selection is FaceSelection.ALL and probe.embedding is None else []
+        return IdentifyResult(
+            largest.candidates, largest.unknown, config.threshold, largest.quality, every
+        )
 
     def _best_per_subject(
         self, gallery: str, vector: np.ndarray, k: int, floor: float
