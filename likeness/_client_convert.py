@@ -170,6 +170,7 @@ def gallery(msg: Any) -> Gallery:
         min_sharpness=msg.min_sharpness,
         max_abs_yaw_deg=msg.max_abs_yaw_deg,
         created_at=msg.created_at,
+        gate_probes=msg.gate_probes,
     )
 
 

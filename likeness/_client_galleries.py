@@ -30,17 +30,21 @@ class GalleryCalls(ClientBase):
         shard_number: int = 0,
         replication_factor: int = 0,
         write_consistency_factor: int = 0,
+        gate_probes: bool = False,
     ) -> Gallery:
         """Create a gallery bound to the embedder's model.
 
         ``threshold``: cosine similarity (default: the model's calibrated
         one); quality gates in inter-ocular pixels, Laplacian variance and
         degrees (0 disables a gate; None keeps the server default); the
-        sharding fields apply to the "qdrant" backend only (0 = its default).
+        sharding fields apply to the "qdrant" backend only (0 = its default);
+        ``gate_probes``: the gates also refuse probes of Verify, Identify and
+        Compare (FailedPreconditionError with its ``reason``).
         AlreadyExistsError when the gallery exists.
         """
         request = registry_pb2.CreateGalleryRequest(
             name=name,
+            gate_probes=gate_probes,
             shard_number=shard_number,
             replication_factor=replication_factor,
             write_consistency_factor=write_consistency_factor,

@@ -218,7 +218,8 @@ class Gallery:
     """A gallery bound to one model; quality gates of 0 are off.
 
     ``threshold``: cosine similarity; ``min_face_size_px``: inter-ocular
-    pixels; ``max_abs_yaw_deg``: degrees; ``created_at``: Unix seconds.
+    pixels; ``max_abs_yaw_deg``: degrees; ``created_at``: Unix seconds;
+    ``gate_probes``: the gates also apply to image probes.
     """
 
     name: str
@@ -229,6 +230,7 @@ class Gallery:
     min_sharpness: float
     max_abs_yaw_deg: float
     created_at: float
+    gate_probes: bool = False
 
 
 @dataclass(frozen=True)

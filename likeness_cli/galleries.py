@@ -32,6 +32,7 @@ def _gallery_rows(g: Gallery) -> list[tuple[str, str]]:
         ("min eye distance", gate(g.min_face_size_px, " px")),
         ("min sharpness", gate(g.min_sharpness, "")),
         ("max |yaw|", gate(g.max_abs_yaw_deg, "°")),
+        ("gates apply to probes", "yes" if g.gate_probes else "no"),
         ("created", out.timestamp(g.created_at)),
     ]
 
@@ -81,6 +82,12 @@ def create(
     write_consistency: Annotated[
         int, typer.Option(min=0, help="Qdrant backend: write consistency factor (0 = default).")
     ] = 0,
+    gate_probes: Annotated[
+        bool,
+        typer.Option(
+            "--gate-probes", help="Apply the quality gates to probes too (verify, identify)."
+        ),
+    ] = False,
     json_output: opt.Json = False,
     *,
     connection: opt.Connection,
@@ -96,6 +103,7 @@ def create(
             shard_number=shards,
             replication_factor=replication,
             write_consistency_factor=write_consistency,
+            gate_probes=gate_probes,
         )
     if json_output:
         out.emit_json(gallery)

@@ -33,6 +33,8 @@ class GalleryConfig:
     min_sharpness: float = 0.0
     max_abs_yaw_deg: float = 0.0
     shard_number: int = 0
+    #: The quality gates also apply to image probes (Verify, Identify, Compare).
+    gate_probes: bool = False
     replication_factor: int = 0
     write_consistency_factor: int = 0
 
@@ -220,6 +222,7 @@ class GalleryOptions:
     min_sharpness: float | None = None
     max_abs_yaw_deg: float | None = None
     shard_number: int = 0
+    gate_probes: bool = False
     replication_factor: int = 0
     write_consistency_factor: int = 0
 

@@ -63,6 +63,7 @@ def _gallery_pb(g: GalleryConfig) -> registry_pb2.Gallery:
         min_sharpness=g.min_sharpness,
         max_abs_yaw_deg=g.max_abs_yaw_deg,
         created_at=g.created_at,
+        gate_probes=g.gate_probes,
     )
 
 
@@ -292,6 +293,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             shard_number=request.shard_number,
             replication_factor=request.replication_factor,
             write_consistency_factor=request.write_consistency_factor,
+            gate_probes=request.gate_probes,
         )
         gallery = _gallery_label(request.name)
         authorize(context, gallery)

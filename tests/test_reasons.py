@@ -214,3 +214,23 @@ def test_an_embedding_of_another_model_is_a_model_mismatch(client: LikenessClien
     assert error.reason == Reason.MODEL_MISMATCH
     assert error.metadata["value"] == "other-model@1"
     assert error.metadata["limit"] == client.info().model_fingerprint
+
+
+def test_probe_gates_are_off_unless_the_gallery_turns_them_on(client: LikenessClient) -> None:
+    probe = lfw("Emma_Watson_0003")
+    client.create_gallery("probes-free", min_face_size_px=500.0)
+    assert client.identify(probe, gallery="probes-free").unknown
+    gallery = client.create_gallery("probes-gated", min_face_size_px=500.0, gate_probes=True)
+    assert gallery.gate_probes
+    for call in (
+        lambda: client.identify(probe, gallery="probes-gated"),
+        lambda: client.verify("anyone", probe, gallery="probes-gated"),
+        lambda: client.identify(probe, gallery="probes-gated", selection=FaceSelection.ALL),
+    ):
+        error = refused(call)
+        assert isinstance(error, FailedPreconditionError)
+        assert error.reason == Reason.FACE_TOO_SMALL
+        assert error.metadata["field"] == "probe"
+        assert float(error.metadata["value"]) < float(error.metadata["limit"]) == 500.0
+    compared = refused(lambda: client.compare(probe, probe, gallery="probes-gated"))
+    assert compared.reason == Reason.FACE_TOO_SMALL and compared.metadata["field"] == "a"

@@ -279,7 +279,7 @@ class StatsResponse(_message.Message):
     def __init__(self, gallery: _Optional[_Union[Gallery, _Mapping]] = ..., subjects: _Optional[int] = ..., faces: _Optional[int] = ..., store_backend: _Optional[str] = ...) -> None: ...
 
 class Gallery(_message.Message):
-    __slots__ = ("name", "model_fingerprint", "dim", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "created_at")
+    __slots__ = ("name", "model_fingerprint", "dim", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "created_at", "gate_probes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +288,7 @@ class Gallery(_message.Message):
     MIN_SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     MAX_ABS_YAW_DEG_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    GATE_PROBES_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_fingerprint: str
     dim: int
@@ -296,10 +297,11 @@ class Gallery(_message.Message):
     min_sharpness: float
     max_abs_yaw_deg: float
     created_at: float
-    def __init__(self, name: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., created_at: _Optional[float] = ...) -> None: ...
+    gate_probes: bool
+    def __init__(self, name: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., created_at: _Optional[float] = ..., gate_probes: _Optional[bool] = ...) -> None: ...
 
 class CreateGalleryRequest(_message.Message):
-    __slots__ = ("name", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "shard_number", "replication_factor", "write_consistency_factor")
+    __slots__ = ("name", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "shard_number", "replication_factor", "write_consistency_factor", "gate_probes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_FACE_SIZE_PX_FIELD_NUMBER: _ClassVar[int]
@@ -308,6 +310,7 @@ class CreateGalleryRequest(_message.Message):
     SHARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
     WRITE_CONSISTENCY_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    GATE_PROBES_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
     min_face_size_px: float
@@ -316,7 +319,8 @@ class CreateGalleryRequest(_message.Message):
     shard_number: int
     replication_factor: int
     write_consistency_factor: int
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., shard_number: _Optional[int] = ..., replication_factor: _Optional[int] = ..., write_consistency_factor: _Optional[int] = ...) -> None: ...
+    gate_probes: bool
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., shard_number: _Optional[int] = ..., replication_factor: _Optional[int] = ..., write_consistency_factor: _Optional[int] = ..., gate_probes: _Optional[bool] = ...) -> None: ...
 
 class ListGalleriesRequest(_message.Message):
     __slots__ = ()

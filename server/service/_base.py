@@ -126,6 +126,8 @@ class ServiceBase:
                 raise fingerprint_mismatch(
                     f"{field} (embedder)", face.model_fingerprint, config, config.model_fingerprint
                 )
+            if config.gate_probes:
+                check_quality(face.quality, config, field)
             out.append(FaceVector(unit_vector(face.vector), face.quality, face.box))
         return out
 
@@ -149,6 +151,8 @@ class ServiceBase:
             raise fingerprint_mismatch(
                 f"{field} (embedder)", face.model_fingerprint, gallery, fingerprint
             )
+        if gallery is not None and gallery.gate_probes:
+            check_quality(face.quality, gallery, field)
         return FaceVector(unit_vector(face.vector), face.quality, face.box)
 
     def _embedding_face(

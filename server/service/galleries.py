@@ -68,6 +68,7 @@ class Galleries(ServiceBase):
             shard_number=options.shard_number,
             replication_factor=options.replication_factor,
             write_consistency_factor=options.write_consistency_factor,
+            gate_probes=options.gate_probes,
         )
         try:
             self._store.create_gallery(config)
