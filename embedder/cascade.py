@@ -113,7 +113,8 @@ class DetectionCascade:
 
     @classmethod
     def of(cls, config: CascadeConfig) -> DetectionCascade:
-        """The cascade of ``config``: fast HOG, upsampled HOG, CNN, rotations."""
+        """The cascade of ``config``: fast HOG, HOG upsampled once and twice,
+        rotations (when enabled), CNN."""
         threshold = config.score_threshold
         fast = (FAST, FaceDetector("hog", 0, threshold, config.fast_side))
         upsampled = (UPSAMPLED, FaceDetector("hog", 1, threshold, config.upsampled_side))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -61,7 +62,7 @@ class FaceDetector:
             self._hog = dlib.get_frontal_face_detector()
         else:
             self._cnn = dlib.cnn_face_detection_model_v1(str(dlib_model_path(CNN_DETECTOR)))
-        self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
+        self._predictor = _shape_predictor()
         # dlib's detectors keep scratch buffers per object and release the GIL:
         # two threads running one detector at once crash the process (the
         # shape predictor is safe to share).
@@ -102,6 +103,12 @@ class FaceDetector:
         rect = dlib.rectangle(box[0], box[1], box[2] - 1, box[3] - 1)
         shape = self._predictor(image, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+@functools.cache
+def _shape_predictor() -> dlib.shape_predictor:
+    # One per process (about 100 MB): the cascade's detectors share it.
+    return dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
 
 
 def _box(rect: dlib.rectangle, scale: float) -> tuple[int, int, int, int]:
