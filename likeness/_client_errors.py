@@ -142,8 +142,8 @@ def error_for(
 
 
 def from_rpc_error(exc: grpc.RpcError, *, method: str, target: str) -> LikenessRpcError:
-    """Convert what grpc raised (a failed call) into the typed exception."""
-    if isinstance(exc, grpc.Call):
+    """Convert what grpc raised (a failed call, sync or aio) into the typed exception."""
+    if isinstance(exc, grpc.Call | grpc.aio.AioRpcError):
         code = exc.code() or grpc.StatusCode.UNKNOWN
         details = exc.details() or code.name.lower().replace("_", " ")
     else:

@@ -55,7 +55,7 @@ class GalleryCalls(ClientBase):
             if value is not None:
                 setattr(request, field, value)
         response = self._registry.unary(
-            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s, retry=False
+            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s
         )
         return convert.gallery(response)
 
@@ -65,7 +65,6 @@ class GalleryCalls(ClientBase):
             self._registry_stub.ListGalleries,
             registry_pb2.ListGalleriesRequest(),
             timeout_s=self.timeout_s,
-            retry=True,
         )
         return [convert.gallery(g) for g in response.galleries]
 
@@ -73,7 +72,7 @@ class GalleryCalls(ClientBase):
         """Delete a gallery with every subject and face; returns how many faces."""
         request = registry_pb2.DeleteGalleryRequest(name=name)
         response = self._registry.unary(
-            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s, retry=False
+            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s
         )
         return int(response.faces_deleted)
 
@@ -120,7 +119,7 @@ class GalleryCalls(ClientBase):
         "admin"); the returned secret is shown only this once."""
         request = registry_pb2.CreateApiKeyRequest(name=name, scopes=dict(scopes))
         response = self._registry.unary(
-            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s, retry=False
+            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s
         )
         return CreatedApiKey(convert.api_key(response.key), response.secret)
 
@@ -130,7 +129,6 @@ class GalleryCalls(ClientBase):
             self._admin_stub.ListApiKeys,
             registry_pb2.ListApiKeysRequest(),
             timeout_s=self.timeout_s,
-            retry=True,
         )
         return [convert.api_key(k) for k in response.keys]
 
@@ -140,5 +138,4 @@ class GalleryCalls(ClientBase):
             self._admin_stub.RevokeApiKey,
             registry_pb2.RevokeApiKeyRequest(key_id=key_id),
             timeout_s=self.timeout_s,
-            retry=True,
         )
