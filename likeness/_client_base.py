@@ -92,7 +92,7 @@ class ClientBase:
         self.stream_timeout_s = stream_timeout_s
         metadata = bearer(api_key)
         credentials = credentials_of(tls)
-        options = _options(channel_options, service_config, retry)
+        options = options_of(channel_options, service_config, retry)
         self._registry_channel = _channel(registry_address, credentials, options)
         self._registry_stub: Any = registry_pb2_grpc.RegistryStub(self._registry_channel)
         self._admin_stub: Any = registry_pb2_grpc.AdminStub(self._registry_channel)
@@ -128,11 +128,13 @@ class ClientBase:
         return self._embedder, self._embedder_stub
 
 
-def _options(
+def options_of(
     options: Sequence[tuple[str, Any]],
     config: Mapping[str, Any] | None,
     retry: RetryPolicy | None,
 ) -> list[tuple[str, Any]]:
+    """A client channel's options: ``config`` (default: :func:`service_config`
+    of ``retry``) and the caller's ``options``."""
     return channel_options(options, service_config(retry) if config is None else config)
 
 

@@ -39,21 +39,20 @@ class GalleryCalls(ClientBase):
         sharding fields apply to the "qdrant" backend only (0 = its default).
         AlreadyExistsError when the gallery exists.
         """
-        request = registry_pb2.CreateGalleryRequest(
-            name=name,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-            write_consistency_factor=write_consistency_factor,
+        request = convert.create_gallery_request(
+            name,
+            {
+                "threshold": threshold,
+                "min_face_size_px": min_face_size_px,
+                "min_sharpness": min_sharpness,
+                "max_abs_yaw_deg": max_abs_yaw_deg,
+            },
+            {
+                "shard_number": shard_number,
+                "replication_factor": replication_factor,
+                "write_consistency_factor": write_consistency_factor,
+            },
         )
-        optional = {
-            "threshold": threshold,
-            "min_face_size_px": min_face_size_px,
-            "min_sharpness": min_sharpness,
-            "max_abs_yaw_deg": max_abs_yaw_deg,
-        }
-        for field, value in optional.items():
-            if value is not None:
-                setattr(request, field, value)
         response = self._registry.unary(
             self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s
         )

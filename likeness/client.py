@@ -32,10 +32,7 @@ target resolves to)::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-
-import grpc
 
 from likeness import _client_convert as convert
 from likeness._client_errors import (
@@ -150,8 +147,6 @@ __all__ = [
 #: of the gallery's model.
 Probe = convert.Probe
 
-_ENROLL_KEY_PREFIX = "client-"
-
 
 class LikenessClient(GalleryCalls):
     """Client of one Registry (with its Admin service) and optionally one Embedder.
@@ -192,21 +187,7 @@ class LikenessClient(GalleryCalls):
             ]
         )
         response = caller.unary(stub.EmbedBatch, request, timeout_s=self.timeout_s)
-        out: list[EmbedResult | LikenessRpcError] = []
-        for item in response.results:
-            if item.HasField("error"):
-                code = _status_code(item.error.code)
-                out.append(
-                    error_for(
-                        code,
-                        item.error.message,
-                        method="/likeness.v1.Embedder/EmbedBatch",
-                        target=self.embedder_address or "",
-                    )
-                )
-            else:
-                out.append(convert.embed_result(item.response))
-        return out
+        return convert.embed_batch_results(response, self.embedder_address or "")
 
     def info(self) -> ModelInfo:
         """The embedder's model: fingerprint, dimension, calibrated threshold."""
@@ -236,14 +217,8 @@ class LikenessClient(GalleryCalls):
         ``replayed=True``; when None, a random key is generated so that this
         call's own retries are safe.
         """
-        request = registry_pb2.EnrollRequest(
-            gallery=gallery,
-            subject_id=subject_id,
-            images=list(images),
-            embeddings=[convert.embedding_pb(e) for e in embeddings],
-            metadata=dict(metadata or {}),
-            idempotency_key=idempotency_key or _ENROLL_KEY_PREFIX + uuid.uuid4().hex,
-            selection=selection_pb(selection),
+        request = convert.enroll_request(
+            gallery, subject_id, images, embeddings, metadata, idempotency_key, selection
         )
         response = self._registry.unary(
             self._registry_stub.Enroll, request, timeout_s=self.timeout_s
@@ -273,11 +248,7 @@ class LikenessClient(GalleryCalls):
     ) -> IdentifyResult:
         """1:N, open set: the ``top_k`` (1-100) subjects most like the probe
         scoring at least ``min_score`` (default: the gallery's threshold)."""
-        request = registry_pb2.IdentifyRequest(
-            gallery=gallery, probe=convert.probe_pb(probe), top_k=top_k
-        )
-        if min_score is not None:
-            request.min_score = min_score
+        request = convert.identify_request(gallery, probe, top_k, min_score)
         response = self._registry.unary(
             self._registry_stub.Identify, request, timeout_s=self.timeout_s
         )
@@ -356,10 +327,3 @@ class LikenessClient(GalleryCalls):
             self._registry_stub.Stats, request, timeout_s=self.timeout_s
         )
         return convert.gallery_stats(response)
-
-
-def _status_code(value: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == value:
-            return code
-    return grpc.StatusCode.UNKNOWN
