@@ -16,6 +16,7 @@ import grpc
 from embedder.backends import load_backend
 from embedder.batcher import Batcher
 from embedder.detect import FaceDetector
+from embedder.metrics import EmbedderMetrics
 from embedder.pipeline import FacePipeline
 from embedder.servicer import EmbedderServicer
 from embedder.settings import EmbedderSettings
@@ -58,13 +59,18 @@ class EmbedderServer:
             score_threshold=settings.detection_threshold,
             max_side=settings.max_detect_side,
         )
-        self._batcher = Batcher(self.backend, settings.max_batch, settings.batch_wait_ms)
+        self.metrics = EmbedderMetrics()
+        self.metrics_port: int | None = None
+        self._batcher = Batcher(
+            self.backend, settings.max_batch, settings.batch_wait_ms, self.metrics.observe_batch
+        )
         self.pipeline = FacePipeline(
             detector,
             self._batcher,
             self.backend.manifest.input_size,
             settings.max_image_pixels,
             self.backend.manifest.crop_template,
+            observer=self.metrics,
         )
         interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
         if settings.api_key is not None:
@@ -95,6 +101,8 @@ class EmbedderServer:
         return self._grpc.address
 
     def start(self) -> None:
+        if self.settings.metrics_port:
+            self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
         self._grpc.start()
         self._grpc.set_health(serving.SERVING, ("", SERVICE_NAME))
         log.info(
@@ -104,6 +112,7 @@ class EmbedderServer:
                 "model": self.backend.manifest.fingerprint,
                 "runtime": self.backend.runtime,
                 "api_key_required": self.settings.api_key is not None,
+                "metrics_port": self.metrics_port,
             },
         )
         log_exposure(self.settings)
@@ -116,6 +125,7 @@ class EmbedderServer:
         self._stopped = True
         self._grpc.stop(self.settings.grace_s if grace_s is None else grace_s)
         self._batcher.close()
+        self.metrics.stop()
 
     def wait(self) -> None:
         self._grpc.wait()
