@@ -13,6 +13,7 @@ it inside a running event loop.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -111,6 +112,17 @@ class AsyncLikenessClient:
             self._embedder_channel = _channel(embedder_address, credentials, options)
             self._embedder_stub = embedder_pb2_grpc.EmbedderStub(self._embedder_channel)
             self._embedder = _AsyncCaller(embedder_address, metadata)
+
+    def with_api_key(self, api_key: str | None) -> AsyncLikenessClient:
+        """A view of this client sending ``api_key`` instead (None: no key),
+        over the same channels: cheap, e.g. one per HTTP request of a
+        gateway. Closing either closes the channels of both."""
+        view = copy.copy(self)
+        metadata = bearer(api_key)
+        view._registry = _AsyncCaller(self.registry_address, metadata)
+        if self.embedder_address is not None:
+            view._embedder = _AsyncCaller(self.embedder_address, metadata)
+        return view
 
     async def close(self) -> None:
         """Close the channels; calls in flight are cancelled."""
