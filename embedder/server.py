@@ -23,6 +23,7 @@ from embedder.settings import EmbedderSettings
 from likeness import logs, serving
 from likeness.interceptor import ErrorInterceptor
 from likeness.service_key import ServiceKeyInterceptor
+from likeness.tracing import TracingInterceptor
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
@@ -72,7 +73,7 @@ class EmbedderServer:
             self.backend.manifest.crop_template,
             observer=self.metrics,
         )
-        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
+        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(), TracingInterceptor()]
         if settings.api_key is not None:
             # First: a refused call reaches neither the servicer nor the log
             # of errors.
