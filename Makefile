@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 PROTOS := $(wildcard proto/likeness/v1/*.proto)
 
-.PHONY: venv proto test lint bench serve clean
+.PHONY: venv proto proto-check test lint bench serve clean
 
 venv:
 	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'
@@ -11,6 +11,10 @@ venv:
 # Regenerates the committed stubs in likeness/v1 with the pinned grpcio-tools.
 proto:
 	$(PY) -m likeness.protogen
+
+# Lists breaking changes of proto/likeness/v1 against the last release.
+proto-check:
+	$(PY) -m likeness.protocompat check
 
 test:
 	bash .ci/run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 import numpy as np
@@ -18,11 +18,16 @@ class Batcher:
     """Collects faces from concurrent callers for up to ``wait_ms`` milliseconds
     or ``max_batch`` faces, embeds them in one backend call, and hands each
     caller its rows. One worker thread owns the backend, so backends need not
-    be re-entrant."""
+    be re-entrant. ``on_batch`` is told the number of faces of each model call."""
 
     def __init__(
-        self, backend: EmbeddingBackend, max_batch: int = 32, wait_ms: float = 2.0
+        self,
+        backend: EmbeddingBackend,
+        max_batch: int = 32,
+        wait_ms: float = 2.0,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_batch = on_batch
         self._backend = backend
         self._max = max_batch
         self._wait = wait_ms / 1000.0
@@ -78,6 +83,8 @@ class Batcher:
 
     def _execute(self, batch: list[tuple[Sequence[FaceInput], Future[np.ndarray]]]) -> None:
         faces = [f for items, _ in batch for f in items]
+        if self._on_batch is not None:
+            self._on_batch(len(faces))
         try:
             vectors = self._backend.embed(faces)
         except Exception as exc:  # handed to every waiting caller, re-raised there

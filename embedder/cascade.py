@@ -20,8 +20,10 @@ counts of steps answering are kept in :class:`StageCounts`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -89,6 +91,23 @@ class CascadeResult:
     steps_run: int
 
 
+#: Times a named stage: ``with timer("detect"): ...``.
+StageTimer = Callable[[str], AbstractContextManager[object]]
+
+
+def _untimed(stage: str) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
+def _find(detector: FaceDetector, image: np.ndarray, timer: StageTimer) -> list[Detection]:
+    with timer("detect"):
+        boxes = detector.boxes(image)
+    if not boxes:
+        return []
+    with timer("landmarks"):
+        return detector.with_landmarks(image, boxes)
+
+
 class DetectionCascade:
     """Runs detection steps until one finds a face (see the module doc).
 
@@ -133,27 +152,31 @@ class DetectionCascade:
         """One detector for every request, no escalation (the old behaviour)."""
         return cls(None, [(name, detector)])
 
-    def detect(self, image: np.ndarray, thorough: bool = False) -> CascadeResult:
+    def detect(
+        self, image: np.ndarray, thorough: bool = False, timer: StageTimer = _untimed
+    ) -> CascadeResult:
         """The faces of ``image`` (H, W, 3) RGB uint8 from the first step that
-        finds any; ``thorough`` skips the fast pass (see the module doc)."""
+        finds any; ``thorough`` skips the fast pass (see the module doc).
+        ``timer(stage)`` times each step's box search as "detect" and the
+        landmarks of the boxes found as "landmarks" (the embedder's metrics)."""
         upright = ([] if thorough or self._fast is None else [self._fast]) + self._steps
         run = 0
         for name, detector in upright:
             run += 1
-            found = detector.detect(image)
+            found = _find(detector, image, timer)
             if found:
                 return self._answer(found, name, run)
         for quarter_turns in (1, 2, 3) if self._rotated else ():
             turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
             for name, detector in self._rotated:
                 run += 1
-                found = detector.detect(turned)
+                found = _find(detector, turned, timer)
                 if found:
                     back = [_turned_back(d, quarter_turns, image.shape) for d in found]
                     return self._answer(back, f"{name}+rot{90 * quarter_turns}", run)
         for name, detector in self._last:
             run += 1
-            found = detector.detect(image)
+            found = _find(detector, image, timer)
             if found:
                 return self._answer(found, name, run)
         self.counts.add(NONE)

@@ -70,7 +70,12 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """All faces of ``image`` (H, W, 3) RGB uint8 scoring at least the
-        threshold, largest box first."""
+        threshold, largest box first (:meth:`boxes` then :meth:`landmarks`)."""
+        return self.with_landmarks(image, self.boxes(image))
+
+    def boxes(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:
+        """The face boxes (left, top, right, bottom; image pixels) of ``image``
+        with their scores, in the detector's order, before landmarks."""
         scale = 1.0
         small = image
         longer = max(image.shape[:2])
@@ -91,6 +96,12 @@ class FaceDetector:
                 for det in self._cnn(small, self._upsample):
                     if det.confidence >= self._threshold:
                         found.append((_box(det.rect, scale), float(det.confidence)))
+        return found
+
+    def with_landmarks(
+        self, image: np.ndarray, found: list[tuple[tuple[int, int, int, int], float]]
+    ) -> list[Detection]:
+        """Detections of the boxes of :meth:`boxes`, largest box first."""
         detections = [
             Detection(box=box, score=score, landmarks=self.landmarks(image, box))
             for box, score in found

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -13,7 +17,7 @@ from embedder.cascade import DetectionCascade
 from embedder.decode import decode_image
 from embedder.detect import Detection
 from embedder.quality import face_quality
-from likeness.errors import FailedPrecondition, NotFound
+from likeness.errors import FailedPrecondition, LikenessError, NotFound
 from likeness.quality import Quality
 from likeness.reasons import Reason, measured
 from likeness.selection import FaceSelection
@@ -44,6 +48,25 @@ class EmbedResult:
     detection_steps: int = 1
 
 
+class StageObserver(Protocol):
+    """What watches the pipeline (the embedder's metrics)."""
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """``stage`` (decode, detect, landmarks, align, embed) took ``seconds``."""
+
+    def observe_image(self, outcome: str, faces: int) -> None:
+        """An image ended with ``outcome`` ("ok" or the error's type name)
+        after embedding ``faces`` faces."""
+
+
+class _Unobserved:
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        pass
+
+    def observe_image(self, outcome: str, faces: int) -> None:
+        pass
+
+
 class FacePipeline:
     """Decode -> detect -> 68 landmarks -> align -> quality -> embed.
 
@@ -58,12 +81,22 @@ class FacePipeline:
         input_size: int,
         max_pixels: int = 40_000_000,
         template: str = "arcface",
+        observer: StageObserver | None = None,
     ) -> None:
+        self._observer: StageObserver = observer or _Unobserved()
         self._detector = detector
         self._template = template
         self._batcher = batcher
         self._size = input_size
         self._max_pixels = max_pixels
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._observer.observe_stage(name, time.perf_counter() - start)
 
     def process(
         self,
@@ -79,16 +112,32 @@ class FacePipeline:
             FailedPrecondition: REQUIRE_SINGLE and several faces in the image.
             DeadlineExceeded: ``timeout_s`` seconds passed waiting for the model.
         """
-        image = decode_image(data, self._max_pixels)
+        try:
+            result = self._process(data, selection, timeout_s)
+        except LikenessError as exc:
+            self._observer.observe_image(type(exc).__name__, 0)
+            raise
+        self._observer.observe_image("ok", len(result.faces))
+        return result
+
+    def _process(
+        self, data: bytes, selection: FaceSelection, timeout_s: float | None
+    ) -> EmbedResult:
+        with self._stage("decode"):
+            image = decode_image(data, self._max_pixels)
         height, width = image.shape[:2]
         # Asking for every face, or for proof of only one, skips the fast pass.
-        found = self._detector.detect(image, thorough=selection is not FaceSelection.LARGEST)
+        found = self._detector.detect(
+            image, thorough=selection is not FaceSelection.LARGEST, timer=self._stage
+        )
         detections = self._select(found.detections, selection)
-        inputs = [
-            FaceInput(image, det, align_face(image, det.landmarks, self._size, self._template))
-            for det in detections
-        ]
-        vectors = self._batcher.embed(inputs, timeout_s=timeout_s)
+        with self._stage("align"):
+            inputs = [
+                FaceInput(image, det, align_face(image, det.landmarks, self._size, self._template))
+                for det in detections
+            ]
+        with self._stage("embed"):
+            vectors = self._batcher.embed(inputs, timeout_s=timeout_s)
         faces = [
             FaceResult(
                 box=item.detection.box,

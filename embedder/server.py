@@ -17,12 +17,14 @@ from embedder.backends import load_backend
 from embedder.batcher import Batcher
 from embedder.cascade import CascadeConfig, DetectionCascade
 from embedder.detect import FaceDetector
+from embedder.metrics import EmbedderMetrics
 from embedder.pipeline import FacePipeline
 from embedder.servicer import EmbedderServicer
 from embedder.settings import EmbedderSettings
 from likeness import logs, serving
 from likeness.interceptor import ErrorInterceptor
 from likeness.service_key import ServiceKeyInterceptor
+from likeness.tracing import TracingInterceptor
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 
 log = logging.getLogger("likeness.embedder")
@@ -54,15 +56,20 @@ class EmbedderServer:
             settings.backend, settings.model_dir, settings.tf_threads, settings.runtime
         )
         detector = detection_cascade(settings)
-        self._batcher = Batcher(self.backend, settings.max_batch, settings.batch_wait_ms)
+        self.metrics = EmbedderMetrics()
+        self.metrics_port: int | None = None
+        self._batcher = Batcher(
+            self.backend, settings.max_batch, settings.batch_wait_ms, self.metrics.observe_batch
+        )
         self.pipeline = FacePipeline(
             detector,
             self._batcher,
             self.backend.manifest.input_size,
             settings.max_image_pixels,
             self.backend.manifest.crop_template,
+            observer=self.metrics,
         )
-        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor()]
+        interceptors: list[grpc.ServerInterceptor] = [ErrorInterceptor(), TracingInterceptor()]
         if settings.api_key is not None:
             # First: a refused call reaches neither the servicer nor the log
             # of errors.
@@ -91,6 +98,8 @@ class EmbedderServer:
         return self._grpc.address
 
     def start(self) -> None:
+        if self.settings.metrics_port:
+            self.metrics_port = self.metrics.serve(self.settings.host, self.settings.metrics_port)
         self._grpc.start()
         self._grpc.set_health(serving.SERVING, ("", SERVICE_NAME))
         log.info(
@@ -100,6 +109,7 @@ class EmbedderServer:
                 "model": self.backend.manifest.fingerprint,
                 "runtime": self.backend.runtime,
                 "api_key_required": self.settings.api_key is not None,
+                "metrics_port": self.metrics_port,
             },
         )
         log_exposure(self.settings)
@@ -112,6 +122,7 @@ class EmbedderServer:
         self._stopped = True
         self._grpc.stop(self.settings.grace_s if grace_s is None else grace_s)
         self._batcher.close()
+        self.metrics.stop()
 
     def wait(self) -> None:
         self._grpc.wait()

@@ -21,6 +21,13 @@ class EmbedderSettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 to serve other hosts.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Prometheus /metrics port on host (per-stage latency, faces, batch "
+        "sizes); 0 = off (the default: several embedders may share a host).",
+    )
     backend: Literal["likeness-mobilenet", "dlib-resnet"] = "likeness-mobilenet"
     model_dir: Path | None = Field(
         None, description="Model artifact folder; default: the model shipped in embedder/models."

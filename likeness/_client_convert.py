@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import grpc
+
+from likeness._client_errors import LikenessRpcError, error_for
 from likeness._client_types import (
     ApiKey,
     BoundingBox,
@@ -29,9 +34,14 @@ from likeness._client_types import (
     VerifyResult,
 )
 from likeness.quality import Quality, quality_from_pb, quality_to_pb
+from likeness.reasons import ErrorInfo
+from likeness.selection import FaceSelection
+from likeness.selection import to_pb as selection_pb
 from likeness.v1 import common_pb2, registry_pb2
 
 Probe = bytes | Embedding
+
+_ENROLL_KEY_PREFIX = "client-"
 
 
 def quality(msg: Any, field: str) -> Quality | None:
@@ -202,3 +212,85 @@ def exported_face_pb(value: ExportedFace) -> Any:
 
 def api_key(msg: Any) -> ApiKey:
     return ApiKey(msg.key_id, msg.name, dict(msg.scopes), msg.created_at, msg.revoked)
+
+
+# -- Requests built the same way by the sync and the async client -----------
+
+
+def enroll_request(
+    gallery: str,
+    subject_id: str,
+    images: Sequence[bytes],
+    embeddings: Sequence[Embedding],
+    metadata: Mapping[str, str] | None,
+    idempotency_key: str | None,
+    selection: FaceSelection,
+) -> Any:
+    """An EnrollRequest; a random idempotency key when none is given, so
+    that the call's own retries are safe."""
+    return registry_pb2.EnrollRequest(
+        gallery=gallery,
+        subject_id=subject_id,
+        images=list(images),
+        embeddings=[embedding_pb(e) for e in embeddings],
+        metadata=dict(metadata or {}),
+        idempotency_key=idempotency_key or _ENROLL_KEY_PREFIX + uuid.uuid4().hex,
+        selection=selection_pb(selection),
+    )
+
+
+def identify_request(
+    gallery: str,
+    probe: Probe,
+    top_k: int,
+    min_score: float | None,
+    selection: FaceSelection = FaceSelection.DEFAULT,
+) -> Any:
+    request = registry_pb2.IdentifyRequest(
+        gallery=gallery, probe=probe_pb(probe), top_k=top_k, selection=selection_pb(selection)
+    )
+    if min_score is not None:
+        request.min_score = min_score
+    return request
+
+
+def create_gallery_request(
+    name: str,
+    optional: Mapping[str, float | None],
+    sharding: Mapping[str, int],
+    gate_probes: bool = False,
+) -> Any:
+    """A CreateGalleryRequest; ``optional`` fields left None stay unset."""
+    request = registry_pb2.CreateGalleryRequest(name=name, gate_probes=gate_probes, **sharding)
+    for field, value in optional.items():
+        if value is not None:
+            setattr(request, field, value)
+    return request
+
+
+def embed_batch_results(msg: Any, target: str) -> list[EmbedResult | LikenessRpcError]:
+    """Each item of an EmbedBatchResponse: its result or its typed error."""
+    out: list[EmbedResult | LikenessRpcError] = []
+    for item in msg.results:
+        if item.HasField("error"):
+            out.append(
+                error_for(
+                    _status_code(item.error.code),
+                    item.error.message,
+                    method="/likeness.v1.Embedder/EmbedBatch",
+                    target=target,
+                    info=ErrorInfo(item.error.reason, dict(item.error.reason_metadata))
+                    if item.error.reason
+                    else None,
+                )
+            )
+        else:
+            out.append(embed_result(item.response))
+    return out
+
+
+def _status_code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -162,12 +162,13 @@ def error_for(
 
 
 def from_rpc_error(exc: grpc.RpcError, *, method: str, target: str) -> LikenessRpcError:
-    """Convert what grpc raised (a failed call) into the typed exception."""
+    """Convert what grpc raised (a failed call, sync or aio) into the typed exception."""
     info = None
-    if isinstance(exc, grpc.Call):
+    if isinstance(exc, grpc.Call | grpc.aio.AioRpcError):
         code = exc.code() or grpc.StatusCode.UNKNOWN
         details = exc.details() or code.name.lower().replace("_", " ")
-        info = error_info_of(exc.trailing_metadata())
+        # aio's Metadata and the sync tuple both iterate as (key, value) pairs.
+        info = error_info_of(list(exc.trailing_metadata() or ()))
     else:
         code, details = grpc.StatusCode.UNKNOWN, str(exc) or "rpc failed"
     return error_for(code, details, method=method, target=target, info=info)

@@ -42,24 +42,23 @@ class GalleryCalls(ClientBase):
         Compare (FailedPreconditionError with its ``reason``).
         AlreadyExistsError when the gallery exists.
         """
-        request = registry_pb2.CreateGalleryRequest(
-            name=name,
-            gate_probes=gate_probes,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-            write_consistency_factor=write_consistency_factor,
+        request = convert.create_gallery_request(
+            name,
+            {
+                "threshold": threshold,
+                "min_face_size_px": min_face_size_px,
+                "min_sharpness": min_sharpness,
+                "max_abs_yaw_deg": max_abs_yaw_deg,
+            },
+            {
+                "shard_number": shard_number,
+                "replication_factor": replication_factor,
+                "write_consistency_factor": write_consistency_factor,
+            },
+            gate_probes,
         )
-        optional = {
-            "threshold": threshold,
-            "min_face_size_px": min_face_size_px,
-            "min_sharpness": min_sharpness,
-            "max_abs_yaw_deg": max_abs_yaw_deg,
-        }
-        for field, value in optional.items():
-            if value is not None:
-                setattr(request, field, value)
         response = self._registry.unary(
-            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s, retry=False
+            self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s
         )
         return convert.gallery(response)
 
@@ -69,7 +68,6 @@ class GalleryCalls(ClientBase):
             self._registry_stub.ListGalleries,
             registry_pb2.ListGalleriesRequest(),
             timeout_s=self.timeout_s,
-            retry=True,
         )
         return [convert.gallery(g) for g in response.galleries]
 
@@ -77,7 +75,7 @@ class GalleryCalls(ClientBase):
         """Delete a gallery with every subject and face; returns how many faces."""
         request = registry_pb2.DeleteGalleryRequest(name=name)
         response = self._registry.unary(
-            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s, retry=False
+            self._registry_stub.DeleteGallery, request, timeout_s=self.timeout_s
         )
         return int(response.faces_deleted)
 
@@ -124,7 +122,7 @@ class GalleryCalls(ClientBase):
         "admin"); the returned secret is shown only this once."""
         request = registry_pb2.CreateApiKeyRequest(name=name, scopes=dict(scopes))
         response = self._registry.unary(
-            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s, retry=False
+            self._admin_stub.CreateApiKey, request, timeout_s=self.timeout_s
         )
         return CreatedApiKey(convert.api_key(response.key), response.secret)
 
@@ -134,7 +132,6 @@ class GalleryCalls(ClientBase):
             self._admin_stub.ListApiKeys,
             registry_pb2.ListApiKeysRequest(),
             timeout_s=self.timeout_s,
-            retry=True,
         )
         return [convert.api_key(k) for k in response.keys]
 
@@ -144,5 +141,4 @@ class GalleryCalls(ClientBase):
             self._admin_stub.RevokeApiKey,
             registry_pb2.RevokeApiKeyRequest(key_id=key_id),
             timeout_s=self.timeout_s,
-            retry=True,
         )

@@ -1,112 +1,131 @@
-"""Deadlines and retries of the client's unary calls.
+"""Retries and channel settings of the clients, as a gRPC service config.
 
-Only UNAVAILABLE is retried (the server, its store or its embedder could not
-be reached, so the call may be repeated), and only for calls that are safe
-to repeat. Every attempt shares one deadline: the call's timeout is a bound
-on the whole call, waits included.
+Retries are gRPC's own (the service config's ``retryPolicy``, see
+https://github.com/grpc/proposal/blob/master/A6-client-retries.md): only
+UNAVAILABLE is retried, only for the methods in :data:`SAFE_METHODS`, with
+exponential backoff and full jitter, throttled per channel, and every
+attempt shares the call's one deadline (``timeout_s`` bounds the whole call,
+waits included).
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-import grpc
+#: Methods safe to repeat with the same answer: reads, Enroll (always sent
+#: with an idempotency key) and RevokeApiKey (revoking a revoked key
+#: succeeds). Creates, deletes and the streams are never retried.
+SAFE_METHODS: Mapping[str, tuple[str, ...]] = {
+    "likeness.v1.Registry": (
+        "Enroll",
+        "Verify",
+        "Identify",
+        "Compare",
+        "GetSubject",
+        "ListSubjects",
+        "Stats",
+        "ListGalleries",
+    ),
+    "likeness.v1.Admin": ("ListApiKeys", "RevokeApiKey"),
+    "likeness.v1.Embedder": ("Embed", "EmbedBatch", "Info"),
+}
 
-from likeness._client_errors import (
-    DeadlineExceededError,
-    LikenessRpcError,
-    UnavailableError,
-    from_rpc_error,
+#: gRPC caps a retry policy at this many attempts.
+MAX_ATTEMPTS = 5
+
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+#: Options of every client channel; the caller's ``channel_options`` come
+#: after them (gRPC keeps the last value of a repeated option).
+BASE_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.primary_user_agent", "likeness-client"),
+    ("grpc.enable_retries", 1),
 )
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter for UNAVAILABLE.
+    """Exponential backoff with jitter for UNAVAILABLE (gRPC's retryPolicy).
 
-    Wait ``n`` (0-based) before attempt ``n + 2`` is drawn uniformly from
-    ``[b / 2, b]`` seconds with ``b = min(max_backoff_s, initial_backoff_s *
-    multiplier ** n)``; at most ``max_attempts`` attempts in all (1 = no retry).
+    The wait before retry ``n`` (0-based) is drawn uniformly from ``[0, b]``
+    seconds with ``b = min(max_backoff_s, initial_backoff_s * multiplier **
+    n)``; at most ``max_attempts`` attempts in all (1 = no retry, at most 5,
+    gRPC's cap). ``throttle_max_tokens`` / ``throttle_token_ratio``: gRPC's
+    retry throttling per channel (a failure costs one token, a success earns
+    ``token_ratio``; retries stop while fewer than half the tokens are left).
     """
 
     max_attempts: int = 4
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 2.0
     multiplier: float = 2.0
+    throttle_max_tokens: int = 10
+    throttle_token_ratio: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.initial_backoff_s < 0 or self.max_backoff_s < 0 or self.multiplier < 1:
-            raise ValueError("backoffs must be >= 0 and multiplier >= 1")
-
-    def backoff_s(self, retry: int, rng: random.Random) -> float:
-        """The wait in seconds before retry number ``retry`` (0-based)."""
-        ceiling = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier**retry)
-        return rng.uniform(ceiling / 2, ceiling)
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"max_attempts must be 1 to {MAX_ATTEMPTS}")
+        if self.initial_backoff_s <= 0 or self.max_backoff_s <= 0 or self.multiplier <= 0:
+            raise ValueError("backoffs and multiplier must be positive")
+        if not 0 < self.throttle_max_tokens <= 1000 or self.throttle_token_ratio <= 0:
+            raise ValueError("throttle_max_tokens must be 1-1000, token_ratio positive")
 
 
-Metadata = Sequence[tuple[str, str]]
+def service_config(
+    retry: RetryPolicy | None = None,
+    *,
+    load_balancing: Literal["pick_first", "round_robin"] = "pick_first",
+) -> dict[str, Any]:
+    """The clients' default gRPC service config (a JSON-able dict).
+
+    ``retry`` (default :class:`RetryPolicy`) becomes the ``retryPolicy`` of
+    every method in :data:`SAFE_METHODS` and the channel's
+    ``retryThrottling``. ``load_balancing="round_robin"`` spreads calls over
+    every address a target resolves to, e.g. several registries:
+    ``"ipv4:10.0.0.1:50052,10.0.0.2:50052"`` or ``"dns:///registry:50052"``.
+    """
+    policy = retry or RetryPolicy()
+    method_config: dict[str, Any] = {
+        "name": [
+            {"service": service, "method": method}
+            for service, methods in SAFE_METHODS.items()
+            for method in methods
+        ]
+    }
+    config: dict[str, Any] = {"loadBalancingConfig": [{load_balancing: {}}]}
+    if policy.max_attempts > 1:
+        method_config["retryPolicy"] = {
+            "maxAttempts": policy.max_attempts,
+            "initialBackoff": _duration(policy.initial_backoff_s),
+            "maxBackoff": _duration(policy.max_backoff_s),
+            "backoffMultiplier": policy.multiplier,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        }
+        config["retryThrottling"] = {
+            "maxTokens": policy.throttle_max_tokens,
+            "tokenRatio": policy.throttle_token_ratio,
+        }
+    config["methodConfig"] = [method_config]
+    return config
 
 
-class Caller:
-    """Runs unary calls with a deadline, typed errors and retries."""
-
-    def __init__(self, target: str, policy: RetryPolicy, metadata: Metadata) -> None:
-        self._target = target
-        self._policy = policy
-        self._metadata = tuple(metadata)
-        self._rng = random.Random()
-
-    @property
-    def metadata(self) -> Metadata:
-        """The metadata sent with every call (the bearer key, when set)."""
-        return self._metadata
-
-    def error(self, exc: grpc.RpcError, method: str) -> LikenessRpcError:
-        """The typed exception of a failed call to this target."""
-        return from_rpc_error(exc, method=method, target=self._target)
-
-    def unary(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        *,
-        timeout_s: float,
-        retry: bool,
-    ) -> Any:
-        """Call ``method(request)`` within ``timeout_s`` seconds in all; retry
-        UNAVAILABLE when ``retry`` is True and the deadline leaves room."""
-        name = _method_name(method)
-        deadline = time.monotonic() + timeout_s
-        attempts = self._policy.max_attempts if retry else 1
-        for attempt in range(attempts):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                return method(request, timeout=remaining, metadata=self._metadata)
-            except grpc.RpcError as exc:
-                err = self.error(exc, name)
-                if not isinstance(err, UnavailableError) or attempt + 1 >= attempts:
-                    raise err from exc
-                wait = self._policy.backoff_s(attempt, self._rng)
-                if time.monotonic() + wait >= deadline:
-                    raise err from exc
-                time.sleep(wait)
-        raise DeadlineExceededError(
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            f"no answer within {timeout_s:g} s",
-            method=name,
-            target=self._target,
-        )
+def channel_options(
+    options: Sequence[tuple[str, Any]], config: Mapping[str, Any]
+) -> list[tuple[str, Any]]:
+    """The options of a client channel: the base ones, the service config,
+    then the caller's ``options`` (which win)."""
+    return [
+        *BASE_CHANNEL_OPTIONS,
+        ("grpc.service_config", json.dumps(config)),
+        *options,
+    ]
 
 
-def _method_name(method: Callable[..., Any]) -> str:
-    # grpc's multicallables keep the full method name ("/pkg.Service/Method").
-    raw = getattr(method, "_method", b"")
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+def _duration(seconds: float) -> str:
+    # The service config's JSON spells durations as "<seconds>s".
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"

@@ -10,22 +10,29 @@ Results are frozen dataclasses (see the names exported below). Failed calls
 raise a :class:`LikenessRpcError` subclass per gRPC status code
 (:class:`NotFoundError`, :class:`UnavailableError`, ...), carrying the code
 and the server's message. Every call has a deadline (``timeout_s``, in
-seconds, for the whole call including retries). UNAVAILABLE is retried with
-exponential backoff and jitter (:class:`RetryPolicy`) for calls that are safe
-to repeat with the same answer: reads, Enroll (which always carries an
+seconds, for the whole call including retries). UNAVAILABLE is retried by
+gRPC itself, from the channel's service config (:func:`service_config`: a
+``retryPolicy`` with exponential backoff, jitter and throttling, built from
+:class:`RetryPolicy`), for calls that are safe to repeat with the same
+answer (:data:`SAFE_METHODS`): reads, Enroll (which always carries an
 idempotency key, generated when the caller gives none) and RevokeApiKey
 (revoking a revoked key succeeds). Creates, deletes (a repeated delete whose
 first attempt succeeded but whose reply was lost would answer NOT_FOUND) and
 the streaming export/import are never retried: on UnavailableError the
 caller checks the state before repeating.
+
+Several registries behind one client (round_robin over every address the
+target resolves to)::
+
+    config = service_config(load_balancing="round_robin")
+    LikenessClient("ipv4:10.0.0.1:50052,10.0.0.2:50052", service_config=config)
+
+:class:`likeness.aio.AsyncLikenessClient` is the same client on asyncio.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-
-import grpc
 
 from likeness import _client_convert as convert
 from likeness._client_errors import (
@@ -49,7 +56,7 @@ from likeness._client_errors import (
     error_for,
 )
 from likeness._client_galleries import GalleryCalls
-from likeness._client_retry import RetryPolicy
+from likeness._client_retry import SAFE_METHODS, RetryPolicy, service_config
 from likeness._client_types import (
     DEFAULT_GALLERY,
     ApiKey,
@@ -88,6 +95,7 @@ from likeness.v1 import (
 
 __all__ = [
     "DEFAULT_GALLERY",
+    "SAFE_METHODS",
     "AbortedError",
     "AlreadyExistsError",
     "ApiKey",
@@ -137,13 +145,12 @@ __all__ = [
     "UnknownError",
     "VerifyResult",
     "error_for",
+    "service_config",
 ]
 
 #: A probe face: encoded image bytes (JPEG, PNG, WebP, BMP) or an embedding
 #: of the gallery's model.
 Probe = convert.Probe
-
-_ENROLL_KEY_PREFIX = "client-"
 
 
 class LikenessClient(GalleryCalls):
@@ -154,7 +161,12 @@ class LikenessClient(GalleryCalls):
     plaintext, True for TLS with the system's root certificates, or the path
     of a PEM file of root certificates. ``timeout_s``: deadline of each unary
     call in seconds, retries included; ``stream_timeout_s``: deadline of a
-    whole export or import. Use as a context manager, or call :meth:`close`.
+    whole export or import. ``retry``: the retry policy of the default
+    service config; ``service_config``: a whole gRPC service config (a
+    JSON-able dict, e.g. from :func:`service_config`) replacing the default,
+    ``retry`` then unused; ``channel_options``: extra gRPC channel options
+    (keepalives, ...), applied last. Use as a context manager, or call
+    :meth:`close`.
     """
 
     # -- Embedder ---------------------------------------------------------
@@ -164,7 +176,7 @@ class LikenessClient(GalleryCalls):
         (default selection: the largest face). NotFoundError when no face."""
         caller, stub = self._embedder_parts()
         request = embedder_pb2.EmbedRequest(image=image, selection=selection_pb(selection))
-        response = caller.unary(stub.Embed, request, timeout_s=self.timeout_s, retry=True)
+        response = caller.unary(stub.Embed, request, timeout_s=self.timeout_s)
         return convert.embed_result(response)
 
     def embed_batch(
@@ -179,32 +191,13 @@ class LikenessClient(GalleryCalls):
                 for i in images
             ]
         )
-        response = caller.unary(stub.EmbedBatch, request, timeout_s=self.timeout_s, retry=True)
-        out: list[EmbedResult | LikenessRpcError] = []
-        for item in response.results:
-            if item.HasField("error"):
-                code = _status_code(item.error.code)
-                out.append(
-                    error_for(
-                        code,
-                        item.error.message,
-                        method="/likeness.v1.Embedder/EmbedBatch",
-                        target=self.embedder_address or "",
-                        info=ErrorInfo(item.error.reason, dict(item.error.reason_metadata))
-                        if item.error.reason
-                        else None,
-                    )
-                )
-            else:
-                out.append(convert.embed_result(item.response))
-        return out
+        response = caller.unary(stub.EmbedBatch, request, timeout_s=self.timeout_s)
+        return convert.embed_batch_results(response, self.embedder_address or "")
 
     def info(self) -> ModelInfo:
         """The embedder's model: fingerprint, dimension, calibrated threshold."""
         caller, stub = self._embedder_parts()
-        response = caller.unary(
-            stub.Info, embedder_pb2.InfoRequest(), timeout_s=self.timeout_s, retry=True
-        )
+        response = caller.unary(stub.Info, embedder_pb2.InfoRequest(), timeout_s=self.timeout_s)
         return convert.model_info(response)
 
     # -- Registry: faces and decisions -------------------------------------
@@ -229,17 +222,11 @@ class LikenessClient(GalleryCalls):
         ``replayed=True``; when None, a random key is generated so that this
         call's own retries are safe.
         """
-        request = registry_pb2.EnrollRequest(
-            gallery=gallery,
-            subject_id=subject_id,
-            images=list(images),
-            embeddings=[convert.embedding_pb(e) for e in embeddings],
-            metadata=dict(metadata or {}),
-            idempotency_key=idempotency_key or _ENROLL_KEY_PREFIX + uuid.uuid4().hex,
-            selection=selection_pb(selection),
+        request = convert.enroll_request(
+            gallery, subject_id, images, embeddings, metadata, idempotency_key, selection
         )
         response = self._registry.unary(
-            self._registry_stub.Enroll, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.Enroll, request, timeout_s=self.timeout_s
         )
         return convert.enroll_result(response)
 
@@ -252,7 +239,7 @@ class LikenessClient(GalleryCalls):
             gallery=gallery, subject_id=subject_id, probe=convert.probe_pb(probe)
         )
         response = self._registry.unary(
-            self._registry_stub.Verify, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.Verify, request, timeout_s=self.timeout_s
         )
         return convert.verify_result(response)
 
@@ -268,16 +255,9 @@ class LikenessClient(GalleryCalls):
         """1:N, open set: the ``top_k`` (1-100) subjects most like the probe
         scoring at least ``min_score`` (default: the gallery's threshold).
         ``selection`` ALL: every face of an image probe, in ``faces``."""
-        request = registry_pb2.IdentifyRequest(
-            gallery=gallery,
-            probe=convert.probe_pb(probe),
-            top_k=top_k,
-            selection=selection_pb(selection),
-        )
-        if min_score is not None:
-            request.min_score = min_score
+        request = convert.identify_request(gallery, probe, top_k, min_score, selection)
         response = self._registry.unary(
-            self._registry_stub.Identify, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.Identify, request, timeout_s=self.timeout_s
         )
         return convert.identify_result(response)
 
@@ -288,7 +268,7 @@ class LikenessClient(GalleryCalls):
             a=convert.probe_pb(a), b=convert.probe_pb(b), gallery=gallery
         )
         response = self._registry.unary(
-            self._registry_stub.Compare, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.Compare, request, timeout_s=self.timeout_s
         )
         return convert.compare_result(response)
 
@@ -298,7 +278,7 @@ class LikenessClient(GalleryCalls):
         """A subject with its faces and metadata; NotFoundError when unknown."""
         request = registry_pb2.GetSubjectRequest(gallery=gallery, subject_id=subject_id)
         response = self._registry.unary(
-            self._registry_stub.GetSubject, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.GetSubject, request, timeout_s=self.timeout_s
         )
         return convert.subject(response)
 
@@ -310,7 +290,7 @@ class LikenessClient(GalleryCalls):
             gallery=gallery, page_size=page_size, page_token=page_token
         )
         response = self._registry.unary(
-            self._registry_stub.ListSubjects, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.ListSubjects, request, timeout_s=self.timeout_s
         )
         return convert.subject_page(response)
 
@@ -335,7 +315,7 @@ class LikenessClient(GalleryCalls):
         """
         request = registry_pb2.DeleteSubjectRequest(gallery=gallery, subject_id=subject_id)
         response = self._registry.unary(
-            self._registry_stub.DeleteSubject, request, timeout_s=self.timeout_s, retry=False
+            self._registry_stub.DeleteSubject, request, timeout_s=self.timeout_s
         )
         return int(response.faces_deleted)
 
@@ -343,7 +323,7 @@ class LikenessClient(GalleryCalls):
         """Remove one face; returns its subject id. NotFoundError when absent."""
         request = registry_pb2.DeleteFaceRequest(gallery=gallery, face_id=face_id)
         response = self._registry.unary(
-            self._registry_stub.DeleteFace, request, timeout_s=self.timeout_s, retry=False
+            self._registry_stub.DeleteFace, request, timeout_s=self.timeout_s
         )
         return str(response.subject_id)
 
@@ -351,13 +331,6 @@ class LikenessClient(GalleryCalls):
         """A gallery's configuration and its subject and face counts."""
         request = registry_pb2.StatsRequest(gallery=gallery)
         response = self._registry.unary(
-            self._registry_stub.Stats, request, timeout_s=self.timeout_s, retry=True
+            self._registry_stub.Stats, request, timeout_s=self.timeout_s
         )
         return convert.gallery_stats(response)
-
-
-def _status_code(value: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == value:
-            return code
-    return grpc.StatusCode.UNKNOWN

@@ -133,6 +133,17 @@ def serve(
             rich_help_panel=_PANEL,
         ),
     ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="serve all/registry: also start the HTTP/JSON gateway on this port (0 = any "
+            "free one) \\[default: off].",
+            show_default=False,
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
     embedder_address: Annotated[
         str | None,
         typer.Option(
@@ -199,6 +210,8 @@ def serve(
     """
     started: list[_Server] = []
     on_hangup: Callable[[], None] | None = None
+    if http_port is not None and target is Target.EMBEDDER:
+        fail("--http-port needs the registry: serve all or serve registry", ExitCode.USAGE)
     if target in (Target.REGISTRY, Target.ALL):
         _refuse_exposed_registry(host)
     # Caught before any server starts: a signal sent as soon as one answers
@@ -259,11 +272,39 @@ def serve(
                     f"registry  listening on {rs.host}:{registry.port}  store {rs.store} {where}  "
                     f"embedder {rs.embedder_address}"
                 )
+                if http_port is not None:
+                    started.append(
+                        _start_gateway(host, http_port, rs.host, registry.port, rs.embedder_address)
+                    )
             _wait_for_signal(signals, on_hangup)
         finally:
             for server in reversed(started):
                 # None: each server drains for its own settings' grace_s.
                 server.stop(grace_s)
+
+
+def _start_gateway(
+    host: str | None, port: int, registry_host: str, registry_port: int, embedder: str
+) -> _Server:
+    """Start the HTTP/JSON gateway in front of this process's registry."""
+    from gateway.server import HttpGateway
+    from gateway.settings import GatewaySettings
+
+    dial = "127.0.0.1" if registry_host in _WILDCARDS else registry_host
+    gs = GatewaySettings(
+        **_given(
+            host=host,
+            port=port,
+            registry_address=f"{dial}:{registry_port}",
+            embedder_address=embedder,
+        )
+    )
+    gateway = _start("HTTP gateway", lambda: HttpGateway(gs))
+    typer.echo(
+        f"http      listening on {gs.host}:{gateway.port}  registry {gs.registry_address}  "
+        f"OpenAPI http://{gs.host}:{gateway.port}/docs"
+    )
+    return gateway
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
-from likeness import errors
+from likeness import errors, tracing
 from likeness.quality import quality_from_pb
 from likeness.reasons import error_info_of
 from likeness.selection import FaceSelection, to_pb
@@ -170,7 +170,9 @@ class EmbedderClient:
         request = embedder_pb2.EmbedRequest(image=image, selection=to_pb(selection))
         timeout = self._timeout(timeout_s)
         try:
-            response = self._stub.Embed(request, timeout=timeout, metadata=self._metadata)
+            response = self._stub.Embed(
+                request, timeout=timeout, metadata=tracing.outgoing(self._metadata)
+            )
         except grpc.RpcError as exc:
             raise _map_rpc_error(exc, self._address) from None
         faces = []
@@ -192,7 +194,9 @@ class EmbedderClient:
         timeout = self._timeout(timeout_s)
         try:
             response = self._stub.Info(
-                embedder_pb2.InfoRequest(), timeout=timeout, metadata=self._metadata
+                embedder_pb2.InfoRequest(),
+                timeout=timeout,
+                metadata=tracing.outgoing(self._metadata),
             )
         except grpc.RpcError as exc:
             raise _map_rpc_error(exc, self._address) from None
@@ -213,7 +217,7 @@ class EmbedderClient:
             response = self._health.Check(
                 health_pb2.HealthCheckRequest(service=""),
                 timeout=_HEALTH_TIMEOUT_S,
-                metadata=self._metadata,
+                metadata=tracing.outgoing(self._metadata),
             )
         except grpc.RpcError as exc:
             if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
@@ -233,7 +237,9 @@ class EmbedderClient:
         succeeds; a refused key is logged (error) once until it is accepted."""
         try:
             self._stub.Info(
-                embedder_pb2.InfoRequest(), timeout=_HEALTH_TIMEOUT_S, metadata=self._metadata
+                embedder_pb2.InfoRequest(),
+                timeout=_HEALTH_TIMEOUT_S,
+                metadata=tracing.outgoing(self._metadata),
             )
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN

@@ -15,6 +15,7 @@ import threading
 
 from likeness import errors, logs, serving
 from likeness.interceptor import ErrorInterceptor
+from likeness.tracing import TracingInterceptor
 from likeness.v1 import registry_pb2, registry_pb2_grpc
 from server.audit import AuditLog
 from server.auth import KEYS_FILE, Authenticator, KeyStore
@@ -97,7 +98,14 @@ class RegistryServer:
             # Outermost first: metrics see every call's final status; the
             # error interceptor maps what authentication raises and gives the
             # audit line its request id.
-            [self.metrics.interceptor(), ErrorInterceptor(), GuardInterceptor(auth, self._audit)],
+            # Tracing inside the error interceptor: its span carries the
+            # request id the call answers with.
+            [
+                self.metrics.interceptor(),
+                ErrorInterceptor(),
+                TracingInterceptor(),
+                GuardInterceptor(auth, self._audit),
+            ],
             thread_name="registry",
         )
         self.port = self._grpc.port

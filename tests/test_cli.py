@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from likeness.client import LikenessClient
@@ -554,3 +555,40 @@ def test_serve_drains_for_the_settings_grace_unless_told(
     assert result.exit_code == 0, result.output
     assert "registry  listening on 127.0.0.1:" in result.stdout
     assert graces == [drained_s]
+
+
+def test_serve_registry_with_http_port_starts_the_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    answers: list[tuple[int, Any]] = []
+
+    def call_the_gateway(*_: Any) -> None:
+        port = int(re.findall(r"http\s+listening on 127\.0\.0\.1:(\d+)", output.getvalue())[0])
+        reply = httpx.get(f"http://127.0.0.1:{port}/v1/galleries", timeout=30.0)
+        answers.append((reply.status_code, reply.json()))
+
+    import io
+
+    output = io.StringIO()
+    real_echo = typer.echo
+
+    def echo(message: Any = "", *args: Any, **kwargs: Any) -> None:
+        output.write(f"{message}\n")
+        real_echo(message, *args, **kwargs)
+
+    monkeypatch.setattr("likeness_cli.serve.typer.echo", echo)
+    monkeypatch.setattr("likeness_cli.serve._wait_for_signal", call_the_gateway)
+    monkeypatch.setattr("likeness.logs.configure", lambda *args, **kwargs: None)
+    args = ["serve", "registry", "--registry-port", "0", "--metrics-port", "0", "--http-port", "0"]
+    args += ["--data-dir", str(tmp_path), "--embedder-address", f"127.0.0.1:{closed_port()}"]
+    result = CliRunner().invoke(app, args, env={"LIKENESS_REGISTRY_API_KEYS_REQUIRED": "false"})
+    assert result.exit_code == 0, result.output
+    assert answers == [(200, [])]
+
+
+def test_serve_embedder_refuses_an_http_port() -> None:
+    result = CliRunner().invoke(app, ["serve", "embedder", "--http-port", "8080"])
+    assert result.exit_code == 2
+    assert "--http-port needs the registry" in result.output

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from likeness import errors
+from likeness import errors, tracing
 from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
@@ -171,7 +171,8 @@ class Enrolment(ServiceBase):
             # Payload only: a full upsert of the existing faces would bring
             # back one that a concurrent DeleteFace removed.
             self._store.set_subject_metadata(config.name, subject, dict(new_metadata))
-        self._store.upsert_faces(config.name, writes)
+        with tracing.span("store.upsert_faces", {"gallery": config.name, "faces": len(writes)}):
+            self._store.upsert_faces(config.name, writes)
         return EnrollResult(subject, enrolled, duplicates, replayed=False)
 
     def _duplicates(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from likeness import tracing
 from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
@@ -46,7 +47,8 @@ class Matching(ServiceBase):
         probe_vector = self._probe(probe, "probe", config, deadline)
         if not exists:
             config = self._create_default(config)
-        hits = self._store.search(config.name, probe_vector.vector, 1, subject_id=subject)
+        with tracing.span("store.search", {"gallery": config.name}):
+            hits = self._store.search(config.name, probe_vector.vector, 1, subject_id=subject)
         if not hits:
             raise subject_not_found(subject, config.name)
         hit = hits[0]
@@ -106,7 +108,8 @@ class Matching(ServiceBase):
     ) -> dict[str, SearchHit]:
         limit = min(k * 4, _IDENTIFY_MAX_FACES)
         while True:
-            hits = self._store.search(gallery, vector, limit)
+            with tracing.span("store.search", {"gallery": gallery, "limit": limit}):
+                hits = self._store.search(gallery, vector, limit)
             best: dict[str, SearchHit] = {}
             for hit in hits:
                 if hit.subject_id not in best or hit.score > best[hit.subject_id].score:
