@@ -1,0 +1,167 @@
+"""Clustering, duplicates and the gallery map, end to end: ``likeness
+cluster``, ``likeness subjects duplicates`` and ``likeness galleries plot``
+through typer's CliRunner against a real Embedder (dlib-resnet backend) and
+a real Registry on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner, Result
+
+from likeness import clustering
+from likeness.client import LikenessClient
+from likeness_cli import app
+
+pytest_plugins = ["registry_fixtures"]
+
+DATA = Path(__file__).parent / "data"
+PEOPLE = ("Albert_Costa", "Calista_Flockhart", "Kurt_Warner", "Rick_Perry")
+STRANGER = "Aaron_Tippin_0001.jpg"
+
+
+@dataclass(frozen=True)
+class Services:
+    embedder: str
+    registry: str
+
+
+@pytest.fixture(scope="module")
+def services(real_embedder: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    from server.main import create_server
+    from server.settings import RegistrySettings
+
+    registry = create_server(
+        RegistrySettings(
+            host="127.0.0.1",
+            port=0,
+            metrics_port=0,
+            data_dir=tmp_path_factory.mktemp("registry"),
+            embedder_address=real_embedder,
+            workers=4,
+        )
+    )
+    registry.start()
+    yield Services(real_embedder, f"127.0.0.1:{registry.port}")
+    registry.stop(0)
+
+
+def run(services: Services, *args: str) -> Result:
+    env: dict[str, str | None] = {
+        "LIKENESS_REGISTRY_ADDRESS": services.registry,
+        "LIKENESS_EMBEDDER_ADDRESS": services.embedder,
+        "LIKENESS_API_KEY": None,
+        "LIKENESS_GALLERY": None,
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(app, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Four people's photos (three each, in nested folders, shuffled names),
+    a stranger and an image without a face."""
+    folder = tmp_path / "photos"
+    (folder / "holiday").mkdir(parents=True)
+    for n, person in enumerate(PEOPLE):
+        for i in (1, 2, 3):
+            target = folder / ("holiday" if i == 2 else "") / f"img_{i}{n}.jpg"
+            shutil.copy(DATA / "lfw" / f"{person}_000{i}.jpg", target)
+    shutil.copy(DATA / "stranger" / STRANGER, folder / "img_stranger.jpg")
+    shutil.copy(DATA / "bad" / "no_face.jpg", folder / "holiday" / "img_noface.jpg")
+    return folder
+
+
+def _truth(file: str) -> str:
+    name = Path(file).stem
+    return "stranger" if name == "img_stranger" else PEOPLE[int(name[-1])]
+
+
+def test_cluster_groups_the_photos_by_person(
+    services: Services, photos: Path, tmp_path: Path
+) -> None:
+    out_file = tmp_path / "clusters.json"
+    links = tmp_path / "by_person"
+    result = run(
+        services, "cluster", str(photos), "--out", str(out_file), "--link-into", str(links)
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out_file.read_text())
+    groups = sorted(sorted(_truth(f["file"]) for f in c["faces"]) for c in doc["clusters"])
+    # Kurt_Warner_0002 also shows a second, small face in the background
+    # (top left), someone else: it matches nobody and stays alone.
+    background = [c for c in doc["clusters"] if c["faces"][0]["box"][1] < 0]
+    assert [c["size"] for c in background] == [1]
+    assert groups == sorted([[p] * 3 for p in PEOPLE] + [["stranger"], ["Kurt_Warner"]])
+    assert doc["images_without_faces"] == [
+        {"file": str(Path("holiday") / "img_noface.jpg"), "reason": "no face"}
+    ]
+    face = doc["clusters"][0]["faces"][0]
+    assert len(face["box"]) == 4 and face["quality"]["face_size_px"] > 0
+    # One folder per cluster, each with links to that person's photos.
+    folders = sorted(links.iterdir())
+    assert len(folders) == 6
+    for folder in folders:
+        targets = {p.resolve() for p in folder.iterdir()}
+        people = {_truth(str(t)) for t in targets}
+        assert len(people) == 1 and all(t.is_file() for t in targets)
+
+
+def test_cluster_resumes_from_its_cache(services: Services, photos: Path, tmp_path: Path) -> None:
+    out_file = tmp_path / "clusters.json"
+    assert run(services, "cluster", str(photos), "--out", str(out_file)).exit_code == 0
+    cache = out_file.with_name("clusters.json.faces.jsonl")
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 14  # one per image, the one without a face included
+    # A rerun with one new photo embeds that photo only.
+    shutil.copy(DATA / "lfw" / "Rick_Perry_0001.jpg", photos / "img_43.jpg")
+    assert run(services, "cluster", str(photos), "--out", str(out_file)).exit_code == 0
+    added = cache.read_text().splitlines()[len(lines) :]
+    assert [json.loads(line)["file"] for line in added] == ["img_43.jpg"]
+    doc = json.loads(out_file.read_text())
+    assert doc["clusters"][0]["size"] == 4
+    assert {_truth(f["file"]) for f in doc["clusters"][0]["faces"]} == {"Rick_Perry"}
+
+
+def test_cluster_labels_clusters_with_gallery_subjects(
+    services: Services, photos: Path, tmp_path: Path
+) -> None:
+    with LikenessClient(services.registry, services.embedder) as client:
+        client.create_gallery("cluster-label")
+        client.enroll(
+            "albert",
+            [(DATA / "lfw" / "Albert_Costa_0001.jpg").read_bytes()],
+            gallery="cluster-label",
+        )
+    out_file = tmp_path / "clusters.json"
+    result = run(services, "cluster", str(photos), "--out", str(out_file), "-g", "cluster-label")
+    assert result.exit_code == 0, result.output
+    labels: dict[str, set[str]] = {}
+    for c in json.loads(out_file.read_text())["clusters"]:
+        labels.setdefault(c["subject"], set()).update(_truth(f["file"]) for f in c["faces"])
+    assert labels == {"albert": {"Albert_Costa"}, "unknown": {*PEOPLE[1:], "stranger"}}
+
+
+def test_cluster_of_a_missing_folder_is_a_usage_error(services: Services, tmp_path: Path) -> None:
+    result = run(services, "cluster", str(tmp_path / "nowhere"))
+    assert result.exit_code == 2
+    assert "not a folder" in result.output
+
+
+def test_chinese_whispers_keeps_unlinked_faces_apart() -> None:
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(6, 64))
+    vectors = np.repeat(centres, 5, axis=0) + 0.2 * rng.normal(size=(30, 64))
+    lonely = rng.normal(size=(3, 64))
+    labels = clustering.cluster(np.vstack([vectors, lonely]), threshold=0.6, k=3)
+    assert labels[:30].tolist() == np.repeat(np.arange(6), 5).tolist()
+    assert sorted(labels[30:].tolist()) == [6, 7, 8]
