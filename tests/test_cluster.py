@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from likeness import clustering
-from likeness.client import LikenessClient
+from likeness.client import FaceSelection, LikenessClient
 from likeness_cli import app
 
 pytest_plugins = ["registry_fixtures"]
@@ -155,6 +155,74 @@ def test_cluster_of_a_missing_folder_is_a_usage_error(services: Services, tmp_pa
     result = run(services, "cluster", str(tmp_path / "nowhere"))
     assert result.exit_code == 2
     assert "not a folder" in result.output
+
+
+@pytest.fixture(scope="module")
+def twice_enrolled(services: Services) -> str:
+    """A gallery of ten people, Emma Watson enrolled twice (as "emma" with
+    two photos and as "watson" with the third)."""
+    name = "dups"
+    lfw = DATA / "lfw"
+    with LikenessClient(services.registry, services.embedder) as client:
+        client.create_gallery(name)
+        people = sorted({p.stem[:-5] for p in lfw.glob("*.jpg")} - {"Emma_Watson"})
+        for person in people:
+            images = [(lfw / f"{person}_000{i}.jpg").read_bytes() for i in (1, 2, 3)]
+            # Kurt_Warner_0002 has a small second face in the background.
+            client.enroll(person.lower(), images, gallery=name, selection=FaceSelection.LARGEST)
+        emma = [(lfw / f"Emma_Watson_000{i}.jpg").read_bytes() for i in (1, 2, 3)]
+        client.enroll("emma", emma[:2], gallery=name)
+        client.enroll("watson", emma[2:], gallery=name)
+    return name
+
+
+def test_find_duplicates_reports_the_person_enrolled_twice(
+    services: Services, twice_enrolled: str
+) -> None:
+    with LikenessClient(services.registry) as client:
+        page = client.find_duplicates(gallery=twice_enrolled)
+        stats = client.stats(gallery=twice_enrolled, count_duplicates=True)
+        plain = client.stats(gallery=twice_enrolled)
+        emma = client.get_subject("emma", gallery=twice_enrolled)
+    assert [(p.subject_a, p.subject_b) for p in page.pairs] == [("emma", "watson")]
+    pair = page.pairs[0]
+    assert page.total == 1 and page.next_page_token == ""
+    assert pair.score >= page.min_score == stats.gallery.threshold
+    assert pair.face_a in {f.face_id for f in emma.faces}
+    assert stats.duplicate_pairs == 1 and plain.duplicate_pairs is None
+    result = run(services, "subjects", "duplicates", "-g", twice_enrolled, "--json")
+    assert result.exit_code == 0, result.output
+    assert [(p["subject_a"], p["subject_b"]) for p in json.loads(result.output)] == [
+        ("emma", "watson")
+    ]
+
+
+def test_find_duplicates_pages_through_every_pair(services: Services, twice_enrolled: str) -> None:
+    with LikenessClient(services.registry) as client:
+        everything = client.find_duplicates(gallery=twice_enrolled, min_score=0.8, page_size=1000)
+        paged, token = [], ""
+        while True:
+            page = client.find_duplicates(
+                gallery=twice_enrolled, min_score=0.8, page_size=3, page_token=token
+            )
+            assert len(page.pairs) <= 3 and page.total == everything.total
+            paged.extend(page.pairs)
+            token = page.next_page_token
+            if not token:
+                break
+    assert everything.total > 3 and paged == list(everything.pairs)
+    scores = [p.score for p in paged]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.8
+    assert all(p.subject_a < p.subject_b for p in paged)
+    assert len({(p.subject_a, p.subject_b) for p in paged}) == len(paged)
+
+
+def test_find_duplicates_rejects_a_bad_page_token(services: Services, twice_enrolled: str) -> None:
+    from likeness.client import InvalidArgumentError
+
+    with LikenessClient(services.registry) as client, pytest.raises(InvalidArgumentError) as err:
+        client.find_duplicates(gallery=twice_enrolled, page_token="bogus")
+    assert "page_token" in err.value.details
 
 
 def test_chinese_whispers_keeps_unlinked_faces_apart() -> None:
