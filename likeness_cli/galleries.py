@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from likeness.client import DEFAULT_GALLERY, Gallery
-from likeness_cli import _jsonl
+from likeness_cli import _gallery_plot, _jsonl
 from likeness_cli import _options as opt
 from likeness_cli import _output as out
 from likeness_cli._exit import ExitCode, fail
@@ -245,6 +245,9 @@ def import_(
             f"imported into gallery {name!r}: {out.plural(result.imported, 'face')}, "
             f"{result.skipped} already there"
         )
+
+
+app.command("plot")(opt.connected()(_gallery_plot.plot))
 
 
 def register(root: typer.Typer) -> None:

@@ -225,6 +225,34 @@ def test_find_duplicates_rejects_a_bad_page_token(services: Services, twice_enro
     assert "page_token" in err.value.details
 
 
+def test_plot_draws_the_gallery_map(
+    services: Services, twice_enrolled: str, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    target = tmp_path / "map.png"
+    result = run(services, "galleries", "plot", twice_enrolled, "--out", str(target))
+    assert result.exit_code == 0, result.output
+    assert "11 subjects, 30 faces, 1 duplicate pair" in result.output
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.size == (1000, 800)
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    colours = {tuple(p) for p in pixels[::7].tolist()}
+    assert len(colours) > 50  # points in many colours, not a blank canvas
+    red = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
+    assert red.sum() > 50  # the duplicate pair's line and rings
+
+
+def test_plot_of_a_tiny_gallery_is_a_usage_error(services: Services, tmp_path: Path) -> None:
+    with LikenessClient(services.registry, services.embedder) as client:
+        client.create_gallery("tiny")
+        client.enroll("one", [(DATA / "lfw" / "Rick_Perry_0001.jpg").read_bytes()], gallery="tiny")
+    result = run(services, "galleries", "plot", "tiny", "--out", str(tmp_path / "m.png"))
+    assert result.exit_code == 2
+    assert "at least 3" in result.output
+    assert not (tmp_path / "m.png").exists()
+
+
 def test_chinese_whispers_keeps_unlinked_faces_apart() -> None:
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(6, 64))
