@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from likeness import clustering
-from likeness.client import Embedding, LikenessClient, NotFoundError
+from likeness.client import Embedding, LikenessClient
 from likeness_cli import _options as opt
 from likeness_cli import _output as out
 from likeness_cli._cluster_faces import FoundFace, ImageOutcome, all_faces, embed_folder, matrix
@@ -60,10 +60,7 @@ def _label(
         votes: Counter[str] = Counter()
         best: dict[str, float] = {}
         for face in sorted(c.faces, key=_quality_key)[:_LABEL_PROBES]:
-            try:
-                result = client.identify(Embedding(face.vector, fp), top_k=1, gallery=gallery)
-            except NotFoundError:
-                continue
+            result = client.identify(Embedding(face.vector, fp), top_k=1, gallery=gallery)
             if not result.unknown and result.candidates:
                 top = result.candidates[0]
                 votes[top.subject_id] += 1
@@ -114,6 +111,15 @@ def _link(clusters: Sequence[_Cluster], root: Path, into: Path) -> None:
                 link.symlink_to((root / file).resolve())
 
 
+def _registry_client(address: str, connection: opt.Connection) -> LikenessClient:
+    return LikenessClient(
+        address,
+        api_key=connection.api_key or None,
+        tls=connection.root_cert if connection.root_cert is not None else connection.tls,
+        timeout_s=connection.timeout_s,
+    )
+
+
 def cluster(
     folder: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).")],
     output: Annotated[
@@ -157,6 +163,10 @@ def cluster(
     if not folder.is_dir():
         fail(f"{folder}: not a folder", ExitCode.USAGE)
     cache_file = cache if cache is not None else output.with_name(output.name + ".faces.jsonl")
+    if gallery is not None:
+        # Fail fast, before embedding, on an unknown gallery or a rejected key.
+        with _registry_client(registry, connection) as reg:
+            reg.stats(gallery=gallery)
     with connection.client() as client:
         info = client.info()
         cut = info.default_threshold if threshold is None else threshold
@@ -180,12 +190,7 @@ def cluster(
     labels = clustering.cluster(matrix(faces, info.dim), cut, k=neighbours)
     clusters = _group(faces, labels.tolist())
     if gallery is not None:
-        with LikenessClient(
-            registry,
-            api_key=connection.api_key or None,
-            tls=connection.root_cert if connection.root_cert is not None else connection.tls,
-            timeout_s=connection.timeout_s,
-        ) as reg:
+        with _registry_client(registry, connection) as reg:
             clusters = _label(reg, clusters, gallery, info.model_fingerprint)
     document = _document(clusters, outcomes, folder, cut)
     output.write_text(json.dumps(document, indent=2) + "\n")

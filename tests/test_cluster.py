@@ -151,6 +151,17 @@ def test_cluster_labels_clusters_with_gallery_subjects(
     assert labels == {"albert": {"Albert_Costa"}, "unknown": {*PEOPLE[1:], "stranger"}}
 
 
+def test_cluster_against_an_unknown_gallery_stops_before_embedding(
+    services: Services, photos: Path, tmp_path: Path
+) -> None:
+    out_file = tmp_path / "clusters.json"
+    result = run(services, "cluster", str(photos), "--out", str(out_file), "-g", "nosuch")
+    assert result.exit_code == 3
+    assert "nosuch" in result.output
+    assert not out_file.exists()
+    assert not out_file.with_name("clusters.json.faces.jsonl").exists()
+
+
 def test_cluster_of_a_missing_folder_is_a_usage_error(services: Services, tmp_path: Path) -> None:
     result = run(services, "cluster", str(tmp_path / "nowhere"))
     assert result.exit_code == 2
