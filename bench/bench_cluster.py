@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from likeness import clustering
+from likeness_cli._cluster_faces import FoundFace, all_faces, load_cache, matrix
 
 DEFAULT_LFW = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "lfw"
 DLIB_EXAMPLE_THRESHOLD = 0.5
@@ -126,13 +127,12 @@ def run_ours(folder: Path, work: Path, person_of: dict[str, str]) -> dict[str, f
             boxes.setdefault(face["file"], []).append((len(label_of), face["box"]))
             label_of.append(cid)
     # The grouping alone, on the faces the run cached.
-    from likeness_cli._cluster_faces import all_faces, load_cache, matrix
-
     faces = list(all_faces(list(load_cache(out.with_name(out.name + ".faces.jsonl")).values())))
     vectors = matrix(faces, len(faces[0].vector))
     start = time.perf_counter()
     clustering.cluster(vectors, float(doc["threshold"]))
     grouping = time.perf_counter() - start
+    _sweep("shipped model", faces, vectors, person_of, SWEEP_OURS)
     return _summary(boxes, label_of, person_of, len(label_of), elapsed, grouping)
 
 
@@ -184,7 +184,19 @@ def run_dlib(folder: Path, person_of: dict[str, str]) -> tuple[dict[str, float],
     import dlib
 
     files = sorted(person_of)
-    descriptors, boxes, embed_s = dlib_descriptors(folder, files)
+    saved = folder.parent / "dlib.json"
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        descriptors = [dlib.vector(v) for v in data["vectors"]]
+        boxes = {f: [(i, b) for i, b in faces] for f, faces in data["boxes"].items()}
+        embed_s = float(data["seconds"])
+    else:
+        descriptors, boxes, embed_s = dlib_descriptors(folder, files)
+        saved.write_text(
+            json.dumps(
+                {"vectors": [list(d) for d in descriptors], "boxes": boxes, "seconds": embed_s}  # type: ignore[call-overload]
+            )
+        )
     start = time.perf_counter()
     labels = dlib.chinese_whispers_clustering(descriptors, DLIB_EXAMPLE_THRESHOLD)
     dlib_group = time.perf_counter() - start
@@ -209,7 +221,38 @@ def run_dlib(folder: Path, person_of: dict[str, str]) -> tuple[dict[str, float],
     ours_group = time.perf_counter() - start
     same = _summary(boxes, ours.tolist(), person_of, n, embed_s + ours_group, ours_group)
     same["threshold"] = threshold
+    for cut in SWEEP:
+        labels_at = clustering.cluster(vectors, cut).tolist()
+        row = _summary(boxes, labels_at, person_of, n, 0.0, 0.0)
+        print(f"sweep dlib-resnet cosine {cut}: " + _short(row))
     return dlib_result, same
+
+
+SWEEP_OURS = (0.68, 0.72, 0.76, 0.80, 0.84)
+
+
+def _sweep(
+    name: str,
+    faces: Sequence[FoundFace],
+    vectors: np.ndarray,
+    person_of: dict[str, str],
+    cuts: Sequence[float],
+) -> None:
+    boxes: dict[str, list[tuple[int, Sequence[int]]]] = {}
+    for i, face in enumerate(faces):
+        boxes.setdefault(face.file, []).append((i, face.box))
+    for cut in cuts:
+        labels = clustering.cluster(vectors, cut).tolist()
+        row = _summary(boxes, labels, person_of, len(faces), 0.0, 0.0)
+        print(f"sweep {name} cosine {cut}: " + _short(row))
+
+
+SWEEP = (0.92, 0.93, 0.94, 0.95, 0.96)
+
+
+def _short(row: dict[str, float]) -> str:
+    keys = ("pairwise_precision", "pairwise_recall", "bcubed_f", "clusters")
+    return ", ".join(f"{k} {row[k]:.4g}" for k in keys)
 
 
 def scale(n: int) -> float:
@@ -231,18 +274,22 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=0)
     parser.add_argument("--scale", type=int, default=0)
     parser.add_argument("--skip-lfw", action="store_true")
+    parser.add_argument(
+        "--work", type=Path, help="Keep photos, caches and descriptors here (reused by a rerun)."
+    )
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus; {time.strftime('%F %T %Z')}")
     if not args.skip_lfw:
         photos = devtest_photos(args.lfw, args.people)
         with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
+            work = args.work or Path(tmp)
             folder = work / "photos"
-            folder.mkdir()
+            folder.mkdir(parents=True, exist_ok=True)
             person_of: dict[str, str] = {}
             for i, (person, photo) in enumerate(photos):
                 name = f"{i:05d}.jpg"
-                shutil.copy(photo, folder / name)
+                if not (folder / name).exists():  # a rerun keeps the caches valid
+                    shutil.copy(photo, folder / name)
                 person_of[name] = person
             print(f"{len(photos)} photos of {len(set(person_of.values()))} people")
             rows = {"likeness cluster (shipped model)": run_ours(folder, work, person_of)}
