@@ -141,7 +141,10 @@ def cluster(
     registry: opt.Registry = opt.DEFAULT_REGISTRY,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Cosine similarity linking two faces (default: the model's)."),
+        typer.Option(
+            help="Cosine similarity linking two faces (default: the model's verification "
+            "threshold, loose for big folders: see docs/BENCHMARKS.md#clustering)."
+        ),
     ] = None,
     neighbours: Annotated[
         int, typer.Option(min=1, max=1000, help="Neighbours kept per face.")
