@@ -15,6 +15,8 @@ from likeness._client_types import (
     Candidate,
     CompareResult,
     DuplicateCandidate,
+    DuplicatePage,
+    DuplicatePair,
     Embedding,
     EmbedResult,
     EnrolledFace,
@@ -185,7 +187,24 @@ def gallery(msg: Any) -> Gallery:
 
 
 def gallery_stats(msg: Any) -> GalleryStats:
-    return GalleryStats(gallery(msg.gallery), msg.subjects, msg.faces, msg.store_backend)
+    return GalleryStats(
+        gallery(msg.gallery),
+        msg.subjects,
+        msg.faces,
+        msg.store_backend,
+        msg.duplicate_pairs if msg.HasField("duplicate_pairs") else None,
+    )
+
+
+def duplicate_page(msg: Any) -> DuplicatePage:
+    return DuplicatePage(
+        tuple(
+            DuplicatePair(p.subject_a, p.subject_b, p.score, p.face_a, p.face_b) for p in msg.pairs
+        ),
+        msg.next_page_token,
+        msg.total_pairs,
+        msg.min_score,
+    )
 
 
 def exported_face(msg: Any) -> ExportedFace:

@@ -10,7 +10,15 @@ import grpc
 
 from likeness import _client_convert as convert
 from likeness._client_base import ClientBase
-from likeness._client_types import ApiKey, CreatedApiKey, ExportedFace, Gallery, ImportResult
+from likeness._client_types import (
+    ApiKey,
+    CreatedApiKey,
+    DuplicatePage,
+    DuplicatePair,
+    ExportedFace,
+    Gallery,
+    ImportResult,
+)
 from likeness.v1 import registry_pb2
 
 
@@ -18,6 +26,39 @@ class GalleryCalls(ClientBase):
     """The gallery and API-key calls of the client."""
 
     # -- Registry: galleries ---------------------------------------------
+
+    def find_duplicates(
+        self,
+        *,
+        gallery: str = "default",
+        page_size: int = 0,
+        page_token: str = "",
+        min_score: float | None = None,
+    ) -> DuplicatePage:
+        """One page (1-1000 pairs, 0 = 100) of the pairs of different subjects
+        whose faces score >= ``min_score`` (cosine; default the gallery's
+        threshold), best first. Needs the admin role on the gallery."""
+        request = registry_pb2.FindDuplicatesRequest(
+            gallery=gallery, page_size=page_size, page_token=page_token
+        )
+        if min_score is not None:
+            request.min_score = min_score
+        response = self._registry.unary(
+            self._registry_stub.FindDuplicates, request, timeout_s=self.timeout_s
+        )
+        return convert.duplicate_page(response)
+
+    def iter_duplicates(
+        self, *, gallery: str = "default", min_score: float | None = None
+    ) -> Iterator[DuplicatePair]:
+        """Every duplicate pair, page after page (see :meth:`find_duplicates`)."""
+        token = ""
+        while True:
+            page = self.find_duplicates(gallery=gallery, page_token=token, min_score=min_score)
+            yield from page.pairs
+            token = page.next_page_token
+            if not token:
+                return
 
     def create_gallery(
         self,

@@ -28,6 +28,7 @@ SAFE_METHODS: Mapping[str, tuple[str, ...]] = {
         "ListSubjects",
         "Stats",
         "ListGalleries",
+        "FindDuplicates",
     ),
     "likeness.v1.Admin": ("ListApiKeys", "RevokeApiKey"),
     "likeness.v1.Embedder": ("Embed", "EmbedBatch", "Info"),

@@ -241,6 +241,32 @@ class GalleryStats:
     subjects: int
     faces: int
     store_backend: str
+    #: Pairs of different subjects whose faces match (FindDuplicates at the
+    #: gallery's threshold); None unless asked for (``count_duplicates``).
+    duplicate_pairs: int | None = None
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two different subjects (``subject_a`` < ``subject_b``) whose faces
+    ``face_a`` and ``face_b`` have cosine similarity ``score`` (their best)."""
+
+    subject_a: str
+    subject_b: str
+    score: float
+    face_a: str
+    face_b: str
+
+
+@dataclass(frozen=True)
+class DuplicatePage:
+    """One page of duplicate pairs, best first; ``total`` pairs in all pages
+    at ``min_score``; ``next_page_token`` empty on the last page."""
+
+    pairs: tuple[DuplicatePair, ...]
+    next_page_token: str
+    total: int
+    min_score: float
 
 
 @dataclass(frozen=True)

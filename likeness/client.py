@@ -65,6 +65,8 @@ from likeness._client_types import (
     CompareResult,
     CreatedApiKey,
     DuplicateCandidate,
+    DuplicatePage,
+    DuplicatePair,
     Embedding,
     EmbedResult,
     EnrolledFace,
@@ -107,6 +109,8 @@ __all__ = [
     "DataLossError",
     "DeadlineExceededError",
     "DuplicateCandidate",
+    "DuplicatePage",
+    "DuplicatePair",
     "EmbedResult",
     "Embedding",
     "EnrollResult",
@@ -327,9 +331,13 @@ class LikenessClient(GalleryCalls):
         )
         return str(response.subject_id)
 
-    def stats(self, *, gallery: str = DEFAULT_GALLERY) -> GalleryStats:
-        """A gallery's configuration and its subject and face counts."""
-        request = registry_pb2.StatsRequest(gallery=gallery)
+    def stats(
+        self, *, gallery: str = DEFAULT_GALLERY, count_duplicates: bool = False
+    ) -> GalleryStats:
+        """A gallery's configuration and its subject and face counts; with
+        ``count_duplicates`` also its number of duplicate pairs (one index
+        search per face: slower)."""
+        request = registry_pb2.StatsRequest(gallery=gallery, count_duplicates=count_duplicates)
         response = self._registry.unary(
             self._registry_stub.Stats, request, timeout_s=self.timeout_s
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from likeness_cli import decide, enroll, galleries, info, keys, serve, subjects
+from likeness_cli import cluster, decide, enroll, galleries, info, keys, serve, subjects
 from likeness_cli._exit import EPILOG, HandledGroup
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMANDS = (serve, enroll, decide, subjects, galleries, keys, info)
+_COMMANDS = (serve, enroll, decide, subjects, galleries, keys, info, cluster)
 
 for _module in _COMMANDS:
     _module.register(app)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from likeness.client import DEFAULT_GALLERY, Gallery
-from likeness_cli import _jsonl
+from likeness_cli import _gallery_plot, _jsonl
 from likeness_cli import _options as opt
 from likeness_cli import _output as out
 from likeness_cli._exit import ExitCode, fail
@@ -153,13 +153,19 @@ def stats(
         typer.Argument(help="Gallery name (default: --gallery).", show_default=False),
     ] = None,
     gallery: opt.Gallery = DEFAULT_GALLERY,
+    duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--duplicates", help="Also count duplicate subject pairs (slower; admin role)."
+        ),
+    ] = False,
     json_output: opt.Json = False,
     *,
     connection: opt.Connection,
 ) -> None:
     """A gallery's configuration and how many subjects and faces it holds."""
     with connection.client() as client:
-        result = client.stats(gallery=name or gallery)
+        result = client.stats(gallery=name or gallery, count_duplicates=duplicates)
     if json_output:
         out.emit_json(result)
         return
@@ -169,6 +175,8 @@ def stats(
         ("store", result.store_backend),
         *_gallery_rows(result.gallery),
     ]
+    if result.duplicate_pairs is not None:
+        rows.insert(2, ("duplicate pairs", str(result.duplicate_pairs)))
     out.stdout().print(out.key_values(f"gallery {result.gallery.name!r}", rows))
 
 
@@ -245,6 +253,9 @@ def import_(
             f"imported into gallery {name!r}: {out.plural(result.imported, 'face')}, "
             f"{result.skipped} already there"
         )
+
+
+app.command("plot")(opt.connected()(_gallery_plot.plot))
 
 
 def register(root: typer.Typer) -> None:

@@ -102,6 +102,39 @@ def delete_face(
         out.stdout().print(f"deleted face {face_id} of {subject} from gallery {gallery!r}")
 
 
+@app.command("duplicates")
+@opt.connected()
+def duplicates(
+    gallery: opt.Gallery = DEFAULT_GALLERY,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            min=-1.0, max=1.0, help="Cosine similarity a pair must reach (default: the gallery's)."
+        ),
+    ] = None,
+    json_output: opt.Json = False,
+    *,
+    connection: opt.Connection,
+) -> None:
+    """Pairs of different subjects whose faces match: one person enrolled
+    twice, or two people the model confuses. Best score first; admin role."""
+    with connection.client() as client:
+        pairs = list(client.iter_duplicates(gallery=gallery, min_score=min_score))
+    if json_output:
+        out.emit_json(pairs)
+        return
+    table = out.table(
+        f"gallery {gallery!r}: {out.plural(len(pairs), 'duplicate pair')}",
+        "subject",
+        "subject",
+        "score",
+        "faces",
+    )
+    for p in pairs:
+        table.add_row(p.subject_a, p.subject_b, out.score(p.score), f"{p.face_a} {p.face_b}")
+    out.stdout().print(table)
+
+
 def register(root: typer.Typer) -> None:
     """Add ``subjects`` to ``root``."""
     root.add_typer(app, name="subjects")

@@ -85,6 +85,7 @@ REQUIRED_ROLE: dict[str, Role] = {
     _R + "DeleteGallery": Role.ADMIN,
     _R + "ExportGallery": Role.ADMIN,
     _R + "ImportGallery": Role.ADMIN,
+    _R + "FindDuplicates": Role.ADMIN,
     _A + "CreateApiKey": Role.ADMIN,
     _A + "ListApiKeys": Role.ADMIN,
     _A + "RevokeApiKey": Role.ADMIN,

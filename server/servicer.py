@@ -272,11 +272,40 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
         gallery = _gallery_label(request.gallery)
         authorize(context, gallery)
         stats = self._service.stats(request.gallery)
-        return registry_pb2.StatsResponse(
+        response = registry_pb2.StatsResponse(
             gallery=_gallery_pb(stats.gallery),
             subjects=stats.subjects,
             faces=stats.faces,
             store_backend=stats.store_backend,
+        )
+        if request.count_duplicates:
+            response.duplicate_pairs = self._service.count_duplicates(stats.gallery)
+        return response
+
+    def FindDuplicates(  # noqa: N802
+        self, request: registry_pb2.FindDuplicatesRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.FindDuplicatesResponse:
+        authorize(context, _gallery_label(request.gallery))
+        page = self._service.find_duplicates(
+            request.gallery,
+            request.page_size,
+            request.page_token,
+            request.min_score if request.HasField("min_score") else None,
+        )
+        return registry_pb2.FindDuplicatesResponse(
+            pairs=[
+                registry_pb2.DuplicatePair(
+                    subject_a=p.subject_a,
+                    subject_b=p.subject_b,
+                    score=p.score,
+                    face_a=p.face_a,
+                    face_b=p.face_b,
+                )
+                for p in page.pairs
+            ],
+            next_page_token=page.next_page_token,
+            total_pairs=page.total,
+            min_score=page.min_score,
         )
 
     def CreateGallery(  # noqa: N802

@@ -181,6 +181,13 @@ CASES: dict[str, tuple[Call, str, str]] = {
         "gallery",
     ),
     "ImportGallery": (lambda s, a, md: _import(s, md), "admin", "gallery"),
+    "FindDuplicates": (
+        lambda s, a, md: s.FindDuplicates(
+            registry_pb2.FindDuplicatesRequest(gallery=OWN), metadata=md
+        ),
+        "admin",
+        "gallery",
+    ),
     "CreateApiKey": (
         lambda s, a, md: a.CreateApiKey(
             registry_pb2.CreateApiKeyRequest(name="made", scopes={OWN: "read"}), metadata=md

@@ -261,22 +261,26 @@ class DeleteFaceResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
-    __slots__ = ("gallery",)
+    __slots__ = ("gallery", "count_duplicates")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     gallery: str
-    def __init__(self, gallery: _Optional[str] = ...) -> None: ...
+    count_duplicates: bool
+    def __init__(self, gallery: _Optional[str] = ..., count_duplicates: _Optional[bool] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("gallery", "subjects", "faces", "store_backend")
+    __slots__ = ("gallery", "subjects", "faces", "store_backend", "duplicate_pairs")
     GALLERY_FIELD_NUMBER: _ClassVar[int]
     SUBJECTS_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     STORE_BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_PAIRS_FIELD_NUMBER: _ClassVar[int]
     gallery: Gallery
     subjects: int
     faces: int
     store_backend: str
-    def __init__(self, gallery: _Optional[_Union[Gallery, _Mapping]] = ..., subjects: _Optional[int] = ..., faces: _Optional[int] = ..., store_backend: _Optional[str] = ...) -> None: ...
+    duplicate_pairs: int
+    def __init__(self, gallery: _Optional[_Union[Gallery, _Mapping]] = ..., subjects: _Optional[int] = ..., faces: _Optional[int] = ..., store_backend: _Optional[str] = ..., duplicate_pairs: _Optional[int] = ...) -> None: ...
 
 class Gallery(_message.Message):
     __slots__ = ("name", "model_fingerprint", "dim", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "created_at", "gate_probes")
@@ -452,3 +456,41 @@ class RevokeApiKeyRequest(_message.Message):
 class RevokeApiKeyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class FindDuplicatesRequest(_message.Message):
+    __slots__ = ("gallery", "page_size", "page_token", "min_score")
+    GALLERY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    gallery: str
+    page_size: int
+    page_token: str
+    min_score: float
+    def __init__(self, gallery: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_score: _Optional[float] = ...) -> None: ...
+
+class DuplicatePair(_message.Message):
+    __slots__ = ("subject_a", "subject_b", "score", "face_a", "face_b")
+    SUBJECT_A_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_B_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    FACE_A_FIELD_NUMBER: _ClassVar[int]
+    FACE_B_FIELD_NUMBER: _ClassVar[int]
+    subject_a: str
+    subject_b: str
+    score: float
+    face_a: str
+    face_b: str
+    def __init__(self, subject_a: _Optional[str] = ..., subject_b: _Optional[str] = ..., score: _Optional[float] = ..., face_a: _Optional[str] = ..., face_b: _Optional[str] = ...) -> None: ...
+
+class FindDuplicatesResponse(_message.Message):
+    __slots__ = ("pairs", "next_page_token", "total_pairs", "min_score")
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    pairs: _containers.RepeatedCompositeFieldContainer[DuplicatePair]
+    next_page_token: str
+    total_pairs: int
+    min_score: float
+    def __init__(self, pairs: _Optional[_Iterable[_Union[DuplicatePair, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_pairs: _Optional[int] = ..., min_score: _Optional[float] = ...) -> None: ...

@@ -104,6 +104,11 @@ class RegistryStub:
                 request_serializer=likeness_dot_v1_dot_registry__pb2.ImportGalleryRequest.SerializeToString,
                 response_deserializer=likeness_dot_v1_dot_registry__pb2.ImportGalleryResponse.FromString,
                 _registered_method=True)
+        self.FindDuplicates = channel.unary_unary(
+                '/likeness.v1.Registry/FindDuplicates',
+                request_serializer=likeness_dot_v1_dot_registry__pb2.FindDuplicatesRequest.SerializeToString,
+                response_deserializer=likeness_dot_v1_dot_registry__pb2.FindDuplicatesResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -207,6 +212,15 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindDuplicates(self, request, context):
+        """Pairs of different subjects whose faces score at least the threshold:
+        one person enrolled twice, or two people the model confuses. Admin
+        role. Every page recomputes the pairs from the vector index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -279,6 +293,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ImportGallery,
                     request_deserializer=likeness_dot_v1_dot_registry__pb2.ImportGalleryRequest.FromString,
                     response_serializer=likeness_dot_v1_dot_registry__pb2.ImportGalleryResponse.SerializeToString,
+            ),
+            'FindDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindDuplicates,
+                    request_deserializer=likeness_dot_v1_dot_registry__pb2.FindDuplicatesRequest.FromString,
+                    response_serializer=likeness_dot_v1_dot_registry__pb2.FindDuplicatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +678,33 @@ class Registry:
             '/likeness.v1.Registry/ImportGallery',
             likeness_dot_v1_dot_registry__pb2.ImportGalleryRequest.SerializeToString,
             likeness_dot_v1_dot_registry__pb2.ImportGalleryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeness.v1.Registry/FindDuplicates',
+            likeness_dot_v1_dot_registry__pb2.FindDuplicatesRequest.SerializeToString,
+            likeness_dot_v1_dot_registry__pb2.FindDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,
