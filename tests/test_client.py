@@ -22,6 +22,7 @@ from likeness.client import (
     AlreadyExistsError,
     Candidate,
     DeadlineExceededError,
+    FaceSelection,
     FailedPreconditionError,
     IdentifyResult,
     InternalError,
@@ -366,6 +367,23 @@ def test_results_are_plain_dataclasses(fake: FakeRegistry, address: str) -> None
     assert request.HasField("min_score") and request.min_score == pytest.approx(0.2)
     assert subjects == [SubjectSummary(f"s{i:02d}", 1) for i in range(5)]
     assert len(fake.seen["ListSubjects"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("selection", "on_the_wire"),
+    [
+        (FaceSelection.ALL, common_pb2.FACE_SELECTION_ALL),
+        (FaceSelection.LARGEST, common_pb2.FACE_SELECTION_LARGEST),
+        (FaceSelection.REQUIRE_SINGLE, common_pb2.FACE_SELECTION_REQUIRE_SINGLE),
+        (FaceSelection.DEFAULT, common_pb2.FACE_SELECTION_UNSPECIFIED),
+    ],
+)
+def test_enroll_sends_the_selection_asked_for(
+    fake: FakeRegistry, address: str, selection: FaceSelection, on_the_wire: int
+) -> None:
+    with LikenessClient(address) as client:
+        client.enroll("group", [b"jpeg"], selection=selection)
+    assert fake.seen["Enroll"][0].request.selection == on_the_wire
 
 
 def test_backoff_grows_exponentially_with_jitter_under_its_cap() -> None:
