@@ -88,7 +88,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "embedder/batcher.py",
         "future.set_result(vectors[start : start + len(items)])",
         "future.set_result(vectors[: len(items)])",
-        ("tests/test_embedder_service.py", "-k", "concurrent_calls_get_their_own_rows"),
+        ("tests/test_batcher.py", "tests/test_embedder_service.py", "-k", "own_rows"),
     ),
     Mutation(
         "enroll-default-selection",
@@ -254,19 +254,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "mutation" / "known-results.json")
     args = parser.parse_args()
     chosen = [
-        m
-        for m in MUTATIONS
-        if (args.only is None or m.id in args.only) and m.id not in args.skip
+        m for m in MUTATIONS if (args.only is None or m.id in args.only) and m.id not in args.skip
     ]
     if args.list:
         for m in chosen:
-            print(f"{m.id}: {m.what} -> {' '.join(m.tests)}")
+            sys.stdout.write(f"{m.id}: {m.what} -> {' '.join(m.tests)}\n")
         return
     results = []
     for m in chosen:
         row = run_one(m, args.timeout)
         results.append(row)
-        print(json.dumps(row), flush=True)
+        sys.stdout.write(json.dumps(row) + "\n")
+        sys.stdout.flush()
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 
 

@@ -8,8 +8,10 @@ Enroll's per-subject lock against concurrent enrolments and deletes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -276,3 +278,61 @@ def test_concurrent_enrolments_and_deletes_of_one_subject_leave_it_whole(
             continue
         assert len({tuple(sorted(f.metadata.items())) for f in record.faces}) == 1
         assert record.metadata == record.faces[-1].metadata
+
+
+class _MeetInsideEnrol:
+    """A store proxy that makes two enrolments of one subject meet inside
+    their write: each waits (up to 2 s) at a barrier after reading the
+    subject's faces, and every write is slow. Under the per-subject lock the
+    second never reaches the barrier while the first is inside (the wait
+    times out and they run one after the other); without it they interleave."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self._barrier = threading.Barrier(2, timeout=2.0)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def subject_faces(self, gallery: str, subject_id: str) -> object:
+        faces = self._store.subject_faces(gallery, subject_id)  # type: ignore[attr-defined]
+        if subject_id == "shared":
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._barrier.wait()
+        return faces
+
+    def set_subject_metadata(self, *args: object) -> None:
+        time.sleep(0.2)
+        self._store.set_subject_metadata(*args)  # type: ignore[attr-defined]
+
+    def upsert_faces(self, *args: object) -> None:
+        time.sleep(0.2)
+        self._store.upsert_faces(*args)  # type: ignore[attr-defined]
+
+
+def test_two_enrolments_of_one_subject_never_leave_mixed_metadata(
+    memory_store: object, info_embedder: str
+) -> None:
+    client = EmbedderClient(info_embedder, timeout_s=5.0, max_message_bytes=8 << 20)
+    try:
+        plain = RegistryService(memory_store, client)  # type: ignore[arg-type]
+        plain.enroll("", "shared", embeddings=[emb(unit(50))], metadata={"v": "0"})
+        racing = RegistryService(_MeetInsideEnrol(memory_store), client)  # type: ignore[arg-type]
+        threads = [
+            threading.Thread(
+                target=racing.enroll,
+                args=("", "shared"),
+                kwargs={"embeddings": [emb(unit(51 + i))], "metadata": {"v": str(i + 1)}},
+            )
+            for i in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        record = plain.get_subject("", "shared")
+        assert len(record.faces) == 3
+        # The last enrolment's metadata is every face's metadata.
+        assert len({f.metadata["v"] for f in record.faces}) == 1, [f.metadata for f in record.faces]
+    finally:
+        client.close()
