@@ -14,7 +14,7 @@ bin="$(dirname "$py")"
 work="${MUTATION_DIR:-/tmp/likeness-mutation}"
 sessions=("$@")
 if [ ${#sessions[@]} -eq 0 ]; then
-  sessions=(matching selection quality_gates validate auth)
+  sessions=(selection quality_gates matching validate auth)
 fi
 rm -rf "$work/tree" && mkdir -p "$work/tree" "$work/results"
 (cd "$root" && git ls-files -z | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
@@ -24,6 +24,9 @@ export PATH="$bin:$PATH"
 for s in "${sessions[@]}"; do
   db="$work/results/$s.sqlite"
   "$bin/cosmic-ray" init "mutation/cosmic-ray/$s.toml" "$db" --force
+  if grep -q "line-filter" "mutation/cosmic-ray/$s.toml"; then
+    "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
+  fi
   if [ -n "${MUTATION_DEADLINE:-}" ]; then
     left=$(( $(date -u -d "$MUTATION_DEADLINE" +%s) - $(date -u +%s) ))
     [ "$left" -gt 0 ] || { echo "deadline reached before $s"; break; }
