@@ -14,18 +14,23 @@ bin="$(dirname "$py")"
 work="${MUTATION_DIR:-/tmp/likeness-mutation}"
 sessions=("$@")
 if [ ${#sessions[@]} -eq 0 ]; then
-  sessions=(selection quality_gates matching validate auth)
+  sessions=(selection quality_gates matching auth validate)
 fi
-rm -rf "$work/tree" && mkdir -p "$work/tree" "$work/results"
-(cd "$root" && git ls-files -z | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
+# MUTATION_RESUME=1 keeps the copy and the sessions' results, running what is left.
+if [ -z "${MUTATION_RESUME:-}" ]; then
+  rm -rf "$work/tree" "$work/results" && mkdir -p "$work/tree" "$work/results"
+  (cd "$root" && git ls-files -z | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
+fi
 cd "$work/tree"
 export PYTHONPATH="$work/tree"
 export PATH="$bin:$PATH"
 for s in "${sessions[@]}"; do
   db="$work/results/$s.sqlite"
-  "$bin/cosmic-ray" init "mutation/cosmic-ray/$s.toml" "$db" --force
-  if grep -q "line-filter" "mutation/cosmic-ray/$s.toml"; then
-    "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
+  if [ -z "${MUTATION_RESUME:-}" ] || [ ! -f "$db" ]; then
+    "$bin/cosmic-ray" init "mutation/cosmic-ray/$s.toml" "$db" --force
+    if grep -q "line-filter" "mutation/cosmic-ray/$s.toml"; then
+      "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
+    fi
   fi
   if [ -n "${MUTATION_DEADLINE:-}" ]; then
     left=$(( $(date -u -d "$MUTATION_DEADLINE" +%s) - $(date -u +%s) ))
