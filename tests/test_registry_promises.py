@@ -30,6 +30,7 @@ from registry_helpers import (
 
 from likeness import errors
 from likeness.selection import FaceSelection as Selection
+from likeness.selection import from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from server.domain import EmbeddingInput, GalleryOptions, Probe
 from server.embedder_client import EmbedderClient
@@ -135,6 +136,21 @@ def _measured_quality(svc: RegistryService, image: bytes) -> tuple[float, float]
     return face.quality.sharpness, face.quality.yaw_deg
 
 
+def test_the_face_size_gate_refuses_a_face_below_it_and_admits_one_above(
+    image_service: RegistryService,
+) -> None:
+    image = (LFW / "Emma_Watson_0001.jpg").read_bytes()
+    (face,) = image_service.enroll("", "measure", images=[image]).faces
+    assert face.quality is not None
+    size = face.quality.face_size_px
+    image_service.create_gallery("big-faces", GalleryOptions(min_face_size_px=size * 1.5))
+    with pytest.raises(errors.FailedPrecondition, match="face size"):
+        image_service.enroll("big-faces", "emma", images=[image])
+    assert image_service.stats("big-faces").faces == 0
+    image_service.create_gallery("small-faces", GalleryOptions(min_face_size_px=size * 0.5))
+    assert len(image_service.enroll("small-faces", "emma", images=[image]).faces) == 1
+
+
 def test_the_sharpness_gate_refuses_a_face_below_it_and_admits_one_above(
     image_service: RegistryService,
 ) -> None:
@@ -177,6 +193,13 @@ def test_selection_all_enrolls_both_faces_of_a_two_face_image(
     with pytest.raises(errors.FailedPrecondition, match="exactly one face"):
         image_service.enroll("", "single", images=[image], selection=Selection.REQUIRE_SINGLE)
     assert image_service.stats("").faces == 3
+
+
+def test_an_unknown_selection_value_is_invalid_argument() -> None:
+    with pytest.raises(errors.InvalidArgument, match="selection"):
+        from_pb(99, Selection.REQUIRE_SINGLE)
+    assert from_pb(common_pb2.FACE_SELECTION_UNSPECIFIED, Selection.LARGEST) is Selection.LARGEST
+    assert from_pb(common_pb2.FACE_SELECTION_ALL, Selection.LARGEST) is Selection.ALL
 
 
 @pytest.fixture
