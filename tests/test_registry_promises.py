@@ -9,7 +9,6 @@ Enroll's per-subject lock against concurrent enrolments and deletes.
 from __future__ import annotations
 
 import contextlib
-import io
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +17,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from PIL import Image
 from registry_helpers import (
     FINGERPRINT,
     LFW,
     near,
     open_memory_store,
     server_settings,
+    two_faces_jpeg,
     unit,
 )
 
@@ -46,18 +45,6 @@ def emb(v: np.ndarray) -> EmbeddingInput:
 
 def probe(v: np.ndarray) -> Probe:
     return Probe(embedding=emb(v))
-
-
-def two_faces_jpeg() -> bytes:
-    """Two committed LFW photos side by side: one image, two people."""
-    left = Image.open(LFW / "Emma_Watson_0001.jpg").convert("RGB")
-    right = Image.open(LFW / "Kamal_Kharrazi_0001.jpg").convert("RGB")
-    both = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
-    both.paste(left, (0, 0))
-    both.paste(right, (left.width, 0))
-    out = io.BytesIO()
-    both.save(out, "JPEG", quality=95)
-    return out.getvalue()
 
 
 @pytest.fixture
