@@ -222,17 +222,29 @@ def run_one(m: Mutation, timeout_s: float) -> dict[str, object]:
     started = time.monotonic()
     try:
         path.write_text(original.replace(m.old, m.new))
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *m.tests]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-rf",
+            "-p",
+            "no:cacheprovider",
+            *m.tests,
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         try:
             proc = subprocess.run(
                 cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
             )
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+            lines = (proc.stdout + proc.stderr).strip().splitlines()
+            tail = lines[-1:]
+            failed = [ln.split()[1] for ln in lines if ln.startswith("FAILED ")]
             result = "caught" if proc.returncode == 1 else f"NOT caught (exit {proc.returncode})"
             summary = tail[0] if tail else ""
         except subprocess.TimeoutExpired:
-            result, summary = "timed out (not counted as caught)", ""
+            result, summary, failed = "timed out (not counted as caught)", "", []
     finally:
         path.write_text(original)
     return {
@@ -241,6 +253,7 @@ def run_one(m: Mutation, timeout_s: float) -> dict[str, object]:
         "tests": " ".join(m.tests),
         "result": result,
         "summary": summary,
+        "caught_by": failed,
         "seconds": round(time.monotonic() - started, 1),
     }
 

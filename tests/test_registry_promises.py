@@ -136,6 +136,9 @@ def test_the_face_size_gate_refuses_a_face_below_it_and_admits_one_above(
     assert image_service.stats("big-faces").faces == 0
     image_service.create_gallery("small-faces", GalleryOptions(min_face_size_px=size * 0.5))
     assert len(image_service.enroll("small-faces", "emma", images=[image]).faces) == 1
+    # A face exactly at the gate passes it (the gate refuses "below").
+    image_service.create_gallery("at-size", GalleryOptions(min_face_size_px=size))
+    assert len(image_service.enroll("at-size", "emma", images=[image]).faces) == 1
 
 
 def test_the_sharpness_gate_refuses_a_face_below_it_and_admits_one_above(
@@ -149,6 +152,8 @@ def test_the_sharpness_gate_refuses_a_face_below_it_and_admits_one_above(
     assert image_service.stats("sharp").faces == 0
     image_service.create_gallery("soft", GalleryOptions(min_sharpness=sharpness * 0.5))
     assert len(image_service.enroll("soft", "emma", images=[image]).faces) == 1
+    image_service.create_gallery("at-sharpness", GalleryOptions(min_sharpness=sharpness))
+    assert len(image_service.enroll("at-sharpness", "emma", images=[image]).faces) == 1
 
 
 def test_the_yaw_gate_refuses_a_turned_face_and_admits_it_within_the_limit(
@@ -163,6 +168,13 @@ def test_the_yaw_gate_refuses_a_turned_face_and_admits_it_within_the_limit(
     assert image_service.stats("frontal").faces == 0
     image_service.create_gallery("turned", GalleryOptions(max_abs_yaw_deg=abs(yaw) * 2))
     assert len(image_service.enroll("turned", "emma", images=[image]).faces) == 1
+    # A face exactly at the limit passes it (the gate refuses "beyond").
+    image_service.create_gallery("at-yaw", GalleryOptions(max_abs_yaw_deg=abs(yaw)))
+    assert len(image_service.enroll("at-yaw", "emma", images=[image]).faces) == 1
+    # A limit under one degree is a limit too.
+    image_service.create_gallery("strict-yaw", GalleryOptions(max_abs_yaw_deg=0.5))
+    with pytest.raises(errors.FailedPrecondition, match="yaw"):
+        image_service.enroll("strict-yaw", "emma", images=[image])
 
 
 # -- FACE_SELECTION_ALL at Enroll ----------------------------------------------
