@@ -358,3 +358,39 @@ def test_two_enrolments_of_one_subject_never_leave_mixed_metadata(
         assert len({f.metadata["v"] for f in record.faces}) == 1, [f.metadata for f in record.faces]
     finally:
         client.close()
+
+
+# -- decisions at the threshold, and Identify's widening search ---------------
+
+
+def test_a_score_exactly_at_the_threshold_is_a_match(service: RegistryService) -> None:
+    a, b = unit(60), near(unit(60), 600, noise=0.8)
+    service.enroll("", "edge", embeddings=[emb(a)])
+    score = service.verify("", "edge", probe(b)).score
+    service.create_gallery("at-threshold", GalleryOptions(threshold=score))
+    service.enroll("at-threshold", "edge", embeddings=[emb(a)])
+    verdict = service.verify("at-threshold", "edge", probe(b))
+    assert verdict.score == score and verdict.match
+    found = service.identify("at-threshold", probe(b))
+    assert not found.unknown and [c.subject_id for c in found.candidates] == ["edge"]
+    compared = service.compare(probe(a), probe(b), gallery="at-threshold")
+    exact = service.compare(probe(a), probe(b)).score
+    service.create_gallery("at-compare", GalleryOptions(threshold=exact))
+    assert service.compare(probe(a), probe(b), gallery="at-compare").match
+
+
+def test_identify_widens_its_search_past_a_subject_with_many_close_faces(
+    service: RegistryService,
+) -> None:
+    """One subject's 40 faces are all closer to the probe than anyone else:
+    the first face search (4 x top_k faces) sees only them, and Identify
+    must search further to find top_k distinct subjects."""
+    target = unit(70)
+    for i in range(40):
+        service.enroll("", "crowd", embeddings=[emb(near(target, 7000 + i, noise=0.05))])
+    for i, noise in enumerate((0.3, 0.8, 1.5)):
+        service.enroll("", f"far-{i}", embeddings=[emb(near(target, 7100 + i, noise=noise))])
+    result = service.identify("", probe(target), top_k=3, min_score=-1.0)
+    assert [c.subject_id for c in result.candidates] == ["crowd", "far-0", "far-1"]
+    everyone = service.identify("", probe(target), top_k=10, min_score=-1.0)
+    assert [c.subject_id for c in everyone.candidates] == ["crowd", "far-0", "far-1", "far-2"]
