@@ -373,7 +373,6 @@ def test_a_score_exactly_at_the_threshold_is_a_match(service: RegistryService) -
     assert verdict.score == score and verdict.match
     found = service.identify("at-threshold", probe(b))
     assert not found.unknown and [c.subject_id for c in found.candidates] == ["edge"]
-    compared = service.compare(probe(a), probe(b), gallery="at-threshold")
     exact = service.compare(probe(a), probe(b)).score
     service.create_gallery("at-compare", GalleryOptions(threshold=exact))
     assert service.compare(probe(a), probe(b), gallery="at-compare").match
@@ -394,3 +393,60 @@ def test_identify_widens_its_search_past_a_subject_with_many_close_faces(
     assert [c.subject_id for c in result.candidates] == ["crowd", "far-0", "far-1"]
     everyone = service.identify("", probe(target), top_k=10, min_score=-1.0)
     assert [c.subject_id for c in everyone.candidates] == ["crowd", "far-0", "far-1", "far-2"]
+
+
+def test_the_first_verify_creates_the_default_gallery(service: RegistryService) -> None:
+    with pytest.raises(errors.NotFound, match="subject"):
+        service.verify("", "nobody", probe(unit(80)))
+    assert [g.name for g in service.list_galleries()] == ["default"]
+
+
+def test_identify_answers_five_candidates_unless_told(service: RegistryService) -> None:
+    for i in range(7):
+        service.enroll("", f"s{i}", embeddings=[emb(unit(90 + i))])
+    assert len(service.identify("", probe(unit(90)), min_score=-1.0).candidates) == 5
+
+
+class _CountingStore:
+    """Counts the face searches of a store."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.searches = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def search(self, *args: object, **kwargs: object) -> object:
+        self.searches += 1
+        return self._store.search(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+def test_identify_stops_searching_once_the_rest_is_below_the_floor(
+    memory_store: object, info_embedder: str
+) -> None:
+    """Identify widens its face search only while it can still find a
+    subject: not when the search already returned every face, nor when its
+    last face is below the score floor."""
+    client = EmbedderClient(info_embedder, timeout_s=5.0, max_message_bytes=8 << 20)
+    try:
+        counting = _CountingStore(memory_store)
+        service = RegistryService(counting, client)  # type: ignore[arg-type]
+        target = unit(100)
+        service.enroll("", "close", embeddings=[emb(near(target, 1000, noise=0.1))])
+        for i in range(3):
+            service.enroll("", f"few-{i}", embeddings=[emb(unit(1010 + i))])
+        counting.searches = 0
+        service.identify("", probe(target), top_k=10, min_score=-1.0)  # 4 faces < 40 asked
+        assert counting.searches == 1
+        service.create_gallery("floor", GalleryOptions())  # threshold 0.5: the floor
+        service.enroll("floor", "close", embeddings=[emb(near(target, 1000, noise=0.1))])
+        for i in range(40):
+            service.enroll("floor", "crowd", embeddings=[emb(unit(1100 + i))])
+        counting.searches = 0
+        # 12 faces asked: "close" and 11 of "crowd"'s, the last far below the floor.
+        found = service.identify("floor", probe(target), top_k=3)
+        assert [c.subject_id for c in found.candidates] == ["close"]
+        assert counting.searches == 1
+    finally:
+        client.close()
