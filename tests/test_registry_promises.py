@@ -401,6 +401,18 @@ def test_the_first_verify_creates_the_default_gallery(service: RegistryService) 
     assert [g.name for g in service.list_galleries()] == ["default"]
 
 
+def test_the_first_identify_creates_the_default_gallery(service: RegistryService) -> None:
+    assert service.identify("", probe(unit(81))).unknown
+    assert [g.name for g in service.list_galleries()] == ["default"]
+
+
+def test_compare_scores_opposite_faces_minus_one(service: RegistryService) -> None:
+    v = unit(82)
+    result = service.compare(probe(v), probe(-v))
+    assert result.score == pytest.approx(-1.0) and not result.match
+    assert service.compare(probe(v), probe(v)).score == pytest.approx(1.0)
+
+
 def test_identify_answers_five_candidates_unless_told(service: RegistryService) -> None:
     for i in range(7):
         service.enroll("", f"s{i}", embeddings=[emb(unit(90 + i))])
