@@ -363,7 +363,9 @@ def test_two_enrolments_of_one_subject_never_leave_mixed_metadata(
 # -- decisions at the threshold, and Identify's widening search ---------------
 
 
-def test_verify_identify_and_compare_match_a_score_exactly_at_the_threshold(service: RegistryService) -> None:
+def test_verify_identify_and_compare_match_a_score_exactly_at_the_threshold(
+    service: RegistryService,
+) -> None:
     a, b = unit(60), near(unit(60), 600, noise=0.8)
     service.enroll("", "edge", embeddings=[emb(a)])
     score = service.verify("", "edge", probe(b)).score
