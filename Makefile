@@ -3,7 +3,7 @@
 PY ?= .venv/bin/python
 PROTOS := $(wildcard proto/likeness/v1/*.proto)
 
-.PHONY: venv proto proto-check test lint bench serve clean
+.PHONY: venv proto proto-check test lint bench serve clean mutation mutation-known
 
 venv:
 	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'
@@ -24,6 +24,16 @@ lint:
 
 bench:
 	$(PY) -m bench.run_all
+
+# Mutation testing, outside CI (tens of minutes on 2 cores; docs/TESTING.md):
+# cosmic-ray over authorization, validation, matching, selection and the
+# quality gates, each against its own test files, in a copy of the tree.
+mutation:
+	PY=$(PY) bash mutation/run_cosmic_ray.sh
+
+# The issue-25 mutations, each put in alone against the tests that catch it.
+mutation-known:
+	PYTHONPATH=. nice -n 10 $(PY) mutation/known.py
 
 serve:
 	.venv/bin/likeness serve all

@@ -10,6 +10,7 @@ no TensorFlow, starts in about a second).
 
 from __future__ import annotations
 
+import io
 import socket
 from concurrent import futures
 from pathlib import Path
@@ -101,3 +102,17 @@ def open_memory_store() -> FaceStore:
     from server.store.qdrant import QdrantStore
 
     return QdrantStore(location=":memory:")
+
+
+def two_faces_jpeg() -> bytes:
+    """Two committed LFW photos side by side: one image, two people."""
+    from PIL import Image
+
+    left = Image.open(LFW / "Emma_Watson_0001.jpg").convert("RGB")
+    right = Image.open(LFW / "Kamal_Kharrazi_0001.jpg").convert("RGB")
+    both = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
+    both.paste(left, (0, 0))
+    both.paste(right, (left.width, 0))
+    out = io.BytesIO()
+    both.save(out, "JPEG", quality=95)
+    return out.getvalue()

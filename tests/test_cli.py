@@ -592,3 +592,31 @@ def test_serve_embedder_refuses_an_http_port() -> None:
     result = CliRunner().invoke(app, ["serve", "embedder", "--http-port", "8080"])
     assert result.exit_code == 2
     assert "--http-port needs the registry" in result.output
+
+
+def test_rerunning_enroll_subject_images_is_a_no_op(services: Services) -> None:
+    create_gallery(services, "rerun")
+    images = (lfw("Kamal_Kharrazi_0001"), lfw("Kamal_Kharrazi_0003"))
+    code, first = run_json(services, "enroll", "Kamal_Kharrazi", *images, "-g", "rerun")
+    assert code == 0 and len(first["enrolled"]) == 2
+    code, again = run_json(services, "enroll", "Kamal_Kharrazi", *images, "-g", "rerun")
+    assert code == 0
+    assert again["enrolled"] == [] and len(again["already_enrolled"]) == 2
+    code, stats = run_json(services, "galleries", "stats", "rerun")
+    assert (stats["subjects"], stats["faces"]) == (1, 2)
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_partial(
+    services: Services, tmp_path: Path
+) -> None:
+    dump = tmp_path / "kept.jsonl"
+    dump.write_text("the previous export\n")
+    result = run(services, "galleries", "export", "no-such-gallery", str(dump))
+    assert result.exit_code != 0
+    assert dump.read_text() == "the previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.jsonl"]
+    create_gallery(services, "exported")
+    result = run(services, "galleries", "export", "exported", str(dump))
+    assert result.exit_code == 0, result.output
+    assert dump.read_text() == ""  # an empty gallery: an empty file, replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.jsonl"]

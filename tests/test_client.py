@@ -20,6 +20,7 @@ from likeness.client import (
     AlreadyExistsError,
     Candidate,
     DeadlineExceededError,
+    FaceSelection,
     FailedPreconditionError,
     IdentifyResult,
     InternalError,
@@ -402,3 +403,20 @@ def test_a_service_config_of_the_callers_replaces_the_default(
     ):
         client.verify("alice", b"jpeg")
     assert len(fake.seen["Verify"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("selection", "on_the_wire"),
+    [
+        (FaceSelection.ALL, common_pb2.FACE_SELECTION_ALL),
+        (FaceSelection.LARGEST, common_pb2.FACE_SELECTION_LARGEST),
+        (FaceSelection.REQUIRE_SINGLE, common_pb2.FACE_SELECTION_REQUIRE_SINGLE),
+        (FaceSelection.DEFAULT, common_pb2.FACE_SELECTION_UNSPECIFIED),
+    ],
+)
+def test_enroll_sends_the_selection_asked_for(
+    fake: FakeRegistry, address: str, selection: FaceSelection, on_the_wire: int
+) -> None:
+    with LikenessClient(address) as client:
+        client.enroll("group", [b"jpeg"], selection=selection)
+    assert fake.seen["Enroll"][0].request.selection == on_the_wire

@@ -498,6 +498,19 @@ def test_tampered_weights_are_refused(model_copy: Path) -> None:
         MobileNetBackend(model_copy)
 
 
+def test_a_tampered_litert_file_of_the_shipped_model_is_refused(model_copy: Path) -> None:
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    litert = model_copy / manifest["litert"]
+    assert manifest["litert"] in manifest["files"]  # the shipped manifest hashes it
+    data = bytearray(litert.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    litert.write_bytes(bytes(data))
+    with pytest.raises(FailedPrecondition, match=r"model\.tflite.*sha256"):
+        load_manifest(model_copy)
+    with pytest.raises(FailedPrecondition, match="sha256"):
+        MobileNetBackend(model_copy, runtime="litert")
+
+
 def test_missing_weights_are_refused(model_copy: Path) -> None:
     manifest = json.loads((model_copy / "manifest.json").read_text())
     (model_copy / manifest["weights"]).unlink()

@@ -18,6 +18,7 @@ from registry_helpers import (
     free_port,
     near,
     open_memory_store,
+    two_faces_jpeg,
     unit,
 )
 
@@ -525,6 +526,38 @@ BAD_REQUESTS: dict[str, tuple[type[errors.LikenessError], Callable[[RegistryServ
 }
 
 
+# The field each rejection names first, as the proto's error contract promises.
+NAMED_FIELD: dict[str, str] = {
+    "empty subject id": "subject_id",
+    "10 KB subject id": "subject_id",
+    "subject id with a space": "subject_id",
+    "subject id with non-ASCII": "subject_id",
+    "unknown gallery": "gallery",
+    "bad gallery name": "gallery",
+    "65-character gallery name": "name",
+    "wrong vector dimension": "embeddings[0].values",
+    "NaN in a vector": "embeddings[0].values",
+    "infinity in a vector": "embeddings[0].values",
+    "vector not normalised": "embeddings[0].values",
+    "second vector bad, first good": "embeddings[1].values",
+    "missing fingerprint": "embeddings[0].model_fingerprint",
+    "no faces at all": "images, embeddings",
+    "empty image": "images[0]",
+    "33 metadata entries": "metadata",
+    "metadata value over 1024": "metadata['k']",
+    "metadata key over 64": "metadata",
+    "idempotency key over 128": "idempotency_key",
+    "top_k 1e9": "top_k",
+    "top_k negative": "top_k",
+    "min_score NaN": "min_score",
+    "NaN probe": "probe.values",
+    "empty probe": "probe",
+    "page_size 1001": "page_size",
+    "threshold 2": "threshold",
+    "negative quality gate": "min_sharpness",
+}
+
+
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_malformed_request_is_rejected_and_stores_nothing(
     service: RegistryService, case: str
@@ -534,6 +567,8 @@ def test_malformed_request_is_rejected_and_stores_nothing(
     with pytest.raises(error) as info:
         call(service)
     assert str(info.value)  # a message naming the problem
+    field = NAMED_FIELD[case]
+    assert str(info.value).startswith((f"{field}:", f"{field} ")), str(info.value)
     assert [g.name for g in service.list_galleries()] == ["default"]
     assert counts(service) == (1, 1)
 
@@ -611,10 +646,8 @@ def test_quality_gates_reject_at_enrolment(image_service: RegistryService) -> No
 
 
 def test_selection_all_enrolls_every_face(image_service: RegistryService) -> None:
-    result = image_service.enroll(
-        "", "emma", images=[_image("Emma_Watson_0001.jpg")], selection=Selection.ALL
-    )
-    assert len(result.faces) >= 1
+    result = image_service.enroll("", "pair", images=[two_faces_jpeg()], selection=Selection.ALL)
+    assert len(result.faces) == 2
     assert counts(image_service) == (1, len(result.faces))
 
 

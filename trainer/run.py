@@ -33,21 +33,41 @@ class RunFolder:
 
     @property
     def checkpoint(self) -> Path:
+        """Holds one folder per saved step and the pointer to the current one."""
         return self.path / "checkpoint"
 
     @property
+    def checkpoint_pointer(self) -> Path:
+        """A text file naming the current step folder; replaced in one rename,
+        so a run killed inside a save resumes the previous step whole."""
+        return self.checkpoint / "current"
+
+    def checkpoint_step(self, step: int) -> Path:
+        """The folder a save at ``step`` is written into."""
+        return self.checkpoint / f"step-{step:08d}"
+
+    @property
+    def current_checkpoint(self) -> Path:
+        """The folder the pointer names; a checkpoint written before the
+        pointer existed kept its files in ``checkpoint/`` itself."""
+        if self.checkpoint_pointer.exists():
+            return self.checkpoint / self.checkpoint_pointer.read_text().strip()
+        return self.checkpoint
+
+    @property
     def checkpoint_weights(self) -> Path:
-        return self.checkpoint / "model.weights.h5"
+        return self.current_checkpoint / "model.weights.h5"
 
     @property
     def checkpoint_optimizer(self) -> Path:
         """Optimizer variables and dropout RNG states (.npz)."""
-        return self.checkpoint / "optimizer.npz"
+        return self.current_checkpoint / "optimizer.npz"
 
     @property
     def checkpoint_state(self) -> Path:
-        """The step reached and the history so far (JSON)."""
-        return self.checkpoint / "state.json"
+        """The step reached and the history so far (JSON); its existence
+        marks a resumable run."""
+        return self.current_checkpoint / "state.json"
 
     @property
     def history(self) -> Path:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -149,17 +151,7 @@ def train(
     step0 = 0
     history: list[dict[str, float]] = []
     if resuming:
-        state = json.loads(state_file.read_text())
-        model.load_weights(str(run.checkpoint_weights))
-        opt_state = np.load(run.checkpoint_optimizer)
-        for i, var in enumerate(optimizer.variables):
-            var.assign(opt_state[f"v{i}"])
-        # Checkpoints written before the dropout RNG state was saved lack it.
-        for i, var in enumerate(_rng_states(model)):
-            if f"rng{i}" in opt_state:
-                var.assign(opt_state[f"rng{i}"])
-        step0 = int(state["step"])
-        history = state["history"]
+        step0, history = _load_checkpoint(run, model, optimizer)
         log.info("resumed", extra={"step": step0})
 
     size = cfg.model.input_size
@@ -257,22 +249,55 @@ def check_caches_fit(model: ModelConfig, caches: Iterable[Path | str]) -> None:
 def _save_checkpoint(
     run: RunFolder, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]
 ) -> None:
-    # Each file is written beside its final name, then renamed over it: a
-    # run killed mid-write leaves the previous checkpoint whole.
+    # The step's files are written into a folder of their own, then one
+    # rename of the pointer file switches to it: a run killed anywhere in
+    # here resumes either the previous checkpoint or this one, never a mix.
     run.checkpoint.mkdir(parents=True, exist_ok=True)
-    weights = run.checkpoint_weights.with_name("model-tmp.weights.h5")
-    model.save_weights(str(weights))
-    optimizer_tmp = run.checkpoint_optimizer.with_suffix(".tmp.npz")
+    staging = run.checkpoint / f".staging-{step:08d}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    model.save_weights(str(staging / run.checkpoint_weights.name))
     np.savez(
-        optimizer_tmp,
+        staging / run.checkpoint_optimizer.name,
         **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
         **{f"rng{i}": v.numpy() for i, v in enumerate(_rng_states(model))},
     )
-    weights.replace(run.checkpoint_weights)
-    optimizer_tmp.replace(run.checkpoint_optimizer)
-    tmp = run.checkpoint_state.with_suffix(".tmp.json")
-    tmp.write_text(json.dumps({"step": step, "history": history}))
-    tmp.replace(run.checkpoint_state)
+    (staging / run.checkpoint_state.name).write_text(json.dumps({"step": step, "history": history}))
+    folder = run.checkpoint_step(step)
+    if folder.exists() and folder != run.current_checkpoint:
+        shutil.rmtree(folder)
+    if not folder.exists():
+        staging.rename(folder)
+    else:  # re-saving the current step (a resume that stopped at once): swap via a new name
+        folder = run.checkpoint / f"{folder.name}-{os.getpid()}-{time.monotonic_ns()}"
+        staging.rename(folder)
+    pointer_tmp = run.checkpoint_pointer.with_suffix(".tmp")
+    with pointer_tmp.open("w") as f:
+        f.write(folder.name)
+        f.flush()
+        os.fsync(f.fileno())
+    pointer_tmp.replace(run.checkpoint_pointer)
+    for old in run.checkpoint.iterdir():
+        if old.is_dir() and old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    for legacy in ("model.weights.h5", "optimizer.npz", "state.json"):
+        (run.checkpoint / legacy).unlink(missing_ok=True)
+
+
+def _load_checkpoint(run: RunFolder, model: Any, optimizer: Any) -> tuple[int, list[Any]]:
+    """Load the current checkpoint into ``model`` and ``optimizer``; returns
+    (steps done, history so far)."""
+    folder = run.current_checkpoint
+    state = json.loads((folder / run.checkpoint_state.name).read_text())
+    model.load_weights(str(folder / run.checkpoint_weights.name))
+    opt_state = np.load(folder / run.checkpoint_optimizer.name)
+    for i, var in enumerate(optimizer.variables):
+        var.assign(opt_state[f"v{i}"])
+    # Checkpoints written before the dropout RNG state was saved lack it.
+    for i, var in enumerate(_rng_states(model)):
+        if f"rng{i}" in opt_state:
+            var.assign(opt_state[f"rng{i}"])
+    return int(state["step"]), list(state["history"])
 
 
 def _rng_states(model: Any) -> list[Any]:

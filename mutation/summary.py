@@ -1,0 +1,49 @@
+"""Summarise cosmic-ray sessions: per module, mutants run, killed, survived,
+timed out, still pending, the score (killed / run), and each survivor as
+``line: operator`` with the mutated line.
+
+Usage: python mutation/summary.py /tmp/likeness-mutation/results/*.sqlite
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+
+def summarise(db_path: Path) -> str:
+    db = sqlite3.connect(db_path)
+    rows = db.execute(
+        "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row,"
+        " r.worker_outcome, r.test_outcome, r.diff"
+        " FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id"
+    ).fetchall()
+    counts = {"killed": 0, "survived": 0, "timeout": 0, "pending": 0, "skipped": 0}
+    survivors = []
+    for module, operator, occurrence, line, worker, test, diff in rows:
+        if worker is None:
+            counts["pending"] += 1
+        elif worker.endswith("SKIPPED"):
+            counts["skipped"] += 1
+        elif test is not None and test.endswith("SURVIVED"):
+            counts["survived"] += 1
+            added = [d[1:].strip() for d in (diff or "").splitlines() if d.startswith("+ ")]
+            survivors.append(f"  {module}:{line} {operator} #{occurrence}: {' | '.join(added)}")
+        elif worker.endswith("ABNORMAL") or (test or "").endswith("INCOMPETENT"):
+            counts["timeout"] += 1
+        else:
+            counts["killed"] += 1
+    run = counts["killed"] + counts["survived"] + counts["timeout"]
+    score = f"{(counts['killed'] + counts['timeout']) / run:.1%}" if run else "n/a"
+    head = (
+        f"{db_path.stem}: run {run}, killed {counts['killed']}, survived {counts['survived']}, "
+        f"timeout/incompetent {counts['timeout']}, pending {counts['pending']} "
+        f"(out of scope: {counts['skipped']}); score {score}"
+    )
+    return "\n".join([head, *sorted(survivors)])
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        sys.stdout.write(summarise(Path(arg)) + "\n")
