@@ -7,9 +7,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trainer.cache import CacheSpec
+from trainer.data import FaceData, without_people
 from trainer.recipe import Source, load_recipe
 from trainer.sources import excluded_people, list_source
 from trainer.test_people import (
@@ -102,3 +104,19 @@ def test_no_source_of_v7_yields_a_listed_test_person(
         assert not yielded & excluded, source.name
         if source.kind != "unlabelled":
             assert yielded == ({"celeba-7777777"} if source.listing else {"kept"})
+
+
+def test_a_shared_cache_loses_the_test_peoples_faces_before_training() -> None:
+    people = np.array(["celeba-1", "celeba-2", "", "celeba-1", "celeba-3"])
+    data = FaceData(
+        crops=np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1),
+        landmarks=np.zeros((5, 68, 2), np.float32),
+        person=people,
+        path=np.array([f"{i}.jpg" for i in range(5)]),
+        teacher=np.arange(5 * 128, dtype=np.float32).reshape(5, 128),
+    )
+    kept = without_people(data, {"celeba-1", "celeba-9"})
+    assert kept.person.tolist() == ["celeba-2", "", "celeba-3"]
+    assert kept.path.tolist() == ["1.jpg", "2.jpg", "4.jpg"]
+    assert kept.teacher is not None and kept.teacher[:, 0].tolist() == [128.0, 256.0, 512.0]
+    assert without_people(data, set()) is data

@@ -60,7 +60,12 @@ def list_source(source: Source, excluded: set[str]) -> Listing:
 def excluded_people(recipe: Recipe) -> set[str]:
     """LFW's DevTest people and those of every [test_people] list: they
     never enter training, validation or calibration from any source."""
-    people = set(devtest_people(recipe.lfw))
+    return devtest_people(recipe.lfw) | held_out_people(recipe)
+
+
+def held_out_people(recipe: Recipe) -> set[str]:
+    """The people of the recipe's [test_people] lists."""
+    people: set[str] = set()
     for _, listing in recipe.test_people:
         people |= read_test_people(listing)
     return people
