@@ -92,8 +92,8 @@ def train(
     run.config.write_text(json.dumps(cfg.to_dict(), indent=2))
 
     check_caches_fit(cfg.model, cfg.caches + cfg.view_caches)
-    held_out = set(held_out_people)
-    data = without_people(load_faces([Path(c) for c in cfg.caches]), held_out)
+    test_people = set(held_out_people)
+    data = without_people(load_faces([Path(c) for c in cfg.caches]), test_people)
     check_no_forbidden(data, forbidden_people)
     train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
     if len(val_idx) and len(np.unique(data.person[val_idx])) < 2:
@@ -104,7 +104,7 @@ def train(
     # first stage's targets for the same faces.
     teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
     if cfg.view_caches:
-        views = without_people(load_faces([Path(c) for c in cfg.view_caches]), held_out)
+        views = without_people(load_faces([Path(c) for c in cfg.view_caches]), test_people)
         check_no_forbidden(views, forbidden_people)
         held_out = np.isin(views.person, data.person[val_idx])
         train_data = concat_faces([train_data, views.subset(np.flatnonzero(~held_out))])
