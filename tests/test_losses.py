@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from trainer.losses import (
     distillation_loss,
+    margin_head_loss,
     pairwise_sq_distances,
     relation_loss,
     semi_hard_negatives,
@@ -206,3 +207,50 @@ def test_relation_loss_ignores_a_rotation_but_not_a_distortion() -> None:
     distorted = rotated + 0.3 * rng.normal(size=rotated.shape).astype(np.float32)
     distorted /= np.linalg.norm(distorted, axis=1, keepdims=True)
     assert float(relation_loss(tf.constant(distorted), tf.constant(teacher))) > 1e-3
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_the_margin_head_makes_the_true_class_harder_by_its_margin() -> None:
+    # Two faces on their people's centres (0 and 90 degrees; centres given
+    # unnormalised, length 3): true cosine 1, the other 0.
+    emb = tf.constant(_circle(0, 90))
+    centres = tf.constant(3.0 * _circle(0, 90))
+    labels = tf.constant([0, 1])
+    s, m = 10.0, 0.35
+    cosface = float(margin_head_loss(emb, labels, centres, s, m, "cosface"))
+    # logits (s (1 - m), 0): cross-entropy log(1 + e^(-s (1 - m))).
+    assert cosface == pytest.approx(_softplus(-s * (1 - m)), abs=2e-6)
+    arcface = float(margin_head_loss(emb, labels, centres, s, m, "arcface"))
+    assert arcface == pytest.approx(_softplus(-s * math.cos(m)), abs=2e-6)
+    # No margin: both are the plain scaled-cosine softmax.
+    plain = _softplus(-s)
+    for kind in ("cosface", "arcface"):
+        assert float(margin_head_loss(emb, labels, centres, s, 0.0, kind)) == pytest.approx(
+            plain, abs=2e-6
+        )
+
+
+def test_the_margin_head_scores_angles_and_skips_unlabelled_faces() -> None:
+    # A face at 30 degrees of person 0 (centre 0), person 1's centre at 90.
+    emb = tf.constant(_circle(30, 200))
+    centres = tf.constant(_circle(0, 90))
+    s, m = 4.0, 0.2
+    arc = float(margin_head_loss(emb, tf.constant([0, -1]), centres, s, m, "arcface"))
+    true_logit = s * math.cos(math.radians(30) + m)
+    other_logit = s * math.cos(math.radians(60))
+    assert arc == pytest.approx(_softplus(other_logit - true_logit), abs=2e-6)
+    cos_ = float(margin_head_loss(emb, tf.constant([0, -1]), centres, s, m, "cosface"))
+    true_logit = s * (math.cos(math.radians(30)) - m)
+    assert cos_ == pytest.approx(_softplus(other_logit - true_logit), abs=2e-6)
+    # ArcFace past pi - m: a face at 170 degrees of its centre keeps the angle pi.
+    far = float(
+        margin_head_loss(tf.constant(_circle(170)), tf.constant([0]), centres, s, m, "arcface")
+    )
+    assert far == pytest.approx(_softplus(s * math.cos(math.radians(80)) + s), abs=2e-6)
+    # Only unlabelled faces: no term, not NaN.
+    assert float(margin_head_loss(emb, tf.constant([-1, -1]), centres, s, m, "cosface")) == 0.0
+    with pytest.raises(ValueError, match="sphereface"):
+        margin_head_loss(emb, tf.constant([0, 1]), centres, s, m, "sphereface")

@@ -334,3 +334,15 @@ def test_paired_bootstrap_brackets_a_real_gain_and_not_noise() -> None:
     assert table.splitlines()[0].startswith("| weights vs ref | EER difference [95% interval]")
     assert table.splitlines()[2].startswith(f"| better | {100 * observed:+.2f} [")
     assert "200 resamples" in table
+
+
+def test_best_accuracy_is_the_best_of_every_candidate_threshold_with_ties() -> None:
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.normal(size=300), 1)  # many tied scores
+    same = rng.random(300) < 0.3
+    accuracy, threshold = best_accuracy(scores, same)
+    s = np.unique(scores)
+    candidates = np.r_[s[0] - 1e-6, (s[:-1] + s[1:]) / 2.0, s[-1] + 1e-6]
+    each = [float(np.mean((scores >= t) == same)) for t in candidates]
+    assert accuracy == pytest.approx(max(each))
+    assert threshold == candidates[int(np.argmax(each))]

@@ -96,7 +96,7 @@ def run_build(
     data, caches or run folders that do not fit the recipe."""
     from trainer.average import average_runs
     from trainer.plots import plot_history
-    from trainer.sources import excluded_people, stage_caches
+    from trainer.sources import excluded_people, held_out_people, stage_caches
     from trainer.train import train
 
     recipe = build.recipe
@@ -121,7 +121,14 @@ def run_build(
         stage_caches(recipe, stage, build.cache_root, build.workers)
         cfg = recipe.config(stage, build.cache_root, build.folder.path)
         left = None if max_minutes is None else max_minutes - (time.monotonic() - started) / 60
-        result = train(cfg, run, excluded_people(recipe), _Meter(stage.name, report), left)
+        result = train(
+            cfg,
+            run,
+            excluded_people(recipe),
+            _Meter(stage.name, report),
+            left,
+            held_out_people=held_out_people(recipe),
+        )
         if not run.finished:
             report(f"{stage.name}: stopped at step {result.steps_done}; run again to resume")
             return False

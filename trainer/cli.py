@@ -122,6 +122,61 @@ def evaluate(
     typer.echo(f"figures: {run.evaluation}; ROC/DET plot: {run.roc_plot}")
 
 
+@app.command("test-sets")
+def test_sets(
+    target: Target,
+    runs: Runs = Path("runs"),
+    cache_dir: CacheDir = Path("cache"),
+    test_people: Annotated[
+        str, typer.Option(help="The recipe's [test_people] list to evaluate on.")
+    ] = "celeba",
+    source: Annotated[
+        str, typer.Option(help="The recipe source whose cache holds those people's faces.")
+    ] = "celeba",
+    people: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, help="Another people list (e.g. training people, to try the command)."
+        ),
+    ] = None,
+) -> None:
+    """Evaluate a run and dlib-resnet on both test sets, in one table.
+
+    LFW pairsDevTest and every same/different pair of the held-out people's
+    cached faces: accuracy (10-fold), AUC, EER, TAR at FAR 1e-3 and 1e-4,
+    rank-1. Test people are measured once, for the chosen model
+    (trainer/recipes/v7-rule.md); the rows go into the run folder too."""
+    import json
+    from dataclasses import asdict
+
+    from trainer.sources import evaluation_caches
+    from trainer.test_people import read_test_people
+    from trainer.test_sets import evaluate_test_sets, markdown_table
+
+    where, run = _target(target, runs, cache_dir)
+    recipe = where.recipe
+    lists = dict(recipe.test_people)
+    sources = {s.name: s for s in recipe.sources}
+    if people is None and test_people not in lists:
+        raise typer.BadParameter(f"{recipe.file} names no [test_people] list {test_people!r}")
+    if source not in sources:
+        raise typer.BadParameter(f"{recipe.file} has no source {source!r}")
+    listed = read_test_people(people or lists[test_people])
+    lfw_cache = evaluation_caches(recipe, cache_dir, where.workers)[-1]
+    celeba_cache = recipe.cache_dir(sources[source], recipe.final.input_size, cache_dir)
+    try:
+        rows = evaluate_test_sets(
+            run, recipe.lfw, lfw_cache, celeba_cache, listed, recipe.test_views
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    out = run.path / "test-sets.json"
+    out.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    typer.echo(markdown_table(rows))
+    typer.echo(f"figures: {out}")
+
+
 @app.command()
 def calibrate(
     target: Target,

@@ -66,6 +66,14 @@ def concat_faces(parts: Sequence[FaceData]) -> FaceData:
     )
 
 
+def without_people(data: FaceData, people: Iterable[str]) -> FaceData:
+    """``data`` less every face of ``people``: held-out test people leave a
+    cache that holds them (a listed source's shared cache holds every person,
+    its test people included, since their evaluation reads it)."""
+    gone = np.isin(data.person, np.array(sorted(set(people)), dtype=str))
+    return data if not gone.any() else data.subset(np.flatnonzero(~gone))
+
+
 def check_no_forbidden(data: FaceData, forbidden: Iterable[str]) -> None:
     """Raise ValueError if any face belongs to a forbidden (test) person."""
     bad = set(data.person.tolist()) & set(forbidden)

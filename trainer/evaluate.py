@@ -107,7 +107,7 @@ def evaluate_backend(
             pair_scores(embeddings, index, f) for f in read_view2_folds(lfw_root / "pairs.txt")
         ]
         view2_mean, view2_std = kfold_accuracy([f[0] for f in folds], [f[1] for f in folds])
-    ident = _identification(embeddings[test_mask], data.person[test_mask])
+    ident = identification_of(embeddings[test_mask], data.person[test_mask])
     return EvalReport(
         backend=name,
         devtest_accuracy=accuracy_at(te_s, te_y, threshold),
@@ -126,7 +126,10 @@ def evaluate_backend(
     )
 
 
-def _identification(emb: np.ndarray, people: np.ndarray) -> tuple[float, float]:
+def identification_of(emb: np.ndarray, people: np.ndarray) -> tuple[float, float]:
+    """(rank-1, DIR at FAR 1%) of unit ``emb`` labelled ``people``: the first
+    face of each person with two or more faces enrolled, the rest of theirs
+    probe, people with a single face are the impostors."""
     names, counts = np.unique(people, return_counts=True)
     multi = set(names[counts >= 2].tolist())
     gallery_idx, probe_idx, impostor_idx, seen = [], [], [], set()

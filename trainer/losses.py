@@ -5,6 +5,7 @@ Distances are squared Euclidean on the unit sphere, d = 2 - 2 cos, in [0, 4].
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import tensorflow as tf
@@ -75,3 +76,42 @@ def relation_loss(embeddings: Any, targets: Any) -> Any:
     teacher = tf.matmul(targets, targets, transpose_b=True)
     squared = tf.square(student - teacher) * off_diagonal
     return tf.reduce_sum(squared) / tf.maximum(tf.reduce_sum(off_diagonal), 1.0)
+
+
+#: Margin-head kinds: CosFace subtracts the margin from the true class's
+#: cosine, ArcFace adds it to the true class's angle.
+MARGIN_KINDS = ("cosface", "arcface")
+
+
+def margin_head_loss(
+    embeddings: Any, labels: Any, class_weights: Any, scale: float, margin: float, kind: str
+) -> Any:
+    """Margin softmax over the labelled people (CosFace, Wang et al. 2018;
+    ArcFace, Deng et al. 2019), a training-only head.
+
+    ``embeddings`` (N, D) unit vectors; ``labels`` (N,) int class index of
+    each face's person, -1 for unlabelled faces (left out); ``class_weights``
+    (C, D) one trainable centre per person, normalised here. Logits are
+    ``scale`` x cosine to each centre, the true class's made harder by
+    ``margin`` (cosine units for "cosface", radians for "arcface", whose
+    angle is capped at pi). Returns the mean cross-entropy over labelled
+    rows, 0 when there is none."""
+    if kind not in MARGIN_KINDS:
+        raise ValueError(f"margin head kind {kind!r} is not one of {', '.join(MARGIN_KINDS)}")
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    centres = tf.math.l2_normalize(class_weights, axis=1)
+    cos = tf.clip_by_value(tf.matmul(embeddings, centres, transpose_b=True), -1.0, 1.0)
+    labelled = labels >= 0
+    onehot = tf.one_hot(tf.maximum(labels, 0), tf.shape(centres)[0], dtype=cos.dtype)
+    if kind == "cosface":
+        target = cos - margin
+    else:
+        # cos(theta + m) from the cosine (no acos: it is ill-conditioned at
+        # cosine 1); past theta = pi - m the angle stays at pi.
+        sine = tf.sqrt(tf.maximum(1.0 - tf.square(cos), 0.0))
+        shifted = cos * math.cos(margin) - sine * math.sin(margin)
+        target = tf.where(cos > -math.cos(margin), shifted, -tf.ones_like(cos))
+    logits = scale * tf.where(onehot > 0, target, cos)
+    per_row = tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=logits)
+    weights = tf.cast(labelled, per_row.dtype)
+    return tf.reduce_sum(per_row * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)

@@ -113,9 +113,17 @@ def accuracy_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> float
 def best_accuracy(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     """(best accuracy, its threshold): the threshold is the midpoint between
     the two neighbouring scores, so it generalises to unseen pairs."""
-    s = np.sort(np.unique(scores))
+    s, inverse = np.unique(scores, return_inverse=True)
     candidates = np.r_[s[0] - 1e-6, (s[:-1] + s[1:]) / 2.0, s[-1] + 1e-6]
-    accs = np.array([accuracy_at(scores, same, t) for t in candidates])
+    # Candidate k accepts the scores >= s[k] (the last accepts none): right
+    # decisions are the same pairs at or above s[k] and the different pairs
+    # below it, counted once per distinct score (millions of pairs: no loop).
+    y = same.astype(bool).ravel()
+    same_at = np.bincount(inverse.ravel(), weights=y, minlength=len(s))
+    diff_at = np.bincount(inverse.ravel(), weights=~y, minlength=len(s))
+    same_above = np.r_[np.cumsum(same_at[::-1])[::-1], 0.0]
+    diff_below = np.r_[0.0, np.cumsum(diff_at)]
+    accs = (same_above + diff_below) / len(y)
     i = int(np.argmax(accs))
     return float(accs[i]), float(candidates[i])
 

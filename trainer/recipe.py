@@ -11,6 +11,7 @@ Layout (every key is documented in trainer/recipes/README.md)::
     model_id = "..."                  # the exported model's id
     [network]                         # embedder.model.ModelConfig but input_size
     [lfw]                             # root: its DevTest people leave every source
+    [test_people]                     # optional: name = list file; they leave every source
     [[sources]]                       # name, kind, root; kind-specific keys
     [defaults]                        # stage keys every stage takes unless it sets them
     [[stages]]                        # name, init or average, stage keys
@@ -109,6 +110,9 @@ class Recipe:
     test_views: InferenceViews
     far: float
     calibration_seed: int
+    #: Held-out test people lists (trainer.test_people), by name: their
+    #: people leave every source, like LFW's DevTest people.
+    test_people: tuple[tuple[str, Path], ...] = ()
 
     @property
     def name(self) -> str:
@@ -173,7 +177,12 @@ def load_recipe(file: Path) -> Recipe:
         raise RecipeError(f"{file}: {exc}") from None
     top = _table(raw, "the top level", file)
     tables = ("network", "lfw", "sources", "defaults", "stages", "test_views", "calibration")
-    _check(top, "the top level", file, dict.fromkeys(("model_id", *tables), True))
+    _check(
+        top,
+        "the top level",
+        file,
+        {**dict.fromkeys(("model_id", *tables), True), "test_people": False},
+    )
     network = _table(top["network"], "[network]", file)
     model_keys = {f.name: True for f in fields(ModelConfig) if f.name != "input_size"}
     _check(network, "[network]", file, {**model_keys, "imagenet_weights": False})
@@ -211,6 +220,15 @@ def load_recipe(file: Path) -> Recipe:
         test_views=InferenceViews(**_typed_fields(InferenceViews, views, "[test_views]", file)),
         far=float(calibration["far"]),
         calibration_seed=_typed(calibration["seed"], int, "[calibration] seed", file),
+        test_people=_test_people(top.get("test_people", {}), file),
+    )
+
+
+def _test_people(raw: Any, file: Path) -> tuple[tuple[str, Path], ...]:
+    table = _table(raw, "[test_people]", file)
+    return tuple(
+        (name, Path(_typed(value, str, f"[test_people] {name}", file)))
+        for name, value in table.items()
     )
 
 

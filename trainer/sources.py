@@ -1,5 +1,6 @@
 """A recipe's data: what each source lists, which people leave it (LFW's
-DevTest people, from every named source), and the face caches a stage
+DevTest people and the recipe's [test_people] lists, from every named
+source), and the face caches a stage
 trains on, built through trainer.cache (resumable)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from trainer.cache import (
 )
 from trainer.lfw import devtest_people
 from trainer.recipe import Recipe, Source, Stage, view_cache
+from trainer.test_people import read_test_people
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,17 @@ def list_source(source: Source, excluded: set[str]) -> Listing:
 
 
 def excluded_people(recipe: Recipe) -> set[str]:
-    """LFW's DevTest people: they never enter training from any source."""
-    return devtest_people(recipe.lfw)
+    """LFW's DevTest people and those of every [test_people] list: they
+    never enter training, validation or calibration from any source."""
+    return devtest_people(recipe.lfw) | held_out_people(recipe)
+
+
+def held_out_people(recipe: Recipe) -> set[str]:
+    """The people of the recipe's [test_people] lists."""
+    people: set[str] = set()
+    for _, listing in recipe.test_people:
+        people |= read_test_people(listing)
+    return people
 
 
 def stage_caches(recipe: Recipe, stage: Stage, cache_root: Path, workers: int) -> None:

@@ -34,6 +34,7 @@ from trainer.data import (
     concat_faces,
     load_faces,
     split_people,
+    without_people,
 )
 from trainer.network import freeze_backbone_batchnorm, load_imagenet_backbone
 from trainer.run import RunFolder
@@ -69,6 +70,7 @@ def train(
     forbidden_people: Iterable[str] = (),
     progress: Progress | None = None,
     max_minutes: float | None = None,
+    held_out_people: Iterable[str] = (),
 ) -> TrainResult:
     """Train (or resume) a model into ``run``; the final weights and the
     history are written when it finishes.
@@ -77,6 +79,8 @@ def train(
     test people); training refuses to start if any does. ``progress`` is
     called every 25 steps with (steps done, steps in all, the history row).
     ``max_minutes`` stops early (resumable) after that wall time.
+    ``held_out_people``: test people whose faces are dropped from the caches
+    before the split (so neither training nor validation sees them).
     """
     import tensorflow as tf
 
@@ -90,7 +94,8 @@ def train(
     run.config.write_text(json.dumps(cfg.to_dict(), indent=2))
 
     check_caches_fit(cfg.model, cfg.caches + cfg.view_caches)
-    data = load_faces([Path(c) for c in cfg.caches])
+    test_people = set(held_out_people)
+    data = without_people(load_faces([Path(c) for c in cfg.caches]), test_people)
     check_no_forbidden(data, forbidden_people)
     train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
     if len(val_idx) and len(np.unique(data.person[val_idx])) < 2:
@@ -101,7 +106,7 @@ def train(
     # first stage's targets for the same faces.
     teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
     if cfg.view_caches:
-        views = load_faces([Path(c) for c in cfg.view_caches])
+        views = without_people(load_faces([Path(c) for c in cfg.view_caches]), test_people)
         check_no_forbidden(views, forbidden_people)
         held_out = np.isin(views.person, data.person[val_idx])
         train_data = concat_faces([train_data, views.subset(np.flatnonzero(~held_out))])
