@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -22,6 +25,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from likeness.v1 import embedder_pb2, embedder_pb2_grpc
 from server.settings import RegistrySettings
 from server.store.base import FaceStore
+
+if TYPE_CHECKING:
+    from server.main import RegistryServer
 
 FINGERPRINT = "test-model@0123456789ab"
 DIM = 64
@@ -95,6 +101,29 @@ def server_settings(tmp_path: Path, embedder_address: str, **overrides: object) 
     }
     values.update(overrides)
     return RegistrySettings.model_validate(values)
+
+
+@contextmanager
+def keyed_registry(
+    tmp_path: Path, embedder_address: str, bootstrap_key: str, **overrides: object
+) -> Iterator[RegistryServer]:
+    """A started registry (:func:`server_settings`) that requires API keys,
+    ``bootstrap_key`` its admin key on every gallery; stopped on exit."""
+    from server.main import create_server
+
+    settings = server_settings(
+        tmp_path,
+        embedder_address,
+        api_keys_required=True,
+        bootstrap_admin_key=bootstrap_key,
+        **overrides,
+    )
+    server = create_server(settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(1.0)
 
 
 def open_memory_store() -> FaceStore:

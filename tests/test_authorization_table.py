@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from registry_helpers import FINGERPRINT, LFW, server_settings, unit
+from registry_helpers import FINGERPRINT, LFW, keyed_registry, unit
 
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
-from server.main import RegistryServer, create_server
+from server.main import RegistryServer
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -225,16 +225,8 @@ def allowed(needed: str, where: str, role: str, scope: str) -> bool:
 def server(
     tmp_path_factory: pytest.TempPathFactory, info_embedder: str
 ) -> Iterator[RegistryServer]:
-    settings = server_settings(
-        tmp_path_factory.mktemp("registry"),
-        info_embedder,
-        api_keys_required=True,
-        bootstrap_admin_key=BOOTSTRAP,
-    )
-    srv = create_server(settings)
-    srv.start()
-    yield srv
-    srv.stop(1.0)
+    with keyed_registry(tmp_path_factory.mktemp("registry"), info_embedder, BOOTSTRAP) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from registry_helpers import (
     DIM,
     FINGERPRINT,
     free_port,
+    keyed_registry,
     server_settings,
     start_info_embedder,
     unit,
@@ -57,18 +58,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(data_dir: Path, info_embedder: str) -> Iterator[RegistryServer]:
-    settings = server_settings(
-        data_dir,
-        info_embedder,
-        api_keys_required=True,
-        bootstrap_admin_key=BOOTSTRAP,
-        metrics_port=free_port(),
-        max_message_bytes=1 << 20,
-    )
-    srv = create_server(settings)
-    srv.start()
-    yield srv
-    srv.stop(1.0)
+    with keyed_registry(
+        data_dir, info_embedder, BOOTSTRAP, metrics_port=free_port(), max_message_bytes=1 << 20
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
