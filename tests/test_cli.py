@@ -150,11 +150,25 @@ def two_faces_png() -> bytes:
 
 # -- the README tour --------------------------------------------------------
 
-_TOUR_LINE = re.compile(r"^\.venv/bin/likeness (?P<args>.+?)\s+# exit (?P<code>\d)\b")
+_TOUR_LINE = re.compile(
+    r"^\.venv/bin/likeness (?P<args>.+?)\s+# exit (?P<code>\d)\b(?::\s*(?P<promise>.*))?$"
+)
+# What a tour comment promises the command prints: decisions, "unknown",
+# subject ids and counts. "NO MATCH" is one word, so a promised MATCH is not
+# met by a printed NO MATCH.
+_PRINTED_WORD = re.compile(r"NO MATCH|MATCH|unknown|\b[A-Z][a-z]+_[A-Za-z_]+\b|\b\d+\b")
 
 
-def tour_steps() -> list[tuple[list[str], int]]:
-    """(arguments, expected exit code) of every command in the tour's code blocks."""
+@dataclass(frozen=True)
+class TourStep:
+    args: list[str]
+    exit_code: int
+    promised: list[str]  # words the output shows, in this order
+
+
+def tour_steps() -> list[TourStep]:
+    """Every command in the tour's code blocks, with the exit code and the
+    words its ``# exit N: ...`` comment promises."""
     steps = []
     in_code = False
     readme = TOUR.read_text(encoding="utf-8")
@@ -165,8 +179,25 @@ def tour_steps() -> list[tuple[list[str], int]]:
         elif in_code and line.startswith(".venv/bin/likeness "):
             match = _TOUR_LINE.match(line)
             assert match, f"tour line without '# exit N': {line}"
-            steps.append((shlex.split(match["args"]), int(match["code"])))
+            promised = _PRINTED_WORD.findall(match["promise"] or "")
+            assert promised or not match["promise"], f"a promise the test cannot check: {line}"
+            steps.append(TourStep(shlex.split(match["args"]), int(match["code"]), promised))
     return steps
+
+
+def shows_in_order(words: list[str], output: str) -> bool:
+    """Whether ``words`` are among the printed words of ``output``, in order."""
+    printed = iter(_PRINTED_WORD.findall(output))
+    return all(word in printed for word in words)
+
+
+def test_the_tour_checker_holds_commands_to_their_words() -> None:
+    assert shows_in_order(["MATCH"], "decision │ MATCH │ score 0.749")
+    assert not shows_in_order(["MATCH"], "decision │ NO MATCH │ score -0.143")
+    assert not shows_in_order(["Emma_Watson", "unknown"], "1 unknown\n2 Emma_Watson")
+    assert not shows_in_order(["Kamal_Kharrazi"], "verify Kamal_Kharrazi_0002.jpg")
+    steps = tour_steps()
+    assert sum(bool(step.promised) for step in steps) >= 8
 
 
 def test_the_readme_tour_works_as_written(
@@ -175,9 +206,11 @@ def test_the_readme_tour_works_as_written(
     steps = tour_steps()
     assert len(steps) >= 10
     monkeypatch.chdir(REPO)
-    for args, expected in steps:
-        result = run(services, *args)
-        assert result.exit_code == expected, f"likeness {shlex.join(args)}\n{result.output}"
+    for step in steps:
+        result = run(services, *step.args)
+        command = f"likeness {shlex.join(step.args)}\n{result.output}"
+        assert result.exit_code == step.exit_code, command
+        assert shows_in_order(step.promised, result.output), f"promised {step.promised}: {command}"
 
 
 # -- decisions, with --json --------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -457,26 +458,74 @@ def test_tls_half_set_in_the_environment_is_refused(
         EmbedderSettings()
 
 
-def test_stop_drains_for_the_settings_grace_by_default(
+class _HeldBackend:
+    """The real backend, except that embedding a face waits for ``release``."""
+
+    def __init__(self, real: Any) -> None:
+        self.manifest = real.manifest
+        self.runtime = real.runtime
+        self._real = real
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def embed(self, faces: Any) -> np.ndarray:
+        if len(faces):  # the batcher's warm-up embeds nothing: not held
+            self.entered.set()
+            self.release.wait(60)
+        result: np.ndarray = self._real.embed(faces)
+        return result
+
+
+def _health(address: str) -> int:
+    with grpc.insecure_channel(address) as ch:
+        try:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        except grpc.RpcError:
+            return -1
+    return int(reply.status)
+
+
+def test_a_call_in_flight_when_the_embedder_stops_gets_its_answer(
     server: EmbedderServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIKENESS_EMBEDDER_GRACE_S", "0.25")
+    # The settings' grace (from the environment, as an operator sets it) is
+    # what stop() waits by default; with none the held call would be cut off.
+    monkeypatch.setenv("LIKENESS_EMBEDDER_GRACE_S", "30")
     settings = EmbedderSettings(host="127.0.0.1", port=0)
-    assert settings.grace_s == 0.25
-    # A second server on the already loaded model: only construction is tested.
-    monkeypatch.setattr("embedder.server.load_backend", lambda *args: server.backend)
+    held = _HeldBackend(server.backend)
+    monkeypatch.setattr("embedder.server.load_backend", lambda *args: held)
     second = create_server(settings)
-    graces: list[float | None] = []
-    real_stop = second._grpc._server.stop
-
-    def spy(grace: float | None) -> Any:
-        graces.append(grace)
-        return real_stop(grace)
-
-    monkeypatch.setattr(second._grpc._server, "stop", spy)
     second.start()
-    second.stop()
-    assert graces == [0.25]
+    outcome: dict[str, Any] = {}
+    try:
+        with grpc.insecure_channel(second.address) as ch:
+            stub = embedder_pb2_grpc.EmbedderStub(ch)
+
+            def embed() -> None:
+                try:
+                    outcome["reply"] = stub.Embed(
+                        embedder_pb2.EmbedRequest(image=_image("Emma_Watson_0001.jpg")),
+                        timeout=60,
+                    )
+                except grpc.RpcError as exc:
+                    outcome["code"] = exc.code()  # type: ignore[attr-defined]
+
+            caller = threading.Thread(target=embed)
+            caller.start()
+            assert held.entered.wait(30)  # the call is inside the model
+            stopper = threading.Thread(target=second.stop)
+            stopper.start()
+            while _health(second.address) == health_pb2.HealthCheckResponse.SERVING:
+                pass  # until the stop has begun
+            held.release.set()
+            caller.join(60)
+            stopper.join(60)
+    finally:
+        held.release.set()
+        second.stop(0)
+    assert "code" not in outcome, outcome.get("code")
+    assert len(outcome["reply"].faces) == 1
+    assert len(outcome["reply"].faces[0].embedding.values) == server.backend.manifest.dim
 
 
 class _Context:
