@@ -112,7 +112,7 @@ def _operating_points(raw: dict[str, Any], path: Path) -> tuple[tuple[OperatingP
     """The manifest's operating points and default name (none: ``((), "")``).
     FailedPrecondition when they are malformed, fail
     likeness.operating_points.check_points, or the default's threshold is
-    not ``default_threshold`` (to its 4 decimals)."""
+    not ``default_threshold``."""
     if "operating_points" not in raw:
         return (), ""
     try:
@@ -122,7 +122,7 @@ def _operating_points(raw: dict[str, Any], path: Path) -> tuple[tuple[OperatingP
     except (KeyError, TypeError, ValueError) as exc:
         raise FailedPrecondition(f"model manifest {path}: bad operating_points: {exc}") from None
     chosen = next(p for p in points if p.name == default)
-    if abs(chosen.threshold - float(raw["default_threshold"])) > 5e-5:
+    if abs(chosen.threshold - float(raw["default_threshold"])) > 1e-9:
         raise FailedPrecondition(
             f"model manifest {path}: default_threshold {raw['default_threshold']} is not the"
             f" threshold {chosen.threshold} of the default operating point {default}"

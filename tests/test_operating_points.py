@@ -17,6 +17,8 @@ from likeness.operating_points import CUSTOM, point_name
 from trainer.calibrate import FARS, IMPOSTOR_PAIRS, operating_points
 from trainer.evaluate import calibrate_threshold
 
+pytest_plugins = ["registry_fixtures"]
+
 MODELS = Path(__file__).resolve().parents[1] / "embedder" / "models"
 
 
@@ -44,7 +46,7 @@ def test_points_tighten_with_the_far_and_the_served_one_is_the_calibrated_thresh
     thresholds = [p.threshold for p in points]
     assert thresholds == sorted(thresholds) and len(set(thresholds)) == 3
     # One definition: the point at 1e-3 is the threshold the model serves.
-    assert points[1].threshold == calibrate_threshold(emb, people, 1e-3, seed=7)
+    assert points[1].threshold == round(calibrate_threshold(emb, people, 1e-3, seed=7), 4)
     for p in points:
         assert [r.source for r in p.rates] == ["a", "b"]
         # Cross-source pairs count in the pooled threshold, in no source's rates.
@@ -84,7 +86,7 @@ def test_the_shipped_models_carry_three_points_with_their_default_threshold() ->
         assert [p.name for p in points] == ["far-1e-2", "far-1e-3", "far-1e-4"]
         assert default == "far-1e-3"
         chosen = next(p for p in points if p.name == default)
-        assert round(chosen.threshold, 4) == manifest.default_threshold
+        assert chosen.threshold == manifest.default_threshold
         assert all(
             r.source == "lfw-train" and r.impostor_pairs > 0 for p in points for r in p.rates
         )
@@ -134,3 +136,24 @@ def test_a_manifest_without_points_serves_its_threshold_as_custom(tmp_path: Path
     points, default = read_manifest(folder).points
     assert default == CUSTOM
     assert [(p.name, p.threshold) for p in points] == [(CUSTOM, 0.6812)]
+
+
+def test_the_embedder_reports_its_manifests_points(real_embedder: str) -> None:
+    """A real Embedder (dlib-resnet) over gRPC: Info lists the manifest's
+    points with their rates and names the default."""
+    import grpc
+
+    from likeness.operating_points import from_proto
+    from likeness.v1 import embedder_pb2, embedder_pb2_grpc
+
+    with grpc.insecure_channel(real_embedder) as channel:
+        info = embedder_pb2_grpc.EmbedderStub(channel).Info(embedder_pb2.InfoRequest(), timeout=10)
+    points, default = read_manifest(MODELS / "dlib-resnet").points
+    assert info.default_operating_point == default == "far-1e-3"
+    served = [from_proto(p) for p in info.operating_points]
+    assert [p.name for p in served] == [p.name for p in points]
+    for got, want in zip(served, points, strict=True):
+        assert got.threshold == pytest.approx(want.threshold, abs=1e-6)  # float32
+        assert got.rates[0].tar == pytest.approx(want.rates[0].tar)
+        assert got.rates[0].impostor_pairs == want.rates[0].impostor_pairs
+    assert info.default_threshold == pytest.approx(points[1].threshold)

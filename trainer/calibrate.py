@@ -66,8 +66,8 @@ def operating_points(
     seed: int,
 ) -> tuple[OperatingPoint, ...]:
     """One point per FAR of ``fars`` (none where the pairs are too few to
-    reach it): the threshold (cosine, unrounded: a rounded one could exceed
-    the FAR) at which at most that fraction of the sampled different-person
+    reach it): the threshold (cosine, to 4 decimals as served) at which at
+    most that fraction of the sampled different-person
     pairs of ``embeddings`` (L2-normalised, one per face of ``people``, all
     sources pooled) score >= it, with the TAR and FAR it gives on the pairs
     of each source (both faces from it; ``sources`` names each face's).
@@ -80,11 +80,15 @@ def operating_points(
     scores = np.sum(embeddings[a] * embeddings[b], axis=1)
     points = []
     for far in fars:
-        threshold = threshold_at_far(scores, same, far)
-        if not math.isfinite(threshold):
+        exact = threshold_at_far(scores, same, far)
+        if not math.isfinite(exact):
             # Too few different-person pairs to reach this FAR: no point.
             log.warning("no threshold at FAR %g: too few different-person pairs", far)
             continue
+        # Served to 4 decimals, as default_threshold always was; the rates
+        # are measured at the served value (its FAR may differ from the
+        # target by the pairs between the two).
+        threshold = round(exact, 4)
         rates = tuple(
             _rate(str(name), scores, same, a, b, people, sources, threshold)
             for name in sorted(set(sources.tolist()))

@@ -138,9 +138,11 @@ def operating_points_text(points: Sequence[OperatingPoint], note: str = "") -> s
         for r in p.rates
     )
     return f"""**Operating points** (a gallery picks one by name; thresholds calibrated on
-held-out training people, the TAR and FAR measured on the same pairs, so they
-describe the calibration set, not unseen photos; different-person pairs are
-sampled with repetition from the distinct ones):
+held-out training people and served to 4 decimals, the TAR and FAR measured
+at the served threshold on the same pairs, so they describe the calibration
+set, not unseen photos, and the FAR may differ from the target by the pairs
+the rounding moves; different-person pairs are sampled with repetition from
+the distinct ones):
 
 | name | threshold | source | TAR | FAR | measured on | same-person pairs | different-person pairs |
 |---|---|---|---|---|---|---|---|

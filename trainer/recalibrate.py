@@ -89,14 +89,14 @@ def write_points(
     note: dict[str, Any] | None = None,
 ) -> Manifest:
     """Write ``points`` into an artifact's manifest with the one at ``far``
-    as default (its threshold, to 4 decimals, becomes ``default_threshold``), keeping the
+    as default (its threshold becomes ``default_threshold``), keeping the
     file hashes and the fingerprint. ``note`` joins the manifest's extras."""
     manifest = read_manifest(folder)
     default = point_name(far)
     chosen = next(p for p in points if p.name == default)
     updated = replace(
         manifest,
-        default_threshold=round(chosen.threshold, 4),
+        default_threshold=chosen.threshold,
         operating_points=points,
         default_operating_point=default,
         extra={**manifest.extra, **(note or {})},
