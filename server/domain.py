@@ -24,8 +24,9 @@ class GalleryConfig:
     ``threshold`` is a cosine similarity in [-1, 1]; quality gates of 0 are off.
     Sharding fields apply only to the ``qdrant`` backend (0 = server default).
     ``operating_point`` names the model's operating point ``threshold`` is
-    (at target FAR ``operating_point_far``); "" for a threshold set by hand
-    and for galleries stored before operating points (both "custom").
+    (at target FAR ``operating_point_far``); "custom" for a threshold set by
+    hand, "" for galleries stored before operating points (reported as
+    "custom" too, see :attr:`point`).
     """
 
     name: str
