@@ -15,6 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from likeness.errors import FailedPrecondition
+from likeness.operating_points import (
+    DEFAULT_NAME,
+    OperatingPoint,
+    check_points,
+    custom,
+    point_from_dict,
+    point_to_dict,
+)
 
 MANIFEST = "manifest.json"
 
@@ -26,6 +34,10 @@ class Manifest:
     ``default_threshold``: cosine similarity at or above which two faces are
     judged the same person (calibrated at FAR = 1e-3 on non-test data).
     ``files``: file name -> sha256 hex. ``weights``: the main weights file.
+    ``operating_points``: the calibrated thresholds a gallery may choose
+    (likeness.operating_points), ``default_operating_point`` the one whose
+    threshold is ``default_threshold``; a manifest without them serves its
+    ``default_threshold`` alone (see :attr:`points`).
     """
 
     model_id: str
@@ -37,6 +49,16 @@ class Manifest:
     files: dict[str, str]
     config: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    operating_points: tuple[OperatingPoint, ...] = ()
+    default_operating_point: str = ""
+
+    @property
+    def points(self) -> tuple[tuple[OperatingPoint, ...], str]:
+        """(operating points, the default's name). A manifest that ships
+        none has one, "custom" (FAR unknown), at ``default_threshold``."""
+        if self.operating_points:
+            return self.operating_points, self.default_operating_point
+        return (custom(self.default_threshold),), custom(0.0).name
 
     @property
     def fingerprint(self) -> str:
@@ -69,7 +91,8 @@ def read_manifest(folder: Path) -> Manifest:
         raise FailedPrecondition(f"cannot read model manifest {path}: {exc}") from None
     # "fingerprint" is derived (Manifest.fingerprint), never carried as extra.
     known = {"model_id", "backend", "fingerprint", "dim", "input_size", "default_threshold"}
-    known |= {"weights", "files", "config"}
+    known |= {"weights", "files", "config", "operating_points", "default_operating_point"}
+    points, default = _operating_points(raw, path)
     return Manifest(
         model_id=raw["model_id"],
         backend=raw["backend"],
@@ -80,7 +103,31 @@ def read_manifest(folder: Path) -> Manifest:
         files=dict(raw["files"]),
         config=dict(raw.get("config", {})),
         extra={k: v for k, v in raw.items() if k not in known},
+        operating_points=points,
+        default_operating_point=default,
     )
+
+
+def _operating_points(raw: dict[str, Any], path: Path) -> tuple[tuple[OperatingPoint, ...], str]:
+    """The manifest's operating points and default name (none: ``((), "")``).
+    FailedPrecondition when they are malformed, fail
+    likeness.operating_points.check_points, or the default's threshold is
+    not ``default_threshold``."""
+    if "operating_points" not in raw:
+        return (), ""
+    try:
+        points = tuple(point_from_dict(p) for p in raw["operating_points"])
+        default = str(raw.get("default_operating_point", DEFAULT_NAME))
+        check_points(points, default)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FailedPrecondition(f"model manifest {path}: bad operating_points: {exc}") from None
+    chosen = next(p for p in points if p.name == default)
+    if abs(chosen.threshold - float(raw["default_threshold"])) > 1e-9:
+        raise FailedPrecondition(
+            f"model manifest {path}: default_threshold {raw['default_threshold']} is not the"
+            f" threshold {chosen.threshold} of the default operating point {default}"
+        )
+    return points, default
 
 
 def load_manifest(folder: Path, weights_dir: Path | None = None) -> Manifest:
@@ -119,6 +166,9 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
         "config": manifest.config,
         **manifest.extra,
     }
+    if manifest.operating_points:
+        data["default_operating_point"] = manifest.default_operating_point
+        data["operating_points"] = [point_to_dict(p) for p in manifest.operating_points]
     path = folder / MANIFEST
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path

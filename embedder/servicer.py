@@ -8,7 +8,7 @@ import grpc
 
 from embedder.backends import EmbeddingBackend
 from embedder.pipeline import EmbedResult, FacePipeline
-from likeness import request_id
+from likeness import operating_points, request_id
 from likeness.errors import DeadlineExceeded, InvalidArgument, LikenessError
 from likeness.quality import quality_to_pb
 from likeness.selection import FaceSelection, from_pb
@@ -116,6 +116,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         self, request: embedder_pb2.InfoRequest, context: grpc.ServicerContext
     ) -> embedder_pb2.InfoResponse:
         m = self._manifest
+        points, default = m.points
         return embedder_pb2.InfoResponse(
             backend=self._backend_name,
             model_id=m.model_id,
@@ -124,4 +125,6 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             default_threshold=m.default_threshold,
             input_size=m.input_size,
             detections_by_step=self._pipeline.detections_by_step(),
+            operating_points=[operating_points.to_proto(p) for p in points],
+            default_operating_point=default,
         )

@@ -57,10 +57,21 @@ class NewGallery(BaseModel):
     """A gallery to create; unset gates keep the server's defaults."""
 
     name: str
-    threshold: float | None = Field(None, description="Cosine similarity for a match.")
+    threshold: float | None = Field(
+        None, description='Cosine similarity for a match, set by hand (operating point "custom").'
+    )
+    operating_point: str = Field(
+        "", description='One of the model\'s operating points, e.g. "far-1e-4"; "" = its default.'
+    )
     min_face_size_px: float | None = Field(None, description="Inter-ocular pixels; 0 = off.")
     min_sharpness: float | None = Field(None, description="Laplacian variance; 0 = off.")
     max_abs_yaw_deg: float | None = Field(None, description="Degrees; 0 = off.")
+
+
+class GalleryUpdate(BaseModel):
+    """A gallery's new operating point, by name (e.g. "far-1e-4")."""
+
+    operating_point: str
 
 
 class NewApiKey(BaseModel):
@@ -233,7 +244,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             min_face_size_px=body.min_face_size_px,
             min_sharpness=body.min_sharpness,
             max_abs_yaw_deg=body.max_abs_yaw_deg,
+            operating_point=body.operating_point,
         )
+
+    @app.patch("/v1/galleries/{gallery}", tags=["galleries"])
+    async def update_gallery(gallery: str, body: GalleryUpdate, c: Client) -> Gallery:
+        """UpdateGallery: move the gallery to another of its model's operating points."""
+        return await c.update_gallery(gallery, operating_point=body.operating_point)
 
     @app.get("/v1/galleries/{gallery}", tags=["galleries"])
     async def stats(gallery: str, c: Client) -> GalleryStats:

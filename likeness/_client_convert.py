@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from likeness import operating_points
 from likeness._client_errors import LikenessRpcError, error_for
 from likeness._client_types import (
     ApiKey,
@@ -35,6 +36,7 @@ from likeness._client_types import (
     SubjectSummary,
     VerifyResult,
 )
+from likeness.operating_points import OperatingPoint
 from likeness.quality import Quality, quality_from_pb, quality_to_pb
 from likeness.reasons import ErrorInfo
 from likeness.selection import FaceSelection
@@ -96,7 +98,16 @@ def model_info(msg: Any) -> ModelInfo:
         default_threshold=msg.default_threshold,
         input_size=msg.input_size,
         detections_by_step=dict(msg.detections_by_step),
+        operating_points=tuple(operating_points.from_proto(p) for p in msg.operating_points),
+        default_operating_point=msg.default_operating_point,
     )
+
+
+def point(msg: Any) -> OperatingPoint | None:
+    """The ``operating_point`` field of ``msg``; None when unset (an older server)."""
+    if not msg.HasField("operating_point"):
+        return None
+    return operating_points.from_proto(msg.operating_point)
 
 
 def enroll_result(msg: Any) -> EnrollResult:
@@ -117,6 +128,7 @@ def verify_result(msg: Any) -> VerifyResult:
         match=msg.match,
         face_id=msg.face_id,
         probe_quality=quality(msg, "probe_quality"),
+        operating_point=point(msg),
     )
 
 
@@ -140,6 +152,7 @@ def identify_result(msg: Any) -> IdentifyResult:
             )
             for f in msg.faces
         ),
+        operating_point=point(msg),
     )
 
 
@@ -150,6 +163,7 @@ def compare_result(msg: Any) -> CompareResult:
         match=msg.match,
         quality_a=quality(msg, "quality_a"),
         quality_b=quality(msg, "quality_b"),
+        operating_point=point(msg),
     )
 
 
@@ -183,6 +197,7 @@ def gallery(msg: Any) -> Gallery:
         max_abs_yaw_deg=msg.max_abs_yaw_deg,
         created_at=msg.created_at,
         gate_probes=msg.gate_probes,
+        operating_point=point(msg),
     )
 
 
@@ -278,9 +293,14 @@ def create_gallery_request(
     optional: Mapping[str, float | None],
     sharding: Mapping[str, int],
     gate_probes: bool = False,
+    operating_point: str = "",
 ) -> Any:
     """A CreateGalleryRequest; ``optional`` fields left None stay unset."""
-    request = registry_pb2.CreateGalleryRequest(name=name, gate_probes=gate_probes, **sharding)
+    request = registry_pb2.CreateGalleryRequest(
+        name=name, gate_probes=gate_probes, operating_point=operating_point
+    )
+    for key, number in sharding.items():
+        setattr(request, key, number)
     for field, value in optional.items():
         if value is not None:
             setattr(request, field, value)

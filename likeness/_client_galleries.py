@@ -72,11 +72,16 @@ class GalleryCalls(ClientBase):
         replication_factor: int = 0,
         write_consistency_factor: int = 0,
         gate_probes: bool = False,
+        operating_point: str = "",
     ) -> Gallery:
         """Create a gallery bound to the embedder's model.
 
-        ``threshold``: cosine similarity (default: the model's calibrated
-        one); quality gates in inter-ocular pixels, Laplacian variance and
+        ``operating_point``: one of the model's (ModelInfo.operating_points,
+        e.g. "far-1e-4"); "" = its default ("far-1e-3" for the shipped
+        models); unknown: InvalidArgumentError with reason
+        UNKNOWN_OPERATING_POINT. ``threshold``: a cosine similarity set by
+        hand instead (the point "custom"; not with ``operating_point``);
+        quality gates in inter-ocular pixels, Laplacian variance and
         degrees (0 disables a gate; None keeps the server default); the
         sharding fields apply to the "qdrant" backend only (0 = its default);
         ``gate_probes``: the gates also refuse probes of Verify, Identify and
@@ -97,9 +102,23 @@ class GalleryCalls(ClientBase):
                 "write_consistency_factor": write_consistency_factor,
             },
             gate_probes,
+            operating_point,
         )
         response = self._registry.unary(
             self._registry_stub.CreateGallery, request, timeout_s=self.timeout_s
+        )
+        return convert.gallery(response)
+
+    def update_gallery(self, name: str, *, operating_point: str) -> Gallery:
+        """Move gallery ``name`` to another of its model's operating points
+        (by name); Verify and Identify decide at its threshold from the next
+        call. Needs the admin role on the gallery. InvalidArgumentError
+        (reason UNKNOWN_OPERATING_POINT) for a name the model lacks,
+        FailedPreconditionError (MODEL_MISMATCH) when the embedder serves
+        another model than the gallery's."""
+        request = registry_pb2.UpdateGalleryRequest(name=name, operating_point=operating_point)
+        response = self._registry.unary(
+            self._registry_stub.UpdateGallery, request, timeout_s=self.timeout_s
         )
         return convert.gallery(response)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from likeness.operating_points import OperatingPoint
 from likeness.quality import Quality
 
 #: The gallery every request uses unless it names another.
@@ -81,7 +82,9 @@ class ModelInfo:
     """The embedder's model; ``default_threshold`` is the cosine similarity
     calibrated at FAR = 1e-3, ``input_size`` the aligned crop side in pixels;
     ``detections_by_step`` images answered by each detection step since the
-    embedder started ("none": no face found), see likeness.v1.InfoResponse."""
+    embedder started ("none": no face found), see likeness.v1.InfoResponse;
+    ``operating_points`` the model's named thresholds with their measured
+    rates, ``default_operating_point`` the one galleries get by default."""
 
     backend: str
     model_id: str
@@ -90,6 +93,8 @@ class ModelInfo:
     default_threshold: float
     input_size: int
     detections_by_step: Mapping[str, int] = field(default_factory=dict)
+    operating_points: tuple[OperatingPoint, ...] = ()
+    default_operating_point: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,13 +127,16 @@ class EnrollResult:
 @dataclass(frozen=True)
 class VerifyResult:
     """1:1 decision: the best score against the subject's faces, the gallery's
-    threshold, ``match = score >= threshold`` and the face that scored best."""
+    threshold, ``match = score >= threshold`` and the face that scored best;
+    ``operating_point`` the gallery's point that gave ``threshold`` (None
+    from a server older than operating points)."""
 
     score: float
     threshold: float
     match: bool
     face_id: str
     probe_quality: Quality | None
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
@@ -157,24 +165,28 @@ class IdentifiedFace:
 class IdentifyResult:
     """1:N answer: candidates best first; ``unknown`` is True when no subject
     reaches ``threshold``. ``faces``: with selection ALL, every face of the
-    probe image, largest first (the other fields answer for the largest)."""
+    probe image, largest first (the other fields answer for the largest).
+    ``operating_point``: the gallery's point that gave ``threshold``."""
 
     candidates: tuple[Candidate, ...]
     unknown: bool
     threshold: float
     probe_quality: Quality | None
     faces: tuple[IdentifiedFace, ...] = ()
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
 class CompareResult:
-    """Two probes compared: ``match = score >= threshold``."""
+    """Two probes compared: ``match = score >= threshold``, the threshold of
+    ``operating_point`` (the gallery's, or the model's default)."""
 
     score: float
     threshold: float
     match: bool
     quality_a: Quality | None
     quality_b: Quality | None
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +231,9 @@ class Gallery:
 
     ``threshold``: cosine similarity; ``min_face_size_px``: inter-ocular
     pixels; ``max_abs_yaw_deg``: degrees; ``created_at``: Unix seconds;
-    ``gate_probes``: the gates also apply to image probes.
+    ``gate_probes``: the gates also apply to image probes;
+    ``operating_point``: the point in force (its threshold is ``threshold``;
+    "custom" when set by hand or older than operating points).
     """
 
     name: str
@@ -231,6 +245,7 @@ class Gallery:
     max_abs_yaw_deg: float
     created_at: float
     gate_probes: bool = False
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)

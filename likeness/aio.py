@@ -270,6 +270,8 @@ class AsyncLikenessClient:
         shard_number: int = 0,
         replication_factor: int = 0,
         write_consistency_factor: int = 0,
+        gate_probes: bool = False,
+        operating_point: str = "",
     ) -> Gallery:
         """As :meth:`LikenessClient.create_gallery` (never retried)."""
         request = convert.create_gallery_request(
@@ -285,8 +287,15 @@ class AsyncLikenessClient:
                 "replication_factor": replication_factor,
                 "write_consistency_factor": write_consistency_factor,
             },
+            gate_probes,
+            operating_point,
         )
         return convert.gallery(await self._registry_call("CreateGallery", request))
+
+    async def update_gallery(self, name: str, *, operating_point: str) -> Gallery:
+        """As :meth:`LikenessClient.update_gallery`."""
+        request = registry_pb2.UpdateGalleryRequest(name=name, operating_point=operating_point)
+        return convert.gallery(await self._registry_call("UpdateGallery", request))
 
     async def list_galleries(self) -> list[Gallery]:
         """As :meth:`LikenessClient.list_galleries`."""

@@ -41,6 +41,7 @@ class Reason(enum.StrEnum):
     IMAGE_UNREADABLE = "IMAGE_UNREADABLE"
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
     IMAGE_TOO_SMALL = "IMAGE_TOO_SMALL"
+    UNKNOWN_OPERATING_POINT = "UNKNOWN_OPERATING_POINT"
 
     @property
     def number(self) -> int:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from likeness.client import Quality
+from likeness.operating_points import OperatingPoint
 
 
 def stdout() -> Console:
@@ -73,6 +74,19 @@ def plural(count: int, noun: str) -> str:
 
 def score(value: float) -> str:
     return f"{value:.3f}"
+
+
+def point(value: OperatingPoint | None) -> str:
+    """An operating point in words: "far-1e-3 (FAR 0.001)", "custom"; "-"
+    from a server older than operating points."""
+    if value is None:
+        return "-"
+    return value.name if value.far == 0 else f"{value.name} (FAR {value.far:g})"
+
+
+def threshold(value: float, in_force: OperatingPoint | None) -> str:
+    """A threshold with the operating point it comes from: "0.681 (far-1e-3)"."""
+    return score(value) if in_force is None else f"{score(value)} ({in_force.name})"
 
 
 def decision(match: bool) -> str:

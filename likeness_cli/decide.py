@@ -48,7 +48,7 @@ def verify(
             ("subject", subject),
             ("decision", out.decision(result.match)),
             ("score", out.score(result.score)),
-            ("threshold", out.score(result.threshold)),
+            ("threshold", out.threshold(result.threshold, result.operating_point)),
             ("best face", result.face_id),
             ("probe face", out.quality(result.probe_quality)),
         ]
@@ -99,7 +99,7 @@ def identify(
     if json_output:
         out.emit_json({"gallery": gallery, **out.to_jsonable(result)})
     elif every_face:
-        threshold = out.score(result.threshold)
+        threshold = out.threshold(result.threshold, result.operating_point)
         known = sum(not f.unknown for f in result.faces)
         table = out.table(
             f"identify {image.name}: {len(result.faces)} faces, {known} identified "
@@ -120,7 +120,7 @@ def identify(
         _decided(known > 0)
         return
     else:
-        threshold = out.score(result.threshold)
+        threshold = out.threshold(result.threshold, result.operating_point)
         verdict = (
             f"[red]unknown[/red]: no subject reaches the threshold {threshold}"
             if result.unknown
@@ -164,7 +164,7 @@ def compare(
         rows = [
             ("decision", out.decision(result.match)),
             ("score", out.score(result.score)),
-            ("threshold", out.score(result.threshold)),
+            ("threshold", out.threshold(result.threshold, result.operating_point)),
             (image_a.name, out.quality(result.quality_a)),
             (image_b.name, out.quality(result.quality_b)),
         ]

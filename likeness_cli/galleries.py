@@ -1,4 +1,4 @@
-"""``likeness galleries``: create, list, inspect, delete, export and import."""
+"""``likeness galleries``: create, update, list, inspect, delete, export and import."""
 
 from __future__ import annotations
 
@@ -29,12 +29,24 @@ def _gallery_rows(g: Gallery) -> list[tuple[str, str]]:
         ("model", g.model_fingerprint),
         ("dimension", str(g.dim)),
         ("threshold", out.score(g.threshold)),
+        ("operating point", out.point(g.operating_point)),
         ("min eye distance", gate(g.min_face_size_px, " px")),
         ("min sharpness", gate(g.min_sharpness, "")),
         ("max |yaw|", gate(g.max_abs_yaw_deg, "°")),
         ("gates apply to probes", "yes" if g.gate_probes else "no"),
         ("created", out.timestamp(g.created_at)),
     ]
+
+
+OperatingPointOption = Annotated[
+    str,
+    typer.Option(
+        "--operating-point",
+        help="One of the model's operating points by name (`likeness info` lists them), "
+        'e.g. "far-1e-4"; default: the model\'s default, "far-1e-3".',
+        show_default=False,
+    ),
+]
 
 
 @app.command("create")
@@ -46,7 +58,8 @@ def create(
         typer.Option(
             min=-1.0,
             max=1.0,
-            help="Match threshold, cosine similarity (default: the model's calibrated one).",
+            help="Match threshold set by hand, cosine similarity (the operating point "
+            '"custom"; not with --operating-point).',
             show_default=False,
         ),
     ] = None,
@@ -88,11 +101,13 @@ def create(
             "--gate-probes", help="Apply the quality gates to probes too (verify, identify)."
         ),
     ] = False,
+    operating_point: OperatingPointOption = "",
     json_output: opt.Json = False,
     *,
     connection: opt.Connection,
 ) -> None:
-    """Create a gallery bound to the embedder's current model."""
+    """Create a gallery bound to the embedder's current model and one of its
+    operating points."""
     with connection.client() as client:
         gallery = client.create_gallery(
             name,
@@ -104,12 +119,41 @@ def create(
             replication_factor=replication,
             write_consistency_factor=write_consistency,
             gate_probes=gate_probes,
+            operating_point=operating_point,
         )
     if json_output:
         out.emit_json(gallery)
     else:
         out.stdout().print(
             out.key_values(f"created gallery {gallery.name!r}", _gallery_rows(gallery))
+        )
+
+
+@app.command("update")
+@opt.connected()
+def update(
+    name: Name,
+    operating_point: Annotated[
+        str,
+        typer.Option(
+            "--operating-point",
+            help='The model\'s operating point to move to, e.g. "far-1e-4" (`likeness info` '
+            "lists them).",
+        ),
+    ],
+    json_output: opt.Json = False,
+    *,
+    connection: opt.Connection,
+) -> None:
+    """Change a gallery's operating point (admin role): verify and identify
+    decide at its threshold from the next call; the faces stay as they are."""
+    with connection.client() as client:
+        gallery = client.update_gallery(name, operating_point=operating_point)
+    if json_output:
+        out.emit_json(gallery)
+    else:
+        out.stdout().print(
+            out.key_values(f"updated gallery {gallery.name!r}", _gallery_rows(gallery))
         )
 
 
@@ -132,6 +176,7 @@ def list_galleries(
         "model",
         "dim",
         "threshold",
+        "operating point",
         "created",
     )
     for g in galleries:
@@ -140,6 +185,7 @@ def list_galleries(
             g.model_fingerprint,
             str(g.dim),
             out.score(g.threshold),
+            out.point(g.operating_point),
             out.timestamp(g.created_at),
         )
     out.stdout().print(table)

@@ -14,7 +14,8 @@ def info(
     *,
     connection: opt.Connection,
 ) -> None:
-    """The Embedder's model: id, fingerprint, dimension and calibrated threshold."""
+    """The Embedder's model: id, fingerprint, dimension, calibrated threshold
+    and operating points (with the TAR and FAR each gave on held-out people)."""
     with connection.client() as client:
         model = client.info()
     if json_output:
@@ -27,8 +28,28 @@ def info(
         ("dimension", str(model.dim)),
         ("threshold", out.score(model.default_threshold)),
         ("input size", f"{model.input_size} px"),
+        ("default operating point", model.default_operating_point or "-"),
     ]
     out.stdout().print(out.key_values(f"embedder at {connection.address}", rows))
+    if model.operating_points:
+        table = out.table(
+            "operating points (galleries pick one by name)",
+            "name",
+            "threshold",
+            "source",
+            "TAR",
+            "FAR",
+            "pairs (same / different)",
+        )
+        for p in model.operating_points:
+            for r in p.rates or ():
+                pairs = f"{r.genuine_pairs:,} / {r.impostor_pairs:,}"
+                table.add_row(
+                    p.name, f"{p.threshold:.4f}", r.source, f"{r.tar:.2%}", f"{r.far:.1e}", pairs
+                )
+            if not p.rates:
+                table.add_row(p.name, f"{p.threshold:.4f}", "-", "-", "-", "-")
+        out.stdout().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -82,6 +82,7 @@ REQUIRED_ROLE: dict[str, Role] = {
     _R + "DeleteFace": Role.ENROLL,
     _R + "DeleteSubject": Role.ENROLL,
     _R + "CreateGallery": Role.ADMIN,
+    _R + "UpdateGallery": Role.ADMIN,
     _R + "DeleteGallery": Role.ADMIN,
     _R + "ExportGallery": Role.ADMIN,
     _R + "ImportGallery": Role.ADMIN,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from likeness.operating_points import CUSTOM, OperatingPoint
 from likeness.quality import Quality
 
 DEFAULT_GALLERY = "default"
@@ -22,6 +23,10 @@ class GalleryConfig:
 
     ``threshold`` is a cosine similarity in [-1, 1]; quality gates of 0 are off.
     Sharding fields apply only to the ``qdrant`` backend (0 = server default).
+    ``operating_point`` names the model's operating point ``threshold`` is
+    (at target FAR ``operating_point_far``); "custom" for a threshold set by
+    hand, "" for galleries stored before operating points (reported as
+    "custom" too, see :attr:`point`).
     """
 
     name: str
@@ -37,6 +42,15 @@ class GalleryConfig:
     gate_probes: bool = False
     replication_factor: int = 0
     write_consistency_factor: int = 0
+    operating_point: str = ""
+    operating_point_far: float = 0.0
+
+    @property
+    def point(self) -> OperatingPoint:
+        """The operating point in force (name "custom", FAR 0, when none)."""
+        if not self.operating_point or self.operating_point == CUSTOM:
+            return OperatingPoint(CUSTOM, 0.0, self.threshold)
+        return OperatingPoint(self.operating_point, self.operating_point_far, self.threshold)
 
 
 @dataclass(frozen=True)
@@ -87,13 +101,30 @@ class EmbeddedFace:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The embedder's model: ``default_threshold`` is a cosine similarity in [-1, 1]."""
+    """The embedder's model: ``default_threshold`` is a cosine similarity in
+    [-1, 1]; ``operating_points`` the model's named thresholds and
+    ``default_operating_point`` the name of the one galleries get by default
+    (an embedder that reports none: one "custom" point at
+    ``default_threshold``)."""
 
     model_fingerprint: str
     dim: int
     default_threshold: float
     backend: str = ""
     model_id: str = ""
+    operating_points: tuple[OperatingPoint, ...] = ()
+    default_operating_point: str = ""
+
+    def point(self, name: str) -> OperatingPoint | None:
+        """The point called ``name`` ("" = the default); None when unknown."""
+        points = self.operating_points or (OperatingPoint(CUSTOM, 0.0, self.default_threshold),)
+        wanted = name or self.default_operating_point or CUSTOM
+        return next((p for p in points if p.name == wanted), None)
+
+    @property
+    def point_names(self) -> list[str]:
+        """The names :meth:`point` knows."""
+        return [p.name for p in self.operating_points] or [CUSTOM]
 
 
 # -- requests and answers of the registry service --------------------------
@@ -143,6 +174,7 @@ class VerifyResult:
     match: bool
     face_id: str
     probe_quality: Quality | None
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +206,7 @@ class IdentifyResult:
     threshold: float
     probe_quality: Quality | None
     faces: list[IdentifiedFace] = field(default_factory=list)
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +216,7 @@ class CompareResult:
     match: bool
     quality_a: Quality | None
     quality_b: Quality | None
+    operating_point: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
@@ -215,9 +249,12 @@ class GalleryStats:
 @dataclass(frozen=True)
 class GalleryOptions:
     """CreateGallery options; None = the embedder model's default (threshold)
-    or 0 (gates: off). Sharding applies to the qdrant backend only."""
+    or 0 (gates: off). Sharding applies to the qdrant backend only.
+    ``operating_point``: one of the model's by name ("" = its default);
+    exclusive with ``threshold`` (a threshold set by hand)."""
 
     threshold: float | None = None
+    operating_point: str = ""
     min_face_size_px: float | None = None
     min_sharpness: float | None = None
     max_abs_yaw_deg: float | None = None

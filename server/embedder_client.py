@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
 from likeness import errors, tracing
+from likeness.operating_points import from_proto
 from likeness.quality import quality_from_pb
 from likeness.reasons import error_info_of
 from likeness.selection import FaceSelection, to_pb
@@ -206,6 +207,8 @@ class EmbedderClient:
             default_threshold=response.default_threshold,
             backend=response.backend,
             model_id=response.model_id,
+            operating_points=tuple(from_proto(p) for p in response.operating_points),
+            default_operating_point=response.default_operating_point,
         )
 
     def check_health(self) -> None:

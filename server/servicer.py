@@ -10,7 +10,8 @@ from itertools import chain
 
 import grpc
 
-from likeness import errors
+from likeness import errors, operating_points
+from likeness.operating_points import OperatingPoint
 from likeness.quality import quality_from_pb, quality_to_pb
 from likeness.selection import FaceSelection, from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
@@ -64,7 +65,13 @@ def _gallery_pb(g: GalleryConfig) -> registry_pb2.Gallery:
         max_abs_yaw_deg=g.max_abs_yaw_deg,
         created_at=g.created_at,
         gate_probes=g.gate_probes,
+        operating_point=_point_pb(g.point),
     )
+
+
+def _point_pb(point: OperatingPoint | None) -> common_pb2.OperatingPoint | None:
+    # Galleries report the point in force without the model's rates.
+    return None if point is None else operating_points.to_proto(point, rates=False)
 
 
 def _face_record(f: StoredFace) -> registry_pb2.FaceRecord:
@@ -162,6 +169,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             match=result.match,
             face_id=result.face_id,
             probe_quality=quality_to_pb(result.probe_quality),
+            operating_point=_point_pb(result.operating_point),
         )
 
     def Identify(  # noqa: N802
@@ -199,6 +207,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
                 )
                 for f in result.faces
             ],
+            operating_point=_point_pb(result.operating_point),
         )
 
     def Compare(  # noqa: N802
@@ -220,6 +229,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             match=result.match,
             quality_a=quality_to_pb(result.quality_a),
             quality_b=quality_to_pb(result.quality_b),
+            operating_point=_point_pb(result.operating_point),
         )
 
     def GetSubject(  # noqa: N802
@@ -323,10 +333,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc
             replication_factor=request.replication_factor,
             write_consistency_factor=request.write_consistency_factor,
             gate_probes=request.gate_probes,
+            operating_point=request.operating_point,
         )
         gallery = _gallery_label(request.name)
         authorize(context, gallery)
         config = self._service.create_gallery(request.name, options, timeout_s=_time_left(context))
+        return _gallery_pb(config)
+
+    def UpdateGallery(  # noqa: N802
+        self, request: registry_pb2.UpdateGalleryRequest, context: grpc.ServicerContext
+    ) -> registry_pb2.Gallery:
+        authorize(context, _gallery_label(request.name))
+        config = self._service.update_gallery(
+            request.name, request.operating_point, timeout_s=_time_left(context)
+        )
         return _gallery_pb(config)
 
     def ListGalleries(  # noqa: N802

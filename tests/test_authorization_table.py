@@ -168,6 +168,13 @@ CASES: dict[str, tuple[Call, str, str]] = {
         "admin",
         "gallery",
     ),
+    "UpdateGallery": (
+        lambda s, a, md: s.UpdateGallery(
+            registry_pb2.UpdateGalleryRequest(name=OWN, operating_point="custom"), metadata=md
+        ),
+        "admin",
+        "gallery",
+    ),
     "DeleteGallery": (
         lambda s, a, md: s.DeleteGallery(registry_pb2.DeleteGalleryRequest(name=OWN), metadata=md),
         "admin",

@@ -136,6 +136,15 @@ def test_the_whole_flow_through_every_route(http: httpx.Client) -> None:
     assert len(embedded["faces"][0]["embedding"]["values"]) == info["dim"]
     assert embedded["faces"][0]["embedding"]["model_fingerprint"] == info["model_fingerprint"]
     assert created.json()["threshold"] == pytest.approx(info["default_threshold"])
+    assert created.json()["operating_point"]["name"] == info["default_operating_point"]
+    strict = info["operating_points"][-1]
+    moved = http.patch(
+        "/v1/galleries/staff", json={"operating_point": strict["name"]}, headers=ADMIN
+    ).json()
+    assert moved["operating_point"]["name"] == strict["name"]
+    assert moved["threshold"] == pytest.approx(strict["threshold"])
+    unknown = http.patch("/v1/galleries/staff", json={"operating_point": "nope"}, headers=ADMIN)
+    assert unknown.status_code == 400
 
     assert http.delete(f"/v1/galleries/staff/faces/{face_id}", headers=ADMIN).json() == {
         "subject_id": "emma"
@@ -243,4 +252,4 @@ def test_the_served_openapi_document_is_the_committed_one(http: httpx.Client) ->
     )
     assert http.get("/openapi.json").json() == committed
     routes = {(m, p) for p, ops in committed["paths"].items() for m in ops}
-    assert len(routes) == 17
+    assert len(routes) == 18

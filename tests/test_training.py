@@ -1077,6 +1077,16 @@ def test_a_tiny_recipe_builds_end_to_end_into_a_model_that_serves_the_runs_embed
     assert manifest.extra["training"]["config"] == cfg.to_dict()
     calibration = Calibration.load(second.calibration)
     assert manifest.default_threshold == round(calibration.threshold, 4)
+    # Calibration emits a point at the recipe's FAR and at each shipped FAR
+    # where the pairs reach it: dlib-resnet's reach all four here; the tiny
+    # model's (threshold inf: no pairs at FAR 0.1) none, so none ship.
+    dlib = calibration.dlib_operating_points
+    assert [p.name for p in dlib] == ["far-1e-1", "far-1e-2", "far-1e-3", "far-1e-4"]
+    assert dlib[0].threshold == round(calibration.dlib_threshold, 4)
+    assert [p.threshold for p in dlib] == sorted(p.threshold for p in dlib)
+    assert dlib[0].rates[0].faces == calibration.validation_faces
+    assert calibration.operating_points == () and manifest.points[1] == "custom"
+    assert "operating_points" not in manifest.extra["calibration"]
     assert (manifest.extra["flip_tta"], manifest.extra["shift_tta_px"]) == (True, 0)
 
     faces = load_faces([Path(c) for c in cfg.caches[:1]])

@@ -208,6 +208,70 @@ def calibrate(
         typer.echo(f"dlib-resnet threshold written to {dlib_model}")
 
 
+@app.command("operating-points")
+def operating_points_(
+    recipe_file: Annotated[Path, typer.Argument(help="The shipped model's recipe.", exists=True)],
+    artifact: Annotated[
+        Path, typer.Option(help="The shipped artifact whose manifest gets the points.", exists=True)
+    ],
+    dlib_model: Annotated[
+        Path | None,
+        typer.Option(help="Also write dlib-resnet's points into this artifact's manifest."),
+    ] = None,
+    cache_dir: CacheDir = Path("cache"),
+    workers: Annotated[int, typer.Option(min=1, help="Processes building caches.")] = 2,
+) -> None:
+    """Operating points (FAR 1e-2, 1e-3, 1e-4) for a shipped model whose run
+    folder is gone: its recipe's validation people are drawn again, cached,
+    and the shipped weights calibrated on them; refused unless the recorded
+    calibration is reproduced. Weights and fingerprint are unchanged."""
+    from trainer.recalibrate import recalibrate_artifact, write_points
+
+    try:
+        recipe = load_recipe(recipe_file)
+        result = recalibrate_artifact(recipe, artifact, cache_dir, workers, typer.echo)
+    except (RecipeError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    command = (
+        f"likeness-train operating-points {recipe_file} --artifact {artifact}"
+        + (f" --dlib-model {dlib_model}" if dlib_model else "")
+        + f" --cache-dir {cache_dir}"
+    )
+    note = {"operating_points_command": command}
+    write_points(artifact, result.operating_points, result.far, note)
+    measured = sorted({r.source for p in result.operating_points for r in p.rates})
+    card = artifact / "MODEL_CARD.md"
+    if card.exists():
+        from trainer.model_card import with_operating_points
+
+        text = (
+            f"\nComputed from the shipped weights by `{command}` on the recipe's validation"
+            f" people again. Sources measured: {', '.join(measured)}, the only labelled"
+            " source(s) this model's recipe holds out people of."
+            + "".join(
+                f" `{p.name}` on {r.source} rests on {round(r.far * r.impostor_pairs)} of the"
+                f" {r.impostor_pairs:,} sampled different-person pairs scoring at or above it."
+                for p in result.operating_points[-1:]
+                for r in p.rates
+            )
+            + "\n"
+        )
+        card.write_text(with_operating_points(card.read_text(), result.operating_points, text))
+    if dlib_model is not None and result.dlib_operating_points:
+        write_points(dlib_model, result.dlib_operating_points, result.far, note)
+    for ours in result.operating_points:
+        rates = ", ".join(
+            f"{r.source}: TAR {r.tar:.2%} FAR {r.far:.1e} ({r.genuine_pairs} genuine,"
+            f" {r.impostor_pairs} impostor pairs of {r.distinct_impostor_pairs} distinct)"
+            for r in ours.rates
+        )
+        typer.echo(f"{ours.name}: threshold {ours.threshold:.4f}; {rates}")
+    for theirs in result.dlib_operating_points:
+        tar = ", ".join(f"{r.source}: TAR {r.tar:.2%}" for r in theirs.rates)
+        typer.echo(f"dlib-resnet {theirs.name}: threshold {theirs.threshold:.4f}; {tar}")
+
+
 @app.command()
 def validate(
     targets: Annotated[

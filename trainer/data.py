@@ -84,13 +84,19 @@ def check_no_forbidden(data: FaceData, forbidden: Iterable[str]) -> None:
 def split_people(data: FaceData, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, validation): a seeded ``val_fraction`` of the labelled
     people with >= 2 images is held out whole; unlabelled faces train."""
-    people, counts = np.unique(data.person[data.person != ""], return_counts=True)
+    val_people = validation_people(data.person, val_fraction, seed)
+    is_val = np.array([p in val_people for p in data.person.tolist()])
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def validation_people(person: np.ndarray, val_fraction: float, seed: int) -> set[str]:
+    """The people :func:`split_people` holds out of faces labelled ``person``
+    ("" = unlabelled): a seeded ``val_fraction`` of those with >= 2 faces."""
+    people, counts = np.unique(person[person != ""], return_counts=True)
     eligible = people[counts >= 2]
     rng = np.random.default_rng(seed)
     n_val = round(len(eligible) * val_fraction)
-    val_people = set(rng.choice(eligible, size=n_val, replace=False).tolist()) if n_val else set()
-    is_val = np.array([p in val_people for p in data.person.tolist()])
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    return set(rng.choice(eligible, size=n_val, replace=False).tolist()) if n_val else set()
 
 
 def centred_targets(teacher: np.ndarray, mean: np.ndarray) -> np.ndarray:

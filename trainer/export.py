@@ -155,12 +155,13 @@ def export_run(
         training["averaged_from"] = averaged
     extra = {
         "threshold_far": calibration.far,
-        "calibration": asdict(calibration),
+        # The points themselves are the manifest's operating_points.
+        "calibration": {k: v for k, v in asdict(calibration).items() if k != "operating_points"},
         "evaluation": evaluation,
         "training": training,
     }
     card = model_card(recipe, sources, calibration, evaluation)
-    return export_model(
+    manifest = export_model(
         run.final_weights,
         cfg.model,
         out_dir,
@@ -170,3 +171,8 @@ def export_run(
         extra,
         card,
     )
+    if not calibration.operating_points:
+        return manifest
+    from trainer.recalibrate import write_points
+
+    return write_points(out_dir, calibration.operating_points, calibration.far)

@@ -4,9 +4,11 @@ figures measured, never from fixed text about the data."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from embedder.model import InferenceViews
+from likeness.operating_points import OperatingPoint
 from trainer.calibrate import Calibration
 from trainer.recipe import Recipe, Stage
 from trainer.sources import SourceReport
@@ -40,6 +42,7 @@ def model_card(
         for e in evaluation
     )
     data_rows = "\n".join(_source_row(s) for s in sources)
+    points = operating_points_text(calibration.operating_points)
     stages = "\n".join(f"{i}. {_stage_text(recipe, s)}" for i, s in enumerate(recipe.stages, 1))
     return f"""# Model card: {recipe.model_id}
 
@@ -78,7 +81,7 @@ over the test people with one enrolled image each):
 |---|---|---|---|---|---|
 {rows}
 
-**Limits.** LFW is a research benchmark of mostly frontal, well-lit celebrity
+{points}**Limits.** LFW is a research benchmark of mostly frontal, well-lit celebrity
 photos; it says little about children, strong poses, low light or
 demographic differentials, none of which was measured here. Each source's
 terms of use bind this model's use. Use a threshold calibrated on your own
@@ -119,6 +122,44 @@ def _stage_text(recipe: Recipe, stage: Stage) -> str:
         f" {s['extra_per_batch']} faces; {', '.join(terms)}; AdamW, peak learning rate"
         f" {s['learning_rate']}, warm-up then cosine decay{frozen}{views}."
     )
+
+
+def operating_points_text(points: Sequence[OperatingPoint], note: str = "") -> str:
+    """The card's "Operating points" section (empty without points): each
+    point's threshold with the TAR and FAR it gave on each held-out source,
+    and the pairs they rest on; ``note`` (markdown) follows the table."""
+    if not points:
+        return ""
+    rows = "\n".join(
+        f"| `{p.name}` | {p.threshold:.4f} | {r.source} | {r.tar:.2%} | {r.far:.1e}"
+        f" | {r.people} people, {r.faces} faces | {r.genuine_pairs:,} | {r.impostor_pairs:,}"
+        f" ({r.distinct_impostor_pairs:,} distinct) |"
+        for p in points
+        for r in p.rates
+    )
+    return f"""**Operating points** (a gallery picks one by name; thresholds calibrated on
+held-out training people and served to 4 decimals, the TAR and FAR measured
+at the served threshold on the same pairs, so they describe the calibration
+set, not unseen photos, and the FAR may differ from the target by the pairs
+the rounding moves; different-person pairs are sampled with repetition from
+the distinct ones):
+
+| name | threshold | source | TAR | FAR | measured on | same-person pairs | different-person pairs |
+|---|---|---|---|---|---|---|---|
+{rows}
+{note}
+"""
+
+
+def with_operating_points(card: str, points: Sequence[OperatingPoint], note: str = "") -> str:
+    """``card`` (markdown) with its operating-points section replaced by, or
+    inserted before "**Limits.**" as, :func:`operating_points_text`."""
+    start = card.find("**Operating points**")
+    limits = card.find("**Limits.**")
+    if limits < 0:
+        raise ValueError("the model card has no **Limits.** section to insert before")
+    head = card[: start if 0 <= start < limits else limits]
+    return head + operating_points_text(points, note) + card[limits:]
 
 
 def views_text(views: InferenceViews) -> str:

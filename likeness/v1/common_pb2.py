@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18likeness/v1/common.proto\x12\x0blikeness.v1\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"G\n\x0b\x42oundingBox\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"h\n\x07Quality\x12\x14\n\x0c\x66\x61\x63\x65_size_px\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x0f\n\x07yaw_deg\x18\x03 \x01(\x02\x12\x11\n\tpitch_deg\x18\x04 \x01(\x02\x12\x10\n\x08roll_deg\x18\x05 \x01(\x02\"6\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x19\n\x11model_fingerprint\x18\x02 \x01(\t\"M\n\x05Probe\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12+\n\tembedding\x18\x02 \x01(\x0b\x32\x16.likeness.v1.EmbeddingH\x00\x42\x06\n\x04kind*\x86\x01\n\rFaceSelection\x12\x1e\n\x1a\x46\x41\x43\x45_SELECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41\x43\x45_SELECTION_LARGEST\x10\x01\x12\x16\n\x12\x46\x41\x43\x45_SELECTION_ALL\x10\x02\x12!\n\x1d\x46\x41\x43\x45_SELECTION_REQUIRE_SINGLE\x10\x03*\xcd\x02\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eREASON_NO_FACE\x10\x01\x12\x19\n\x15REASON_MULTIPLE_FACES\x10\x02\x12\x19\n\x15REASON_FACE_TOO_SMALL\x10\x03\x12\x1a\n\x16REASON_FACE_TOO_BLURRY\x10\x04\x12\x19\n\x15REASON_POSE_TOO_LARGE\x10\x05\x12\x19\n\x15REASON_MODEL_MISMATCH\x10\x06\x12\x1c\n\x18REASON_GALLERY_NOT_FOUND\x10\x07\x12\x1c\n\x18REASON_SUBJECT_NOT_FOUND\x10\x08\x12\x1b\n\x17REASON_IMAGE_UNREADABLE\x10\t\x12\x1a\n\x16REASON_IMAGE_TOO_LARGE\x10\n\x12\x1a\n\x16REASON_IMAGE_TOO_SMALL\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18likeness/v1/common.proto\x12\x0blikeness.v1\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"G\n\x0b\x42oundingBox\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"h\n\x07Quality\x12\x14\n\x0c\x66\x61\x63\x65_size_px\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x0f\n\x07yaw_deg\x18\x03 \x01(\x02\x12\x11\n\tpitch_deg\x18\x04 \x01(\x02\x12\x10\n\x08roll_deg\x18\x05 \x01(\x02\"6\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x19\n\x11model_fingerprint\x18\x02 \x01(\t\"\xa5\x01\n\nSourceRate\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0b\n\x03tar\x18\x02 \x01(\x01\x12\x0b\n\x03\x66\x61r\x18\x03 \x01(\x01\x12\x0e\n\x06people\x18\x04 \x01(\x05\x12\r\n\x05\x66\x61\x63\x65s\x18\x05 \x01(\x05\x12\x15\n\rgenuine_pairs\x18\x06 \x01(\x03\x12\x16\n\x0eimpostor_pairs\x18\x07 \x01(\x03\x12\x1f\n\x17\x64istinct_impostor_pairs\x18\x08 \x01(\x03\"f\n\x0eOperatingPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x66\x61r\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12&\n\x05rates\x18\x04 \x03(\x0b\x32\x17.likeness.v1.SourceRate\"M\n\x05Probe\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12+\n\tembedding\x18\x02 \x01(\x0b\x32\x16.likeness.v1.EmbeddingH\x00\x42\x06\n\x04kind*\x86\x01\n\rFaceSelection\x12\x1e\n\x1a\x46\x41\x43\x45_SELECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41\x43\x45_SELECTION_LARGEST\x10\x01\x12\x16\n\x12\x46\x41\x43\x45_SELECTION_ALL\x10\x02\x12!\n\x1d\x46\x41\x43\x45_SELECTION_REQUIRE_SINGLE\x10\x03*\xf1\x02\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0eREASON_NO_FACE\x10\x01\x12\x19\n\x15REASON_MULTIPLE_FACES\x10\x02\x12\x19\n\x15REASON_FACE_TOO_SMALL\x10\x03\x12\x1a\n\x16REASON_FACE_TOO_BLURRY\x10\x04\x12\x19\n\x15REASON_POSE_TOO_LARGE\x10\x05\x12\x19\n\x15REASON_MODEL_MISMATCH\x10\x06\x12\x1c\n\x18REASON_GALLERY_NOT_FOUND\x10\x07\x12\x1c\n\x18REASON_SUBJECT_NOT_FOUND\x10\x08\x12\x1b\n\x17REASON_IMAGE_UNREADABLE\x10\t\x12\x1a\n\x16REASON_IMAGE_TOO_LARGE\x10\n\x12\x1a\n\x16REASON_IMAGE_TOO_SMALL\x10\x0b\x12\"\n\x1eREASON_UNKNOWN_OPERATING_POINT\x10\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'likeness.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FACESELECTION']._serialized_start=387
-  _globals['_FACESELECTION']._serialized_end=521
-  _globals['_REASON']._serialized_start=524
-  _globals['_REASON']._serialized_end=857
+  _globals['_FACESELECTION']._serialized_start=659
+  _globals['_FACESELECTION']._serialized_end=793
+  _globals['_REASON']._serialized_start=796
+  _globals['_REASON']._serialized_end=1165
   _globals['_POINT']._serialized_start=41
   _globals['_POINT']._serialized_end=70
   _globals['_BOUNDINGBOX']._serialized_start=72
@@ -43,6 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUALITY']._serialized_end=249
   _globals['_EMBEDDING']._serialized_start=251
   _globals['_EMBEDDING']._serialized_end=305
-  _globals['_PROBE']._serialized_start=307
-  _globals['_PROBE']._serialized_end=384
+  _globals['_SOURCERATE']._serialized_start=308
+  _globals['_SOURCERATE']._serialized_end=473
+  _globals['_OPERATINGPOINT']._serialized_start=475
+  _globals['_OPERATINGPOINT']._serialized_end=577
+  _globals['_PROBE']._serialized_start=579
+  _globals['_PROBE']._serialized_end=656
 # @@protoc_insertion_point(module_scope)

@@ -28,6 +28,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_IMAGE_UNREADABLE: _ClassVar[Reason]
     REASON_IMAGE_TOO_LARGE: _ClassVar[Reason]
     REASON_IMAGE_TOO_SMALL: _ClassVar[Reason]
+    REASON_UNKNOWN_OPERATING_POINT: _ClassVar[Reason]
 FACE_SELECTION_UNSPECIFIED: FaceSelection
 FACE_SELECTION_LARGEST: FaceSelection
 FACE_SELECTION_ALL: FaceSelection
@@ -44,6 +45,7 @@ REASON_SUBJECT_NOT_FOUND: Reason
 REASON_IMAGE_UNREADABLE: Reason
 REASON_IMAGE_TOO_LARGE: Reason
 REASON_IMAGE_TOO_SMALL: Reason
+REASON_UNKNOWN_OPERATING_POINT: Reason
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -86,6 +88,38 @@ class Embedding(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[float]
     model_fingerprint: str
     def __init__(self, values: _Optional[_Iterable[float]] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...
+
+class SourceRate(_message.Message):
+    __slots__ = ("source", "tar", "far", "people", "faces", "genuine_pairs", "impostor_pairs", "distinct_impostor_pairs")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TAR_FIELD_NUMBER: _ClassVar[int]
+    FAR_FIELD_NUMBER: _ClassVar[int]
+    PEOPLE_FIELD_NUMBER: _ClassVar[int]
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    GENUINE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    IMPOSTOR_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    DISTINCT_IMPOSTOR_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    tar: float
+    far: float
+    people: int
+    faces: int
+    genuine_pairs: int
+    impostor_pairs: int
+    distinct_impostor_pairs: int
+    def __init__(self, source: _Optional[str] = ..., tar: _Optional[float] = ..., far: _Optional[float] = ..., people: _Optional[int] = ..., faces: _Optional[int] = ..., genuine_pairs: _Optional[int] = ..., impostor_pairs: _Optional[int] = ..., distinct_impostor_pairs: _Optional[int] = ...) -> None: ...
+
+class OperatingPoint(_message.Message):
+    __slots__ = ("name", "far", "threshold", "rates")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FAR_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    RATES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    far: float
+    threshold: float
+    rates: _containers.RepeatedCompositeFieldContainer[SourceRate]
+    def __init__(self, name: _Optional[str] = ..., far: _Optional[float] = ..., threshold: _Optional[float] = ..., rates: _Optional[_Iterable[_Union[SourceRate, _Mapping]]] = ...) -> None: ...
 
 class Probe(_message.Message):
     __slots__ = ("image", "embedding")

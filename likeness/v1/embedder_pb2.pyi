@@ -87,7 +87,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("backend", "model_id", "model_fingerprint", "dim", "default_threshold", "input_size", "detections_by_step")
+    __slots__ = ("backend", "model_id", "model_fingerprint", "dim", "default_threshold", "input_size", "detections_by_step", "operating_points", "default_operating_point")
     class DetectionsByStepEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,8 @@ class InfoResponse(_message.Message):
     DEFAULT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
     DETECTIONS_BY_STEP_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINTS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     backend: str
     model_id: str
     model_fingerprint: str
@@ -109,4 +111,6 @@ class InfoResponse(_message.Message):
     default_threshold: float
     input_size: int
     detections_by_step: _containers.ScalarMap[str, int]
-    def __init__(self, backend: _Optional[str] = ..., model_id: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., default_threshold: _Optional[float] = ..., input_size: _Optional[int] = ..., detections_by_step: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    operating_points: _containers.RepeatedCompositeFieldContainer[_common_pb2.OperatingPoint]
+    default_operating_point: str
+    def __init__(self, backend: _Optional[str] = ..., model_id: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., default_threshold: _Optional[float] = ..., input_size: _Optional[int] = ..., detections_by_step: _Optional[_Mapping[str, int]] = ..., operating_points: _Optional[_Iterable[_Union[_common_pb2.OperatingPoint, _Mapping]]] = ..., default_operating_point: _Optional[str] = ...) -> None: ...

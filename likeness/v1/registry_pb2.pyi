@@ -71,18 +71,20 @@ class VerifyRequest(_message.Message):
     def __init__(self, gallery: _Optional[str] = ..., subject_id: _Optional[str] = ..., probe: _Optional[_Union[_common_pb2.Probe, _Mapping]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("score", "threshold", "match", "face_id", "probe_quality")
+    __slots__ = ("score", "threshold", "match", "face_id", "probe_quality", "operating_point")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     PROBE_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     score: float
     threshold: float
     match: bool
     face_id: str
     probe_quality: _common_pb2.Quality
-    def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., match: _Optional[bool] = ..., face_id: _Optional[str] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ...) -> None: ...
+    operating_point: _common_pb2.OperatingPoint
+    def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., match: _Optional[bool] = ..., face_id: _Optional[str] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., operating_point: _Optional[_Union[_common_pb2.OperatingPoint, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
     __slots__ = ("gallery", "probe", "top_k", "min_score", "selection")
@@ -130,18 +132,20 @@ class Candidate(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., score: _Optional[float] = ..., face_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("candidates", "unknown", "threshold", "probe_quality", "faces")
+    __slots__ = ("candidates", "unknown", "threshold", "probe_quality", "faces", "operating_point")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PROBE_QUALITY_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     unknown: bool
     threshold: float
     probe_quality: _common_pb2.Quality
     faces: _containers.RepeatedCompositeFieldContainer[IdentifiedFace]
-    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., unknown: _Optional[bool] = ..., threshold: _Optional[float] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ...) -> None: ...
+    operating_point: _common_pb2.OperatingPoint
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., unknown: _Optional[bool] = ..., threshold: _Optional[float] = ..., probe_quality: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., faces: _Optional[_Iterable[_Union[IdentifiedFace, _Mapping]]] = ..., operating_point: _Optional[_Union[_common_pb2.OperatingPoint, _Mapping]] = ...) -> None: ...
 
 class CompareRequest(_message.Message):
     __slots__ = ("a", "b", "gallery")
@@ -154,18 +158,20 @@ class CompareRequest(_message.Message):
     def __init__(self, a: _Optional[_Union[_common_pb2.Probe, _Mapping]] = ..., b: _Optional[_Union[_common_pb2.Probe, _Mapping]] = ..., gallery: _Optional[str] = ...) -> None: ...
 
 class CompareResponse(_message.Message):
-    __slots__ = ("score", "threshold", "match", "quality_a", "quality_b")
+    __slots__ = ("score", "threshold", "match", "quality_a", "quality_b", "operating_point")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     QUALITY_A_FIELD_NUMBER: _ClassVar[int]
     QUALITY_B_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     score: float
     threshold: float
     match: bool
     quality_a: _common_pb2.Quality
     quality_b: _common_pb2.Quality
-    def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., match: _Optional[bool] = ..., quality_a: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., quality_b: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ...) -> None: ...
+    operating_point: _common_pb2.OperatingPoint
+    def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., match: _Optional[bool] = ..., quality_a: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., quality_b: _Optional[_Union[_common_pb2.Quality, _Mapping]] = ..., operating_point: _Optional[_Union[_common_pb2.OperatingPoint, _Mapping]] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
     __slots__ = ("face_id", "model_fingerprint", "created_at", "quality")
@@ -283,7 +289,7 @@ class StatsResponse(_message.Message):
     def __init__(self, gallery: _Optional[_Union[Gallery, _Mapping]] = ..., subjects: _Optional[int] = ..., faces: _Optional[int] = ..., store_backend: _Optional[str] = ..., duplicate_pairs: _Optional[int] = ...) -> None: ...
 
 class Gallery(_message.Message):
-    __slots__ = ("name", "model_fingerprint", "dim", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "created_at", "gate_probes")
+    __slots__ = ("name", "model_fingerprint", "dim", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "created_at", "gate_probes", "operating_point")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +299,7 @@ class Gallery(_message.Message):
     MAX_ABS_YAW_DEG_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     GATE_PROBES_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_fingerprint: str
     dim: int
@@ -302,10 +309,11 @@ class Gallery(_message.Message):
     max_abs_yaw_deg: float
     created_at: float
     gate_probes: bool
-    def __init__(self, name: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., created_at: _Optional[float] = ..., gate_probes: _Optional[bool] = ...) -> None: ...
+    operating_point: _common_pb2.OperatingPoint
+    def __init__(self, name: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., dim: _Optional[int] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., created_at: _Optional[float] = ..., gate_probes: _Optional[bool] = ..., operating_point: _Optional[_Union[_common_pb2.OperatingPoint, _Mapping]] = ...) -> None: ...
 
 class CreateGalleryRequest(_message.Message):
-    __slots__ = ("name", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "shard_number", "replication_factor", "write_consistency_factor", "gate_probes")
+    __slots__ = ("name", "threshold", "min_face_size_px", "min_sharpness", "max_abs_yaw_deg", "shard_number", "replication_factor", "write_consistency_factor", "gate_probes", "operating_point")
     NAME_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_FACE_SIZE_PX_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +323,7 @@ class CreateGalleryRequest(_message.Message):
     REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
     WRITE_CONSISTENCY_FACTOR_FIELD_NUMBER: _ClassVar[int]
     GATE_PROBES_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     name: str
     threshold: float
     min_face_size_px: float
@@ -324,7 +333,16 @@ class CreateGalleryRequest(_message.Message):
     replication_factor: int
     write_consistency_factor: int
     gate_probes: bool
-    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., shard_number: _Optional[int] = ..., replication_factor: _Optional[int] = ..., write_consistency_factor: _Optional[int] = ..., gate_probes: _Optional[bool] = ...) -> None: ...
+    operating_point: str
+    def __init__(self, name: _Optional[str] = ..., threshold: _Optional[float] = ..., min_face_size_px: _Optional[float] = ..., min_sharpness: _Optional[float] = ..., max_abs_yaw_deg: _Optional[float] = ..., shard_number: _Optional[int] = ..., replication_factor: _Optional[int] = ..., write_consistency_factor: _Optional[int] = ..., gate_probes: _Optional[bool] = ..., operating_point: _Optional[str] = ...) -> None: ...
+
+class UpdateGalleryRequest(_message.Message):
+    __slots__ = ("name", "operating_point")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    operating_point: str
+    def __init__(self, name: _Optional[str] = ..., operating_point: _Optional[str] = ...) -> None: ...
 
 class ListGalleriesRequest(_message.Message):
     __slots__ = ()

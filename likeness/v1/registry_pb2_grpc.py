@@ -84,6 +84,11 @@ class RegistryStub:
                 request_serializer=likeness_dot_v1_dot_registry__pb2.CreateGalleryRequest.SerializeToString,
                 response_deserializer=likeness_dot_v1_dot_registry__pb2.Gallery.FromString,
                 _registered_method=True)
+        self.UpdateGallery = channel.unary_unary(
+                '/likeness.v1.Registry/UpdateGallery',
+                request_serializer=likeness_dot_v1_dot_registry__pb2.UpdateGalleryRequest.SerializeToString,
+                response_deserializer=likeness_dot_v1_dot_registry__pb2.Gallery.FromString,
+                _registered_method=True)
         self.ListGalleries = channel.unary_unary(
                 '/likeness.v1.Registry/ListGalleries',
                 request_serializer=likeness_dot_v1_dot_registry__pb2.ListGalleriesRequest.SerializeToString,
@@ -181,6 +186,17 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateGallery(self, request, context):
+        """Changes a gallery's operating point (admin role); the next Verify,
+        Identify, Compare and FindDuplicates decide at its threshold. The
+        stored faces are untouched. FAILED_PRECONDITION (MODEL_MISMATCH) when
+        the embedder now serves another model than the gallery's: the points
+        are that model's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListGalleries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -272,6 +288,11 @@ def add_RegistryServicer_to_server(servicer, server):
             'CreateGallery': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateGallery,
                     request_deserializer=likeness_dot_v1_dot_registry__pb2.CreateGalleryRequest.FromString,
+                    response_serializer=likeness_dot_v1_dot_registry__pb2.Gallery.SerializeToString,
+            ),
+            'UpdateGallery': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGallery,
+                    request_deserializer=likeness_dot_v1_dot_registry__pb2.UpdateGalleryRequest.FromString,
                     response_serializer=likeness_dot_v1_dot_registry__pb2.Gallery.SerializeToString,
             ),
             'ListGalleries': grpc.unary_unary_rpc_method_handler(
@@ -569,6 +590,33 @@ class Registry:
             target,
             '/likeness.v1.Registry/CreateGallery',
             likeness_dot_v1_dot_registry__pb2.CreateGalleryRequest.SerializeToString,
+            likeness_dot_v1_dot_registry__pb2.Gallery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGallery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/likeness.v1.Registry/UpdateGallery',
+            likeness_dot_v1_dot_registry__pb2.UpdateGalleryRequest.SerializeToString,
             likeness_dot_v1_dot_registry__pb2.Gallery.FromString,
             options,
             channel_credentials,

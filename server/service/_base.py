@@ -77,12 +77,15 @@ class ServiceBase:
             if name != DEFAULT_GALLERY:
                 raise gallery_not_found(name) from None
         info = self._embedder.info(seconds_left(deadline))
+        point = info.point("")
         config = GalleryConfig(
             name=name,
             model_fingerprint=info.model_fingerprint,
             dim=info.dim,
-            threshold=info.default_threshold,
+            threshold=info.default_threshold if point is None else point.threshold,
             created_at=time.time(),
+            operating_point="" if point is None else point.name,
+            operating_point_far=0.0 if point is None else point.far,
         )
         return config, False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from likeness import tracing
+from likeness.operating_points import CUSTOM, OperatingPoint
 from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
@@ -58,6 +59,7 @@ class Matching(ServiceBase):
             match=hit.score >= config.threshold,
             face_id=hit.face_id,
             probe_quality=probe_vector.quality,
+            operating_point=config.point,
         )
 
     def identify(
@@ -100,7 +102,12 @@ class Matching(ServiceBase):
         largest = faces[0]
         every = faces if selection is FaceSelection.ALL and probe.embedding is None else []
         return IdentifyResult(
-            largest.candidates, largest.unknown, config.threshold, largest.quality, every
+            largest.candidates,
+            largest.unknown,
+            config.threshold,
+            largest.quality,
+            every,
+            operating_point=config.point,
         )
 
     def _best_per_subject(
@@ -123,21 +130,27 @@ class Matching(ServiceBase):
         self, a: Probe, b: Probe, gallery: str = "", timeout_s: float | None = None
     ) -> CompareResult:
         """Cosine similarity of two probes; stores nothing. With ``gallery``
-        its threshold and model apply, else the embedder model's."""
+        its operating point and model apply, else the embedder model's
+        default operating point."""
         deadline = deadline_in(timeout_s)
         if gallery:
             config, _ = self._resolve_gallery(check.gallery_name(gallery), deadline)
-            threshold = config.threshold
+            point = config.point
             target: GalleryConfig | None = config
             fingerprint, dim = config.model_fingerprint, config.dim
         else:
             info = self._embedder.info(seconds_left(deadline))
-            threshold, target = info.default_threshold, None
+            default = info.point("")
+            point = default or OperatingPoint(CUSTOM, 0.0, info.default_threshold)
+            target = None
             fingerprint, dim = info.model_fingerprint, info.dim
         va = self._probe_for(a, "a", target, fingerprint, dim, deadline)
         vb = self._probe_for(b, "b", target, fingerprint, dim, deadline)
         score = _cosine(va.vector, vb.vector)
-        return CompareResult(score, threshold, score >= threshold, va.quality, vb.quality)
+        threshold = point.threshold
+        return CompareResult(
+            score, threshold, score >= threshold, va.quality, vb.quality, operating_point=point
+        )
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -59,6 +59,11 @@ class EdgeGallery:
         self.cancel = threading.Event()
         self.retry_after = 0.0
 
+    def rewrite_config(self, config: GalleryConfig) -> None:
+        """Replace the gallery's config, on disk (atomically) and here."""
+        write_atomic(self.dir / CONFIG_FILE, json.dumps(codec.config_to_dict(config)))
+        self.config = config
+
 
 class ShardConfig:
     """The qdrant-edge configuration of a gallery's shard: cosine, the

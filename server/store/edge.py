@@ -174,6 +174,10 @@ class EdgeEngine:
         """The gallery's config; NotFound when absent."""
         return self._gallery(name).config
 
+    def update_gallery(self, config: GalleryConfig) -> None:
+        with self._admin_lock:
+            self._gallery(config.name).rewrite_config(config)
+
     def list_galleries(self) -> list[GalleryConfig]:
         """Every gallery, by name."""
         self._check_open()

@@ -39,6 +39,14 @@ class Faces:
         """The gallery's config; NotFound when absent."""
         return self._engine.get_gallery(name)
 
+    def update_gallery(self, config: GalleryConfig) -> None:
+        """Replace a gallery's config; NotFound when absent, InvalidArgument
+        when the name, model or dim would change."""
+        stored = self._engine.get_gallery(config.name)
+        if (stored.model_fingerprint, stored.dim) != (config.model_fingerprint, config.dim):
+            raise errors.InvalidArgument("a gallery's model and dim never change")
+        self._engine.update_gallery(codec.check_config(config))
+
     def list_galleries(self) -> list[GalleryConfig]:
         """Every gallery, by name."""
         return self._engine.list_galleries()

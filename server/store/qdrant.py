@@ -85,6 +85,9 @@ class QdrantEngine(QdrantConnection):
             log.warning("replacing orphan collection %s", collection)
             self._call(self._client.delete_collection, collection)
             self._create_collection(collection, config)
+        self._write_config(config)
+
+    def _write_config(self, config: GalleryConfig) -> None:
         self._call(
             self._client.upsert,
             self._meta,
@@ -104,6 +107,11 @@ class QdrantEngine(QdrantConnection):
         if config is None:
             raise errors.NotFound(f"gallery {name!r} not found")
         return config
+
+    def update_gallery(self, config: GalleryConfig) -> None:
+        """Overwrite the gallery's config point."""
+        self.get_gallery(config.name)
+        self._write_config(config)
 
     def list_galleries(self) -> list[GalleryConfig]:
         """Every gallery, by name."""

@@ -1,0 +1,105 @@
+"""Operating points for a model already shipped, whose run folder is gone:
+the recipe's held-out validation people are drawn again (the same seeded
+split of the same listings), only their faces are cached, and the shipped
+weights calibrate on them (trainer.calibrate, one definition). The split
+and the embedding are trusted only when they give back the artifact's own
+recorded calibration: the same number of faces and the same threshold at
+its FAR. The weights, and so the fingerprint, never change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.manifest import Manifest, load_manifest, read_manifest, write_manifest
+from embedder.model import ModelConfig, load_model
+from likeness.operating_points import OperatingPoint, point_name
+from trainer.calibrate import Calibration, calibrate_faces
+from trainer.data import concat_faces, load_faces, validation_people
+from trainer.recipe import Recipe
+from trainer.sources import excluded_people, list_source, stage_spec
+
+#: How far the recomputed threshold may lie from the recorded one (float32
+#: rounding of the same embeddings).
+_TOLERANCE = 1e-5
+
+
+def recalibrate_artifact(
+    recipe: Recipe,
+    artifact: Path,
+    cache_root: Path,
+    workers: int = 2,
+    report: Callable[[str], None] = print,
+) -> Calibration:
+    """Calibrate the artifact's weights (likeness-mobilenet) on the
+    recipe's validation people; the faces are cached under
+    ``cache_root/s<size>/<source>-validation``. Raises ValueError when the
+    result does not reproduce the manifest's recorded calibration."""
+    from trainer.cache import build_cache
+
+    manifest = load_manifest(artifact)
+    recorded = manifest.extra.get("calibration")
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{artifact}: the manifest records no calibration to reproduce")
+    stage = recipe.final
+    cfg = recipe.config(stage, cache_root, Path())
+    excluded = excluded_people(recipe)
+    listings = [list_source(source, excluded) for source in recipe.sources]
+    person = np.array([p for listing in listings for p, _ in listing.items], dtype=str)
+    held_out = validation_people(person, cfg.val_fraction, cfg.seed)
+    parts, names = [], []
+    for listing in listings:
+        items = [(p, path) for p, path in listing.items if p in held_out]
+        if not items:
+            continue
+        out = cache_root / f"s{stage.input_size}" / f"{listing.source.name}-validation"
+        report(f"{listing.source.name}: caching {len(items)} faces of validation people")
+        build_cache(items, out, stage_spec(recipe, listing.source, stage), workers)
+        faces = load_faces([out])
+        if len(faces) != len(items):
+            raise ValueError(f"{out}: faces found in {len(faces)} of {len(items)} images")
+        parts.append(faces)
+        names.append(np.full(len(faces), listing.source.name))
+    val, sources = concat_faces(parts), np.concatenate(names)
+    if len(val) != recorded.get("validation_faces"):
+        raise ValueError(
+            f"{len(val)} validation faces, the manifest records {recorded.get('validation_faces')}"
+        )
+    model = load_model(ModelConfig.from_dict(manifest.config), artifact / manifest.weights)
+    far = float(recorded["far"])
+    result = calibrate_faces(
+        model, stage.input_size, val, sources, recipe.test_views, far, recipe.calibration_seed
+    )
+    if abs(result.threshold - float(recorded["threshold"])) > _TOLERANCE:
+        raise ValueError(
+            f"threshold at FAR {far:g} is {result.threshold}, the manifest records"
+            f" {recorded['threshold']}: not the split or views the model was calibrated on"
+        )
+    return result
+
+
+def write_points(
+    folder: Path,
+    points: tuple[OperatingPoint, ...],
+    far: float,
+    note: dict[str, Any] | None = None,
+) -> Manifest:
+    """Write ``points`` into an artifact's manifest with the one at ``far``
+    as default (its threshold becomes ``default_threshold``), keeping the
+    file hashes and the fingerprint. ``note`` joins the manifest's extras."""
+    manifest = read_manifest(folder)
+    default = point_name(far)
+    chosen = next(p for p in points if p.name == default)
+    updated = replace(
+        manifest,
+        default_threshold=chosen.threshold,
+        operating_points=points,
+        default_operating_point=default,
+        extra={**manifest.extra, **(note or {})},
+    )
+    write_manifest(folder, updated)
+    return updated
