@@ -51,7 +51,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     caches by folder name, initial weights by the stage that wrote them.
     Fields that postdate a record take the value that meant "not used"
     when it was written (no BatchNorm freezing, relation_weight 0, no view
-    caches, data seed = seed), and a model recorded with "towers": 1 is the
+    caches, data seed = seed, no margin head), and a model recorded with "towers": 1 is the
     one network."""
     out = dict(config)
     out["caches"] = [Path(c).name for c in out["caches"]]
@@ -60,6 +60,8 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("freeze_backbone_bn", False)
     out.setdefault("relation_weight", 0.0)
     out.setdefault("data_seed", None)
+    for key in ("margin_head", "head_margin", "head_scale", "head_weight"):
+        out.setdefault(key, TrainConfig.__dataclass_fields__[key].default)
     init = out.get("init_weights")
     if init is not None:
         parent = str(Path(init).parent)
@@ -191,6 +193,32 @@ def _v6_with(old: str, new: str) -> str:
         ('name = "relation"', 'name = "views"', "[[stages]] needs distinct names"),
         ('name = "relation"', 'name = "model"', "'name' must be letters"),
         ('name = "relation"', 'name = "../relation"', "'name' must be letters"),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "sphereface"\n',
+            "[[stages]] 'base': margin_head 'sphereface' is not one of none, cosface, arcface",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "arcface"\nhead_margin = 2.0\n',
+            "head_margin of arcface must be at least 0 and below 1.571 (radians; got 2)",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "cosface"\nhead_margin = 1.5\n',
+            "head_margin of cosface must be at least 0 and below 1 (a cosine; got 1.5)",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "cosface"\nhead_weight = 0\n',
+            "head_weight must be above 0 with a margin head",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "cosface"\nhead_scale = -1.0\n',
+            "head_scale must be above 0",
+        ),
+        ("margin = 0.2\n", 'margin = 0.2\nhead_scale = "big"\n', "head_scale must be a float"),
     ],
 )
 def test_a_recipe_that_does_not_declare_a_model_names_the_file_and_key(

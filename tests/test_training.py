@@ -55,7 +55,13 @@ from trainer.data import (
 )
 from trainer.embed import embed_views
 from trainer.export import add_litert, export_model, export_run
-from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
+from trainer.losses import (
+    distillation_loss,
+    margin_head_loss,
+    relation_loss,
+    triplet_semi_hard_loss,
+)
+from trainer.margin_head import class_index, initial_centres, load_head
 from trainer.network import backbone, load_imagenet_backbone
 from trainer.recipe import load_recipe
 from trainer.run import BuildFolder, RunFolder
@@ -1028,6 +1034,75 @@ def test_a_run_ships_the_test_time_views_it_was_calibrated_and_evaluated_with(
     assert (backend.manifest.extra["flip_tta"], backend.manifest.extra["shift_tta_px"]) == (True, 4)
     assert backend.manifest.default_threshold == 0.7
     assert "shifted by 4 px" in card
+
+
+def _arrays(weights: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """The arrays of a Keras weights file: (name, shape), values aside."""
+    import h5py
+
+    arrays: list[tuple[str, tuple[int, ...]]] = []
+    with h5py.File(weights) as h5:
+        h5.visititems(
+            lambda name, item: (
+                arrays.append((name, item.shape)) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return sorted(arrays)
+
+
+def test_a_margin_head_trains_over_the_training_people_and_stays_out_of_the_export(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """A CosFace head, started from the trained network: its loss over the
+    training faces falls, its classes are the training people only (not the
+    test people, who leave the caches first, nor the validation people), its
+    centres are checkpointed and kept beside the run, and the final weights
+    hold the very arrays of a run without a head. Those weights are all an
+    export reads (export_model copies the file and converts the network of
+    the model config to LiteRT from it; the config is the same), so the
+    artifact is the same in structure with or without the head; converting
+    once more here would cost a LiteRT conversion for nothing."""
+    test_people = {"Emma_Watson", "Rick_Perry"}
+    stage = replace(
+        runs.cfg,
+        init_weights=str(runs.full.run.final_weights),
+        steps=30,
+        people_per_batch=4,
+        val_fraction=0.25,
+        margin_head="cosface",
+        head_scale=16.0,
+        head_margin=0.2,
+        head_weight=1.0,
+    )
+    result = train(stage, RunFolder(tmp_path / "head"), held_out_people=test_people)
+    run = result.run
+    classes, centres = load_head(run.margin_head)
+    validation = runs.data.subset(np.load(run.val_index))
+    held_out = set(validation.person.tolist())
+    # 10 people - 2 test people = 8; a quarter of them (2) held out.
+    assert len(held_out) == 2 and not held_out & test_people
+    assert sorted(classes.tolist()) == sorted(
+        set(runs.data.person.tolist()) - test_people - held_out
+    )
+    assert centres.shape == (6, 128)
+    np.testing.assert_array_equal(np.load(run.checkpoint_margin_head), centres)
+    assert all(np.isfinite(row["margin_head"]) and row["margin_head"] > 0 for row in result.history)
+
+    training = runs.data.subset(np.flatnonzero(np.isin(runs.data.person, classes)))
+    labels = tf.constant(class_index(training.person, classes))
+
+    def head_loss(weights: Path, head: np.ndarray) -> float:
+        model = load_model(stage.model, weights)
+        model.get_layer("gdc_dropout").rate = 0.0
+        emb = model(model_inputs(training.crops, training.landmarks, SIZE), training=True)
+        return float(margin_head_loss(emb, labels, tf.constant(head), 16.0, 0.2, "cosface"))
+
+    before = head_loss(runs.full.run.final_weights, initial_centres(6, 128, stage.seed))
+    after = head_loss(run.final_weights, centres)
+    assert after < 0.5 * before, (before, after)
+
+    assert stage.model == runs.cfg.model
+    assert _arrays(run.final_weights) == _arrays(runs.full.run.final_weights)
 
 
 def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:

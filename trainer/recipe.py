@@ -30,7 +30,7 @@ from typing import Any
 
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
-from trainer.config import TrainConfig, declared_fields
+from trainer.config import TrainConfig, declared_fields, margin_head_problem
 from trainer.run import BuildFolder
 
 #: Source kinds: identity folders ``<person>/<image>``, a folder plus a
@@ -294,6 +294,9 @@ def _stage(
     settings = _typed_fields(
         TrainConfig, {k: merged[k] for k in declared_fields() if k in merged}, where, file
     )
+    problem = margin_head_problem(settings)
+    if problem:
+        raise RecipeError(f"{file}: {where}: {problem}")
     return Stage(
         name=str(merged["name"]),
         init=str(merged["init"]),
