@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
 from trainer.cli import app as train_app
-from trainer.config import TrainConfig
+from trainer.config import LOSS_KEYS, TrainConfig
 from trainer.recipe import RecipeError, Source, load_recipe
 from trainer.sources import list_source
 
@@ -407,3 +407,87 @@ def test_one_stage_of_a_build_waits_for_the_stage_it_starts_from(
     assert "stage finetune needs stage base first" in _said(result.output)
     assert not (tmp_path / "runs" / "v6" / "finetune").exists()
     assert not (tmp_path / "cache").exists(), "nothing is cached for a stage that cannot start"
+
+
+V7 = RECIPES / "v7.toml"
+
+
+def test_v7_declares_the_ablations_three_arms_at_an_equal_budget(tmp_path: Path) -> None:
+    """Triplet only, + distillation, + margin head: each arm's stages resolve
+    to the same configs but for the loss keys, and only M has the head."""
+    recipe = load_recipe(V7)
+    assert [arm.name for arm in recipe.arms] == ["T", "D", "M"]
+    arms = {arm.name: recipe.with_arm(arm.name) for arm in recipe.arms}
+    configs = {
+        name: [arm.config(stage, tmp_path / "cache", tmp_path / "runs") for stage in arm.stages]
+        for name, arm in arms.items()
+    }
+    as_written = [
+        recipe.config(stage, tmp_path / "cache", tmp_path / "runs") for stage in recipe.stages
+    ]
+    assert configs["D"] == as_written
+    budget = [{k: v for k, v in c.to_dict().items() if k not in LOSS_KEYS} for c in as_written]
+    for arm, stages in configs.items():
+        assert [
+            {k: v for k, v in c.to_dict().items() if k not in LOSS_KEYS} for c in stages
+        ] == budget, arm
+    t_base, t_finetune = configs["T"]
+    assert (t_base.distill_weight, t_finetune.distill_weight, t_finetune.relation_weight) == (
+        0,
+        0,
+        0,
+    )
+    assert all(not c.uses_margin_head for arm in "TD" for c in configs[arm])
+    for cfg in configs["M"]:
+        assert (cfg.margin_head, cfg.head_margin, cfg.head_scale) == ("cosface", 0.35, 30.0)
+        assert cfg.head_weight == 0.1 and cfg.distill_weight == 1.0
+    assert recipe.with_arm("M").name == "v7-M" and recipe.name == "v7"
+
+
+def test_the_dry_run_lists_the_arms_each_a_build_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_app, ["build", str(V7), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    arms = lines[next(i for i, line in enumerate(lines) if line.startswith("arms")) + 1 :]
+    assert [line.split(":")[0].strip() for line in arms if not line.startswith("    ")] == [
+        "T",
+        "D",
+        "M",
+    ]
+    assert [line.strip() for line in arms if line.strip().startswith("-> ")] == [
+        f"-> runs/v7-{arm} (0/5 steps done)" for arm in "TDM"
+    ]
+    stages = [line.split() for line in arms if line.strip().startswith(("base", "finetune"))]
+    assert [(s[0], s[1]) for s in stages] == [("base", "12000"), ("finetune", "4000")] * 3
+    assert "    finetune     4000 steps: triplet x1" in arms
+    assert (
+        "    base         12000 steps: triplet x1 + distillation x1"
+        " + cosface head x0.1 (margin 0.35, scale 30)"
+    ) in arms
+    assert f"    likeness-train build {V7} --arm M" in arms
+    one = CliRunner().invoke(train_app, ["build", str(V7), "--dry-run", "--arm", "M"])
+    assert one.exit_code == 0, one.output
+    assert one.output.splitlines()[0] == f"recipe {V7}, arm M -> runs/v7-M"
+    assert "arms (" not in one.output
+    unknown = CliRunner().invoke(train_app, ["build", str(V7), "--dry-run", "--arm", "Q"])
+    assert unknown.exit_code == 2 and "no arm 'Q' (arms: T, D, M)" in _said(unknown.output)
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [
+        ("steps = 10\n", "[arms.X]: unknown key 'steps': an arm sets loss keys only"),
+        ('margin_head = "cosine"\n', "[arms.X] in stage 'base': margin_head 'cosine' is not one"),
+        ("head_weight = true\n", "[arms.X] head_weight must be a float"),
+    ],
+)
+def test_an_arm_that_changes_the_budget_or_an_invalid_head_is_refused(
+    tmp_path: Path, arm: str, message: str
+) -> None:
+    bad = _write(tmp_path, V6.read_text() + f"\n[arms.X]\n{arm}")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(bad)
+    assert str(bad) in str(caught.value) and message in str(caught.value)

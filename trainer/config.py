@@ -140,14 +140,18 @@ def declared_fields() -> dict[str, bool]:
     return {f.name: f.default is MISSING for f in fields(TrainConfig) if f.name not in RESOLVED}
 
 
+def optional_defaults() -> dict[str, Any]:
+    """The optional stage keys (TrainConfig fields with a default) -> default."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
 def margin_head_problem(settings: Mapping[str, Any]) -> str | None:
     """What is wrong with the margin-head keys of ``settings`` (a stage's
     keys; missing ones take TrainConfig's defaults), or None. ``margin_head``
     must be one of :data:`MARGIN_HEADS`; with a head on, ``head_weight`` and
     ``head_scale`` must be above 0, and ``head_margin`` at least 0 and below
     1 (CosFace, a cosine) or below pi/2 (ArcFace, radians)."""
-    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
-    value = {**defaults, **settings}
+    value = {**optional_defaults(), **settings}
     kind = value["margin_head"]
     if kind not in MARGIN_HEADS:
         return f"margin_head {kind!r} is not one of {', '.join(MARGIN_HEADS)}"

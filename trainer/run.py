@@ -136,6 +136,11 @@ class BuildFolder:
         return self.path / "recipe.toml"
 
     @property
+    def arm(self) -> Path:
+        """For a build of one arm of the recipe's ablation: the arm's name."""
+        return self.path / "arm.txt"
+
+    @property
     def data_report(self) -> Path:
         """Images, people and faces found per source (JSON; the model card's)."""
         return self.path / "data.json"
