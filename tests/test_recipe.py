@@ -491,3 +491,37 @@ def test_an_arm_that_changes_the_budget_or_an_invalid_head_is_refused(
     with pytest.raises(RecipeError) as caught:
         load_recipe(bad)
     assert str(bad) in str(caught.value) and message in str(caught.value)
+
+
+def test_validate_prints_each_sources_figures_after_the_pooled_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.selection
+    from trainer.run import RunFolder
+    from trainer.validate import HeldOutReport
+
+    def fake_validate(
+        runs: list[RunFolder], views: InferenceViews, bootstrap: int
+    ) -> trainer.selection.Validation:
+        def reports(eer: float) -> list[HeldOutReport]:
+            return [HeldOutReport(str(r.path), 0.99, eer, 0.6, 0.8, 10, 90) for r in runs]
+
+        by_source = {"lfw-train": reports(0.04), "celeba-128": reports(0.07)}
+        return trainer.selection.Validation(reports(0.05), [], by_source)
+
+    monkeypatch.setattr(trainer.selection, "validate", fake_validate)
+    (run,) = _build_folder(tmp_path, "finetune")
+    result = CliRunner().invoke(train_app, ["validate", str(run)])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("| ", "held-out"))]
+    header = "| weights | AUC | EER | TAR@FAR=1e-3 | TAR@FAR=1e-2 |"
+    assert rows == [
+        header,
+        f"| {run} | 0.9900 | 5.00% | 60.00% | 80.00% |",
+        "held-out people of source lfw-train (pairs within it):",
+        header,
+        f"| {run} | 0.9900 | 4.00% | 60.00% | 80.00% |",
+        "held-out people of source celeba-128 (pairs within it):",
+        header,
+        f"| {run} | 0.9900 | 7.00% | 60.00% | 80.00% |",
+    ]

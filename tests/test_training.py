@@ -772,6 +772,57 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         assert report.auc == first.auc and report.eer == first.eer
 
 
+def _cache_of(cache: Path, out: Path, people: list[str]) -> Path:
+    """A copy of ``cache`` holding only the faces of ``people``: a source of its own."""
+    shutil.copytree(cache, out)
+    for shard in out.glob("shard-*.npz"):
+        arrays = dict(np.load(shard))
+        keep = np.isin(arrays["person"], people)
+        np.savez(shard, **{k: v[keep] for k, v in arrays.items()})
+    return out
+
+
+def test_validation_reports_each_source_beside_the_pooled_figures(
+    runs: Runs, cache: Path, tmp_path: Path
+) -> None:
+    """Two sources (five people each): the training loop's validation row
+    and ``validate`` give pooled figures and, per source, figures on the
+    pairs within it."""
+    people = sorted(set(runs.data.person.tolist()))
+    first = _cache_of(cache, tmp_path / "first", people[:5])
+    second = _cache_of(cache, tmp_path / "second", people[5:])
+    # Seed 1232 holds out two people of each source (four of the ten).
+    cfg = replace(
+        runs.cfg,
+        caches=(str(first), str(second)),
+        val_fraction=0.4,
+        seed=1232,
+        people_per_batch=4,
+        steps=2,
+    )
+    result = train(cfg, RunFolder(tmp_path / "run"))
+    val = load_faces([first, second]).subset(np.load(result.run.val_index))
+    assert val.source is not None
+    held_out = {
+        source: sorted(set(val.person[val.source == source].tolist()))
+        for source in ("first", "second")
+    }
+    assert all(len(names) == 2 for names in held_out.values()), held_out
+    (row,) = result.history
+    for source in ("", "/first", "/second"):
+        assert 0.0 <= row[f"val_auc{source}"] <= 1.0 and 0.0 <= row[f"val_accuracy{source}"] <= 1
+    checked = validate([result.run], InferenceViews())
+    assert sorted(checked.by_source) == ["first", "second"]
+    (pooled,) = checked.reports
+    # 4 held-out people x 3 faces: 12 same-person pairs and 66 - 12 others
+    # pooled; within a source 2 people: 6 same-person pairs and 9 others.
+    assert (pooled.genuine_pairs, pooled.impostor_pairs) == (12, 54)
+    for reports in checked.by_source.values():
+        (report,) = reports
+        assert (report.genuine_pairs, report.impostor_pairs) == (6, 9)
+        assert report.name == pooled.name
+
+
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:
     saved = runs.full.run.config.read_text()
     with pytest.raises(ValueError, match="another config"):

@@ -257,7 +257,8 @@ def validate(
 
     Every pair of their faces (AUC, EER, TAR at FAR 1e-3 and 1e-2; clean
     photo vs degraded view where views are cached): the figures a model is
-    chosen by, never LFW's test people."""
+    chosen by, never LFW's test people. Sources pooled, then per source
+    (cache) when the held-out people come from more than one."""
     from embedder.model import InferenceViews
     from trainer.selection import validate as run_validation
     from trainer.validate import held_out_table, paired_table
@@ -275,6 +276,9 @@ def validate(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TARGETS") from exc
     typer.echo(held_out_table(result.reports))
+    for source, reports in result.by_source.items():
+        typer.echo(f"\nheld-out people of source {source} (pairs within it):")
+        typer.echo(held_out_table(reports))
     if result.differences:
         typer.echo("")
         typer.echo(paired_table(result.differences))
