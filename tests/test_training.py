@@ -1132,6 +1132,8 @@ def test_a_margin_head_trains_over_the_training_people_and_stays_out_of_the_expo
     held_out = set(validation.person.tolist())
     # 10 people - 2 test people = 8; a quarter of them (2) held out.
     assert len(held_out) == 2 and not held_out & test_people
+    # Read back from the caches as they are on disk, each held-out person whole.
+    assert np.unique(validation.person, return_counts=True)[1].tolist() == [3, 3]
     assert sorted(classes.tolist()) == sorted(
         set(runs.data.person.tolist()) - test_people - held_out
     )
