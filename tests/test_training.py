@@ -782,47 +782,6 @@ def _cache_of(cache: Path, out: Path, people: list[str]) -> Path:
     return out
 
 
-def test_validation_reports_each_source_beside_the_pooled_figures(
-    runs: Runs, cache: Path, tmp_path: Path
-) -> None:
-    """Two sources (five people each): the training loop's validation row
-    and ``validate`` give pooled figures and, per source, figures on the
-    pairs within it."""
-    people = sorted(set(runs.data.person.tolist()))
-    first = _cache_of(cache, tmp_path / "first", people[:5])
-    second = _cache_of(cache, tmp_path / "second", people[5:])
-    # Seed 1232 holds out two people of each source (four of the ten).
-    cfg = replace(
-        runs.cfg,
-        caches=(str(first), str(second)),
-        val_fraction=0.4,
-        seed=1232,
-        people_per_batch=4,
-        steps=2,
-    )
-    result = train(cfg, RunFolder(tmp_path / "run"))
-    val = load_faces([first, second]).subset(np.load(result.run.val_index))
-    assert val.source is not None
-    held_out = {
-        source: sorted(set(val.person[val.source == source].tolist()))
-        for source in ("first", "second")
-    }
-    assert all(len(names) == 2 for names in held_out.values()), held_out
-    (row,) = result.history
-    for source in ("", "/first", "/second"):
-        assert 0.0 <= row[f"val_auc{source}"] <= 1.0 and 0.0 <= row[f"val_accuracy{source}"] <= 1
-    checked = validate([result.run], InferenceViews())
-    assert sorted(checked.by_source) == ["first", "second"]
-    (pooled,) = checked.reports
-    # 4 held-out people x 3 faces: 12 same-person pairs and 66 - 12 others
-    # pooled; within a source 2 people: 6 same-person pairs and 9 others.
-    assert (pooled.genuine_pairs, pooled.impostor_pairs) == (12, 54)
-    for reports in checked.by_source.values():
-        (report,) = reports
-        assert (report.genuine_pairs, report.impostor_pairs) == (6, 9)
-        assert report.name == pooled.name
-
-
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:
     saved = runs.full.run.config.read_text()
     with pytest.raises(ValueError, match="another config"):
@@ -1102,24 +1061,37 @@ def _arrays(weights: Path) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def test_a_margin_head_trains_over_the_training_people_and_stays_out_of_the_export(
-    runs: Runs, tmp_path: Path
+    runs: Runs, cache: Path, tmp_path: Path
 ) -> None:
-    """A CosFace head, started from the trained network: its loss over the
-    training faces falls, its classes are the training people only (not the
-    test people, who leave the caches first, nor the validation people), its
-    centres are checkpointed and kept beside the run, and the final weights
-    hold the very arrays of a run without a head. Those weights are all an
-    export reads (export_model copies the file and converts the network of
-    the model config to LiteRT from it; the config is the same), so the
-    artifact is the same in structure with or without the head; converting
-    once more here would cost a LiteRT conversion for nothing."""
+    """One stage with a CosFace head, started from the trained network, on
+    two sources (five people each, one test person in each):
+
+    - the head's classes are the training people only: not the test people
+      (they leave the caches first) nor the validation people, who are read
+      back whole from the caches as they are on disk;
+    - its loss over the training faces falls; its centres are checkpointed
+      and kept beside the run;
+    - the final weights hold the very arrays of a run without a head. They
+      are all an export reads (export_model copies the file and converts the
+      network of the same model config to LiteRT from it), so the artifact
+      is the same in structure with or without the head (converting once
+      more here would cost a LiteRT conversion and prove nothing more);
+    - validation, in the loop and by ``validate``, gives pooled figures and
+      each source's, on the pairs within it.
+    """
+    people = sorted(set(runs.data.person.tolist()))
+    first = _cache_of(cache, tmp_path / "first", people[:5])
+    second = _cache_of(cache, tmp_path / "second", people[5:])
     test_people = {"Emma_Watson", "Rick_Perry"}
+    assert [p in people[:5] for p in sorted(test_people)] == [True, False]
     stage = replace(
         runs.cfg,
+        caches=(str(first), str(second)),
         init_weights=str(runs.full.run.final_weights),
         steps=30,
         people_per_batch=4,
-        val_fraction=0.25,
+        val_fraction=0.5,
+        seed=1231,  # holds out two people of each source (four of the eight)
         margin_head="cosface",
         head_scale=16.0,
         head_margin=0.2,
@@ -1128,16 +1100,18 @@ def test_a_margin_head_trains_over_the_training_people_and_stays_out_of_the_expo
     result = train(stage, RunFolder(tmp_path / "head"), held_out_people=test_people)
     run = result.run
     classes, centres = load_head(run.margin_head)
-    validation = runs.data.subset(np.load(run.val_index))
-    held_out = set(validation.person.tolist())
-    # 10 people - 2 test people = 8; a quarter of them (2) held out.
-    assert len(held_out) == 2 and not held_out & test_people
-    # Read back from the caches as they are on disk, each held-out person whole.
-    assert np.unique(validation.person, return_counts=True)[1].tolist() == [3, 3]
-    assert sorted(classes.tolist()) == sorted(
-        set(runs.data.person.tolist()) - test_people - held_out
-    )
-    assert centres.shape == (6, 128)
+    validation = load_faces([first, second]).subset(np.load(run.val_index))
+    assert validation.source is not None
+    held_out = {
+        source: set(validation.person[validation.source == source].tolist())
+        for source in ("first", "second")
+    }
+    assert [len(names) for names in held_out.values()] == [2, 2], held_out
+    everyone_held_out = held_out["first"] | held_out["second"]
+    assert not everyone_held_out & test_people
+    assert np.unique(validation.person, return_counts=True)[1].tolist() == [3] * 4
+    assert sorted(classes.tolist()) == sorted(set(people) - test_people - everyone_held_out)
+    assert centres.shape == (4, 128)
     np.testing.assert_array_equal(np.load(run.checkpoint_margin_head), centres)
     assert all(np.isfinite(row["margin_head"]) and row["margin_head"] > 0 for row in result.history)
 
@@ -1150,12 +1124,27 @@ def test_a_margin_head_trains_over_the_training_people_and_stays_out_of_the_expo
         emb = model(model_inputs(training.crops, training.landmarks, SIZE), training=True)
         return float(margin_head_loss(emb, labels, tf.constant(head), 16.0, 0.2, "cosface"))
 
-    before = head_loss(runs.full.run.final_weights, initial_centres(6, 128, stage.seed))
+    before = head_loss(runs.full.run.final_weights, initial_centres(4, 128, stage.seed))
     after = head_loss(run.final_weights, centres)
     assert after < 0.5 * before, (before, after)
 
     assert stage.model == runs.cfg.model
     assert _arrays(run.final_weights) == _arrays(runs.full.run.final_weights)
+
+    last = result.history[-1]
+    for source in ("", "/first", "/second"):
+        assert 0.0 <= last[f"val_auc{source}"] <= 1.0
+        assert 0.0 <= last[f"val_accuracy{source}"] <= 1.0
+    checked = validate([run], InferenceViews())
+    assert sorted(checked.by_source) == ["first", "second"]
+    (pooled,) = checked.reports
+    # 4 held-out people x 3 faces: 12 same-person pairs and 66 - 12 others
+    # pooled; within a source 2 people: 6 same-person pairs and 9 others.
+    assert (pooled.genuine_pairs, pooled.impostor_pairs) == (12, 54)
+    for reports in checked.by_source.values():
+        (report,) = reports
+        assert (report.genuine_pairs, report.impostor_pairs) == (6, 9)
+        assert report.name == pooled.name
 
 
 def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:
