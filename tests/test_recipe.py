@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
 from trainer.cli import app as train_app
-from trainer.config import TrainConfig
+from trainer.config import LOSS_KEYS, TrainConfig
 from trainer.recipe import RecipeError, Source, load_recipe
 from trainer.sources import list_source
 
@@ -51,7 +51,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     caches by folder name, initial weights by the stage that wrote them.
     Fields that postdate a record take the value that meant "not used"
     when it was written (no BatchNorm freezing, relation_weight 0, no view
-    caches, data seed = seed), and a model recorded with "towers": 1 is the
+    caches, data seed = seed, no margin head), and a model recorded with "towers": 1 is the
     one network."""
     out = dict(config)
     out["caches"] = [Path(c).name for c in out["caches"]]
@@ -60,6 +60,8 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("freeze_backbone_bn", False)
     out.setdefault("relation_weight", 0.0)
     out.setdefault("data_seed", None)
+    for key in ("margin_head", "head_margin", "head_scale", "head_weight"):
+        out.setdefault(key, TrainConfig.__dataclass_fields__[key].default)
     init = out.get("init_weights")
     if init is not None:
         parent = str(Path(init).parent)
@@ -191,6 +193,32 @@ def _v6_with(old: str, new: str) -> str:
         ('name = "relation"', 'name = "views"', "[[stages]] needs distinct names"),
         ('name = "relation"', 'name = "model"', "'name' must be letters"),
         ('name = "relation"', 'name = "../relation"', "'name' must be letters"),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "sphereface"\n',
+            "[[stages]] 'base': margin_head 'sphereface' is not one of none, cosface, arcface",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "arcface"\nhead_margin = 2.0\n',
+            "head_margin of arcface must be at least 0 and below 1.571 (radians; got 2)",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "cosface"\nhead_margin = 1.5\n',
+            "head_margin of cosface must be at least 0 and below 1 (a cosine; got 1.5)",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "cosface"\nhead_weight = 0\n',
+            "head_weight must be above 0 with a margin head",
+        ),
+        (
+            "margin = 0.2\n",
+            'margin = 0.2\nmargin_head = "cosface"\nhead_scale = -1.0\n',
+            "head_scale must be above 0",
+        ),
+        ("margin = 0.2\n", 'margin = 0.2\nhead_scale = "big"\n', "head_scale must be a float"),
     ],
 )
 def test_a_recipe_that_does_not_declare_a_model_names_the_file_and_key(
@@ -379,3 +407,121 @@ def test_one_stage_of_a_build_waits_for_the_stage_it_starts_from(
     assert "stage finetune needs stage base first" in _said(result.output)
     assert not (tmp_path / "runs" / "v6" / "finetune").exists()
     assert not (tmp_path / "cache").exists(), "nothing is cached for a stage that cannot start"
+
+
+V7 = RECIPES / "v7.toml"
+
+
+def test_v7_declares_the_ablations_three_arms_at_an_equal_budget(tmp_path: Path) -> None:
+    """Triplet only, + distillation, + margin head: each arm's stages resolve
+    to the same configs but for the loss keys, and only M has the head."""
+    recipe = load_recipe(V7)
+    assert [arm.name for arm in recipe.arms] == ["T", "D", "M"]
+    arms = {arm.name: recipe.with_arm(arm.name) for arm in recipe.arms}
+    configs = {
+        name: [arm.config(stage, tmp_path / "cache", tmp_path / "runs") for stage in arm.stages]
+        for name, arm in arms.items()
+    }
+    as_written = [
+        recipe.config(stage, tmp_path / "cache", tmp_path / "runs") for stage in recipe.stages
+    ]
+    assert configs["D"] == as_written
+    budget = [{k: v for k, v in c.to_dict().items() if k not in LOSS_KEYS} for c in as_written]
+    for arm, stages in configs.items():
+        assert [
+            {k: v for k, v in c.to_dict().items() if k not in LOSS_KEYS} for c in stages
+        ] == budget, arm
+    t_base, t_finetune = configs["T"]
+    assert (t_base.distill_weight, t_finetune.distill_weight, t_finetune.relation_weight) == (
+        0,
+        0,
+        0,
+    )
+    assert all(not c.uses_margin_head for arm in "TD" for c in configs[arm])
+    for cfg in configs["M"]:
+        assert (cfg.margin_head, cfg.head_margin, cfg.head_scale) == ("cosface", 0.35, 30.0)
+        assert cfg.head_weight == 0.1 and cfg.distill_weight == 1.0
+    assert recipe.with_arm("M").name == "v7-M" and recipe.name == "v7"
+
+
+def test_the_dry_run_lists_the_arms_each_a_build_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_app, ["build", str(V7), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    arms = lines[next(i for i, line in enumerate(lines) if line.startswith("arms")) + 1 :]
+    assert [line.split(":")[0].strip() for line in arms if not line.startswith("    ")] == [
+        "T",
+        "D",
+        "M",
+    ]
+    assert [line.strip() for line in arms if line.strip().startswith("-> ")] == [
+        f"-> runs/v7-{arm} (0/5 steps done)" for arm in "TDM"
+    ]
+    stages = [line.split() for line in arms if line.strip().startswith(("base", "finetune"))]
+    assert [(s[0], s[1]) for s in stages] == [("base", "12000"), ("finetune", "4000")] * 3
+    assert "    finetune     4000 steps: triplet x1" in arms
+    assert (
+        "    base         12000 steps: triplet x1 + distillation x1"
+        " + cosface head x0.1 (margin 0.35, scale 30)"
+    ) in arms
+    assert f"    likeness-train build {V7} --arm M" in arms
+    one = CliRunner().invoke(train_app, ["build", str(V7), "--dry-run", "--arm", "M"])
+    assert one.exit_code == 0, one.output
+    assert one.output.splitlines()[0] == f"recipe {V7}, arm M -> runs/v7-M"
+    assert "arms (" not in one.output
+    unknown = CliRunner().invoke(train_app, ["build", str(V7), "--dry-run", "--arm", "Q"])
+    assert unknown.exit_code == 2 and "no arm 'Q' (arms: T, D, M)" in _said(unknown.output)
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [
+        ("steps = 10\n", "[arms.X]: unknown key 'steps': an arm sets loss keys only"),
+        ('margin_head = "cosine"\n', "[arms.X] in stage 'base': margin_head 'cosine' is not one"),
+        ("head_weight = true\n", "[arms.X] head_weight must be a float"),
+    ],
+)
+def test_an_arm_that_changes_the_budget_or_an_invalid_head_is_refused(
+    tmp_path: Path, arm: str, message: str
+) -> None:
+    bad = _write(tmp_path, V6.read_text() + f"\n[arms.X]\n{arm}")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(bad)
+    assert str(bad) in str(caught.value) and message in str(caught.value)
+
+
+def test_validate_prints_each_sources_figures_after_the_pooled_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.selection
+    from trainer.run import RunFolder
+    from trainer.validate import HeldOutReport
+
+    def fake_validate(
+        runs: list[RunFolder], views: InferenceViews, bootstrap: int
+    ) -> trainer.selection.Validation:
+        def reports(eer: float) -> list[HeldOutReport]:
+            return [HeldOutReport(str(r.path), 0.99, eer, 0.6, 0.8, 10, 90) for r in runs]
+
+        by_source = {"lfw-train": reports(0.04), "celeba-128": reports(0.07)}
+        return trainer.selection.Validation(reports(0.05), [], by_source)
+
+    monkeypatch.setattr(trainer.selection, "validate", fake_validate)
+    (run,) = _build_folder(tmp_path, "finetune")
+    result = CliRunner().invoke(train_app, ["validate", str(run)])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("| ", "held-out"))]
+    header = "| weights | AUC | EER | TAR@FAR=1e-3 | TAR@FAR=1e-2 |"
+    assert rows == [
+        header,
+        f"| {run} | 0.9900 | 5.00% | 60.00% | 80.00% |",
+        "held-out people of source lfw-train (pairs within it):",
+        header,
+        f"| {run} | 0.9900 | 4.00% | 60.00% | 80.00% |",
+        "held-out people of source celeba-128 (pairs within it):",
+        header,
+        f"| {run} | 0.9900 | 7.00% | 60.00% | 80.00% |",
+    ]

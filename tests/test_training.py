@@ -55,7 +55,13 @@ from trainer.data import (
 )
 from trainer.embed import embed_views
 from trainer.export import add_litert, export_model, export_run
-from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
+from trainer.losses import (
+    distillation_loss,
+    margin_head_loss,
+    relation_loss,
+    triplet_semi_hard_loss,
+)
+from trainer.margin_head import class_index, initial_centres, load_head
 from trainer.network import backbone, load_imagenet_backbone
 from trainer.recipe import load_recipe
 from trainer.run import BuildFolder, RunFolder
@@ -766,6 +772,16 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         assert report.auc == first.auc and report.eer == first.eer
 
 
+def _cache_of(cache: Path, out: Path, people: list[str]) -> Path:
+    """A copy of ``cache`` holding only the faces of ``people``: a source of its own."""
+    shutil.copytree(cache, out)
+    for shard in out.glob("shard-*.npz"):
+        arrays = dict(np.load(shard))
+        keep = np.isin(arrays["person"], people)
+        np.savez(shard, **{k: v[keep] for k, v in arrays.items()})
+    return out
+
+
 def test_another_config_in_a_run_folder_is_refused(runs: Runs) -> None:
     saved = runs.full.run.config.read_text()
     with pytest.raises(ValueError, match="another config"):
@@ -1028,6 +1044,107 @@ def test_a_run_ships_the_test_time_views_it_was_calibrated_and_evaluated_with(
     assert (backend.manifest.extra["flip_tta"], backend.manifest.extra["shift_tta_px"]) == (True, 4)
     assert backend.manifest.default_threshold == 0.7
     assert "shifted by 4 px" in card
+
+
+def _arrays(weights: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """The arrays of a Keras weights file: (name, shape), values aside."""
+    import h5py
+
+    arrays: list[tuple[str, tuple[int, ...]]] = []
+    with h5py.File(weights) as h5:
+        h5.visititems(
+            lambda name, item: (
+                arrays.append((name, item.shape)) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return sorted(arrays)
+
+
+def test_a_margin_head_trains_over_the_training_people_and_stays_out_of_the_export(
+    runs: Runs, cache: Path, tmp_path: Path
+) -> None:
+    """One stage with a CosFace head, started from the trained network, on
+    two sources (five people each, one test person in each):
+
+    - the head's classes are the training people only: not the test people
+      (they leave the caches first) nor the validation people, who are read
+      back whole from the caches as they are on disk;
+    - its loss over the training faces falls; its centres are checkpointed
+      and kept beside the run;
+    - the final weights hold the very arrays of a run without a head. They
+      are all an export reads (export_model copies the file and converts the
+      network of the same model config to LiteRT from it), so the artifact
+      is the same in structure with or without the head (converting once
+      more here would cost a LiteRT conversion and prove nothing more);
+    - validation, in the loop and by ``validate``, gives pooled figures and
+      each source's, on the pairs within it.
+    """
+    people = sorted(set(runs.data.person.tolist()))
+    first = _cache_of(cache, tmp_path / "first", people[:5])
+    second = _cache_of(cache, tmp_path / "second", people[5:])
+    test_people = {"Emma_Watson", "Rick_Perry"}
+    assert [p in people[:5] for p in sorted(test_people)] == [True, False]
+    stage = replace(
+        runs.cfg,
+        caches=(str(first), str(second)),
+        init_weights=str(runs.full.run.final_weights),
+        steps=30,
+        people_per_batch=4,
+        val_fraction=0.5,
+        seed=1231,  # holds out two people of each source (four of the eight)
+        margin_head="cosface",
+        head_scale=16.0,
+        head_margin=0.2,
+        head_weight=1.0,
+    )
+    result = train(stage, RunFolder(tmp_path / "head"), held_out_people=test_people)
+    run = result.run
+    classes, centres = load_head(run.margin_head)
+    validation = load_faces([first, second]).subset(np.load(run.val_index))
+    assert validation.source is not None
+    held_out = {
+        source: set(validation.person[validation.source == source].tolist())
+        for source in ("first", "second")
+    }
+    assert [len(names) for names in held_out.values()] == [2, 2], held_out
+    everyone_held_out = held_out["first"] | held_out["second"]
+    assert not everyone_held_out & test_people
+    assert np.unique(validation.person, return_counts=True)[1].tolist() == [3] * 4
+    assert sorted(classes.tolist()) == sorted(set(people) - test_people - everyone_held_out)
+    assert centres.shape == (4, 128)
+    np.testing.assert_array_equal(np.load(run.checkpoint_margin_head), centres)
+    assert all(np.isfinite(row["margin_head"]) and row["margin_head"] > 0 for row in result.history)
+
+    training = runs.data.subset(np.flatnonzero(np.isin(runs.data.person, classes)))
+    labels = tf.constant(class_index(training.person, classes))
+
+    def head_loss(weights: Path, head: np.ndarray) -> float:
+        model = load_model(stage.model, weights)
+        model.get_layer("gdc_dropout").rate = 0.0
+        emb = model(model_inputs(training.crops, training.landmarks, SIZE), training=True)
+        return float(margin_head_loss(emb, labels, tf.constant(head), 16.0, 0.2, "cosface"))
+
+    before = head_loss(runs.full.run.final_weights, initial_centres(4, 128, stage.seed))
+    after = head_loss(run.final_weights, centres)
+    assert after < 0.5 * before, (before, after)
+
+    assert stage.model == runs.cfg.model
+    assert _arrays(run.final_weights) == _arrays(runs.full.run.final_weights)
+
+    last = result.history[-1]
+    for source in ("", "/first", "/second"):
+        assert 0.0 <= last[f"val_auc{source}"] <= 1.0
+        assert 0.0 <= last[f"val_accuracy{source}"] <= 1.0
+    checked = validate([run], InferenceViews())
+    assert sorted(checked.by_source) == ["first", "second"]
+    (pooled,) = checked.reports
+    # 4 held-out people x 3 faces: 12 same-person pairs and 66 - 12 others
+    # pooled; within a source 2 people: 6 same-person pairs and 9 others.
+    assert (pooled.genuine_pairs, pooled.impostor_pairs) == (12, 54)
+    for reports in checked.by_source.values():
+        (report,) = reports
+        assert (report.genuine_pairs, report.impostor_pairs) == (6, 9)
+        assert report.name == pooled.name
 
 
 def test_a_tampered_export_is_refused(exported: Export, tmp_path: Path) -> None:

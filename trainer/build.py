@@ -9,10 +9,12 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from trainer.config import optional_defaults
 from trainer.recipe import Recipe, Stage
 from trainer.run import BuildFolder, RunFolder
 from trainer.sources import data_report
@@ -67,8 +69,10 @@ def plan(build: Build) -> list[Step]:
 
 
 def dry_run(build: Build) -> str:
-    """The plan as text: the data each source lists, then every step."""
-    lines = [f"recipe {build.recipe.file} -> {build.folder.path}", "data:"]
+    """The plan as text: the data each source lists, every step, and the
+    arms of the recipe's ablation (each a build of its own)."""
+    arm = f", arm {build.recipe.arm}" if build.recipe.arm else ""
+    lines = [f"recipe {build.recipe.file}{arm} -> {build.folder.path}", "data:"]
     try:
         for s in data_report(build.recipe, build.cache_root):
             who = f"{s.people} people" if s.kind != "unlabelled" else "unlabelled"
@@ -81,7 +85,58 @@ def dry_run(build: Build) -> str:
         lines.append(f"  not readable here: {exc}")
     lines.append("steps:")
     lines += [f"  {s.name:<12} {s.status:<28} {s.what}" for s in plan(build)]
+    if build.recipe.arms and build.recipe.arm is None:
+        lines += arm_lines(build)
     return "\n".join(lines)
+
+
+def arm_build(build: Build, arm: str) -> Build:
+    """The build of arm ``arm`` of ``build``'s recipe, beside it
+    (``<runs>/<recipe>-<arm>``)."""
+    recipe = build.recipe.with_arm(arm)
+    return Build(recipe, BuildFolder(build.folder.path.parent / recipe.name), build.cache_root)
+
+
+def arm_lines(build: Build) -> list[str]:
+    """The ablation's arms: each one's loss terms per stage and how far its
+    build got; every other setting is the recipe's, the same for all arms."""
+    lines = [
+        "arms (an ablation at equal budget: same network, data, batches, steps, schedule and"
+        " seeds; only the loss terms differ):"
+    ]
+    for arm in build.recipe.arms:
+        sub = arm_build(build, arm.name)
+        changed = ", ".join(f"{k} = {v!r}" for k, v in arm.settings.items()) or "nothing"
+        steps = plan(sub)
+        done = sum(1 for step in steps if step.status == "done")
+        lines += [
+            f"  {arm.name}: {arm.about or '-'}",
+            f"    -> {sub.folder.path} ({done}/{len(steps)} steps done)",
+            f"    sets {changed}",
+            f"    likeness-train build {build.recipe.file} --arm {arm.name}",
+        ]
+        for stage in sub.recipe.stages:
+            if not stage.average:
+                lines.append(
+                    f"    {stage.name:<12} {stage.settings['steps']} steps:"
+                    f" {loss_terms(stage.settings)}"
+                )
+    return lines
+
+
+def loss_terms(settings: Mapping[str, Any]) -> str:
+    """A stage's loss as text: each term that is on, with its weight."""
+    value = {**optional_defaults(), **settings}
+    names = {"triplet": "triplet_weight", "distillation": "distill_weight"}
+    terms = [f"{name} x{value[key]:g}" for name, key in names.items() if value[key] > 0]
+    if value["relation_weight"] > 0:
+        terms.append(f"relation x{value['relation_weight']:g}")
+    if value["margin_head"] != "none":
+        terms.append(
+            f"{value['margin_head']} head x{value['head_weight']:g}"
+            f" (margin {value['head_margin']:g}, scale {value['head_scale']:g})"
+        )
+    return " + ".join(terms) or "no loss term"
 
 
 def run_build(
@@ -103,6 +158,8 @@ def run_build(
     build.folder.path.mkdir(parents=True, exist_ok=True)
     if recipe.file.resolve() != build.folder.recipe.resolve():
         shutil.copyfile(recipe.file, build.folder.recipe)
+    if recipe.arm is not None:
+        build.folder.arm.write_text(recipe.arm)
     started = time.monotonic()
     for stage in [recipe.stage(only)] if only else recipe.stages:
         run = build.run(stage)

@@ -43,9 +43,13 @@ Target = Annotated[
 ]
 
 
-def _build(recipe_file: Path, runs: Path, cache_dir: Path, workers: int = 2) -> Build:
+def _build(
+    recipe_file: Path, runs: Path, cache_dir: Path, workers: int = 2, arm: str | None = None
+) -> Build:
     try:
         recipe = load_recipe(recipe_file)
+        if arm is not None:
+            recipe = recipe.with_arm(arm)
     except RecipeError as exc:
         raise typer.BadParameter(str(exc), param_hint="RECIPE") from exc
     return Build(recipe, BuildFolder(runs / recipe.name), cache_dir, workers)
@@ -59,7 +63,8 @@ def _target(target: Path, runs: Path, cache_dir: Path) -> tuple[Build, RunFolder
     folder = BuildFolder(target.parent)
     if not folder.recipe.exists():
         raise typer.BadParameter(f"{target} is not a run folder of a build", param_hint="TARGET")
-    build = _build(folder.recipe, runs, cache_dir)
+    arm = folder.arm.read_text().strip() if folder.arm.exists() else None
+    build = _build(folder.recipe, runs, cache_dir, arm=arm)
     return Build(build.recipe, folder, cache_dir), RunFolder(target)
 
 
@@ -71,8 +76,17 @@ def build(
     ] = None,
     dry_run_: Annotated[
         bool,
-        typer.Option("--dry-run", help="Print the plan: data, stages, what is done; run nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Print the plan: data, stages, what is done, the ablation's arms; run nothing.",
+        ),
     ] = False,
+    arm: Annotated[
+        str | None,
+        typer.Option(
+            help="Build this arm of the recipe's ablation ([arms.<name>]) into RUNS/<name>-<arm>."
+        ),
+    ] = None,
     runs: Runs = Path("runs"),
     cache_dir: CacheDir = Path("cache"),
     workers: Annotated[int, typer.Option(min=1, help="Processes building caches.")] = 2,
@@ -85,8 +99,10 @@ def build(
     Every stage in order, then evaluation on LFW, calibration and the
     exported artifact in RUNS/<name>/model. Finished steps are skipped and an
     interrupted stage resumes: rerun the same command after any
-    interruption. Exit code 3: stopped by --max-minutes."""
-    target = _build(recipe, runs, cache_dir, workers)
+    interruption. Exit code 3: stopped by --max-minutes. A recipe with an
+    ablation ([arms.<name>], same budget, other loss terms) builds one arm
+    per --arm; --dry-run lists them."""
+    target = _build(recipe, runs, cache_dir, workers, arm)
     if stage is not None and stage not in {s.name for s in target.recipe.stages}:
         names = ", ".join(s.name for s in target.recipe.stages)
         raise typer.BadParameter(f"no stage {stage!r}; stages: {names}", param_hint="--stage")
@@ -305,7 +321,8 @@ def validate(
 
     Every pair of their faces (AUC, EER, TAR at FAR 1e-3 and 1e-2; clean
     photo vs degraded view where views are cached): the figures a model is
-    chosen by, never LFW's test people."""
+    chosen by, never LFW's test people. Sources pooled, then per source
+    (cache) when the held-out people come from more than one."""
     from embedder.model import InferenceViews
     from trainer.selection import validate as run_validation
     from trainer.validate import held_out_table, paired_table
@@ -323,6 +340,9 @@ def validate(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TARGETS") from exc
     typer.echo(held_out_table(result.reports))
+    for source, reports in result.by_source.items():
+        typer.echo(f"\nheld-out people of source {source} (pairs within it):")
+        typer.echo(held_out_table(reports))
     if result.differences:
         typer.echo("")
         typer.echo(paired_table(result.differences))

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,24 @@ from embedder.model import ModelConfig
 #: Length of dlib-resnet's descriptor, the distillation target: a distilled
 #: network's embedding must have as many dimensions.
 TEACHER_DIM = 128
+
+#: Margin-head kinds (trainer.losses.margin_head_loss); "none" = no head.
+MARGIN_HEADS = ("none", "cosface", "arcface")
+
+#: Stage keys that only choose loss terms: the arms of an ablation
+#: (trainer.recipe) may set these and nothing else, so every arm trains on
+#: the same data, batches, steps and schedule (an equal budget).
+LOSS_KEYS = frozenset(
+    {
+        "triplet_weight",
+        "distill_weight",
+        "relation_weight",
+        "margin_head",
+        "head_margin",
+        "head_scale",
+        "head_weight",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,14 @@ class TrainConfig:
     people); ``freeze_backbone_bn`` keeps the backbone's BatchNorm on its
     moving statistics (about 2x faster on a CPU; for fine-tuning);
     ``checkpoint_every`` and ``eval_every`` in steps.
+
+    The optional margin head (trainer.margin_head, training only, never
+    exported): ``margin_head`` "cosface" or "arcface" ("none": off), one
+    trainable centre per labelled training person; logits ``head_scale`` x
+    cosine, the true class's made harder by ``head_margin`` (cosine units for
+    CosFace, radians for ArcFace); its cross-entropy joins the loss with
+    weight ``head_weight``. :func:`margin_head_problem` states the valid
+    values.
     """
 
     caches: tuple[str, ...]
@@ -68,6 +96,19 @@ class TrainConfig:
     eval_every: int
     view_caches: tuple[str, ...] = ()
     data_seed: int | None = None
+    margin_head: str = "none"
+    head_margin: float = 0.35
+    head_scale: float = 30.0
+    head_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        problem = margin_head_problem(asdict(self))
+        if problem:
+            raise ValueError(problem)
+
+    @property
+    def uses_margin_head(self) -> bool:
+        return self.margin_head != "none"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -97,3 +138,36 @@ RESOLVED = frozenset({"caches", "view_caches", "model", "imagenet_weights", "ini
 def declared_fields() -> dict[str, bool]:
     """Stage-table keys (TrainConfig's declared fields) -> whether required."""
     return {f.name: f.default is MISSING for f in fields(TrainConfig) if f.name not in RESOLVED}
+
+
+def optional_defaults() -> dict[str, Any]:
+    """The optional stage keys (TrainConfig fields with a default) -> default."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+def margin_head_problem(settings: Mapping[str, Any]) -> str | None:
+    """What is wrong with the margin-head keys of ``settings`` (a stage's
+    keys; missing ones take TrainConfig's defaults), or None. ``margin_head``
+    must be one of :data:`MARGIN_HEADS`; with a head on, ``head_weight`` and
+    ``head_scale`` must be above 0, and ``head_margin`` at least 0 and below
+    1 (CosFace, a cosine) or below pi/2 (ArcFace, radians)."""
+    value = {**optional_defaults(), **settings}
+    kind = value["margin_head"]
+    if kind not in MARGIN_HEADS:
+        return f"margin_head {kind!r} is not one of {', '.join(MARGIN_HEADS)}"
+    if kind == "none":
+        return None
+    weight, scale, margin = (float(value[k]) for k in ("head_weight", "head_scale", "head_margin"))
+    if not weight > 0:
+        return (
+            f"head_weight must be above 0 with a margin head (got {weight:g});"
+            ' margin_head = "none" turns the head off'
+        )
+    if not scale > 0:
+        return f"head_scale must be above 0 (got {scale:g})"
+    top, unit = (1.0, "a cosine") if kind == "cosface" else (math.pi / 2, "radians")
+    if not 0 <= margin < top:
+        return (
+            f"head_margin of {kind} must be at least 0 and below {top:.4g} ({unit}; got {margin:g})"
+        )
+    return None

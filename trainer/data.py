@@ -15,13 +15,16 @@ from trainer.cache import load_cache
 class FaceData:
     """Cached faces: ``crops`` (N, S, S, 3) uint8, ``landmarks`` (N, 68, 2) crop
     pixels, ``person`` (N,) str ("" = unlabelled), ``teacher`` (N, 128) raw
-    dlib descriptors or None, ``path`` (N,) source files."""
+    dlib descriptors or None, ``path`` (N,) source files, ``source`` (N,) str
+    the name of the cache folder each face was read from (per-source
+    figures), or None when not known."""
 
     crops: np.ndarray
     landmarks: np.ndarray
     person: np.ndarray
     path: np.ndarray
     teacher: np.ndarray | None
+    source: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.person)
@@ -33,11 +36,13 @@ class FaceData:
             self.person[index],
             self.path[index],
             None if self.teacher is None else self.teacher[index],
+            None if self.source is None else self.source[index],
         )
 
 
 def load_faces(cache_dirs: Sequence[Path]) -> FaceData:
-    """Concatenate caches (see trainer.cache); teacher only if every cache has it."""
+    """Concatenate caches (see trainer.cache); teacher only if every cache
+    has it; each face's ``source`` is its cache folder's name."""
     return concat_faces(
         [
             FaceData(
@@ -46,15 +51,18 @@ def load_faces(cache_dirs: Sequence[Path]) -> FaceData:
                 person=p["person"],
                 path=p["path"],
                 teacher=p["teacher"].astype(np.float32) if "teacher" in p else None,
+                source=np.full(len(p["person"]), Path(d).name),
             )
-            for p in (load_cache(d) for d in cache_dirs)
+            for d, p in ((d, load_cache(d)) for d in cache_dirs)
         ]
     )
 
 
 def concat_faces(parts: Sequence[FaceData]) -> FaceData:
-    """One FaceData of ``parts`` in order; teacher only if every part has it."""
+    """One FaceData of ``parts`` in order; teacher (source) only if every
+    part has it."""
     teachers = [p.teacher for p in parts]
+    sources = [p.source for p in parts]
     return FaceData(
         crops=np.concatenate([p.crops for p in parts]),
         landmarks=np.concatenate([p.landmarks for p in parts]),
@@ -63,6 +71,9 @@ def concat_faces(parts: Sequence[FaceData]) -> FaceData:
         teacher=None
         if any(t is None for t in teachers)
         else np.concatenate([t for t in teachers if t is not None]),
+        source=None
+        if any(s is None for s in sources)
+        else np.concatenate([s for s in sources if s is not None]),
     )
 
 
@@ -70,8 +81,14 @@ def without_people(data: FaceData, people: Iterable[str]) -> FaceData:
     """``data`` less every face of ``people``: held-out test people leave a
     cache that holds them (a listed source's shared cache holds every person,
     its test people included, since their evaluation reads it)."""
+    kept = rows_without_people(data, people)
+    return data if len(kept) == len(data) else data.subset(kept)
+
+
+def rows_without_people(data: FaceData, people: Iterable[str]) -> np.ndarray:
+    """Indices of the rows of ``data`` that are not faces of ``people``."""
     gone = np.isin(data.person, np.array(sorted(set(people)), dtype=str))
-    return data if not gone.any() else data.subset(np.flatnonzero(~gone))
+    return np.flatnonzero(~gone)
 
 
 def check_no_forbidden(data: FaceData, forbidden: Iterable[str]) -> None:

@@ -17,6 +17,7 @@ Layout (every key is documented in trainer/recipes/README.md)::
     [[stages]]                        # name, init or average, stage keys
     [test_views]                      # embedder.model.InferenceViews
     [calibration]                     # far, seed
+    [arms.<name>]                     # optional: an ablation's arms, loss keys only
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
-from trainer.config import TrainConfig, declared_fields
+from trainer.config import LOSS_KEYS, TrainConfig, declared_fields, margin_head_problem
 from trainer.run import BuildFolder
 
 #: Source kinds: identity folders ``<person>/<image>``, a folder plus a
@@ -97,6 +98,18 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One arm of an ablation: the recipe with ``settings`` (loss keys only,
+    trainer.config.LOSS_KEYS) set in every training stage, so every arm
+    trains the same network on the same data, batches, steps, schedule and
+    seeds: an equal budget. ``about`` says what the arm is."""
+
+    name: str
+    about: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A parsed recipe file (see the module docstring)."""
 
@@ -113,10 +126,30 @@ class Recipe:
     #: Held-out test people lists (trainer.test_people), by name: their
     #: people leave every source, like LFW's DevTest people.
     test_people: tuple[tuple[str, Path], ...] = ()
+    #: The ablation's arms ([arms.<name>]), in file order.
+    arms: tuple[Arm, ...] = ()
+    #: The arm this recipe is (:meth:`with_arm`), or None: the file as written.
+    arm: str | None = None
 
     @property
     def name(self) -> str:
-        return self.file.stem
+        """The build folder's name: the file's, and the arm's after a dash."""
+        return self.file.stem if self.arm is None else f"{self.file.stem}-{self.arm}"
+
+    def with_arm(self, name: str) -> Recipe:
+        """This recipe as arm ``name``: its loss keys set in every training
+        stage. Raises RecipeError for an arm the file does not declare."""
+        arms = {a.name: a for a in self.arms}
+        if name not in arms:
+            known = ", ".join(arms) or "none"
+            raise RecipeError(f"{self.file}: no arm {name!r} (arms: {known})")
+        if self.arm is not None:
+            raise RecipeError(f"{self.file}: already arm {self.arm!r}")
+        settings = arms[name].settings
+        stages = tuple(
+            s if s.average else replace(s, settings={**s.settings, **settings}) for s in self.stages
+        )
+        return replace(self, stages=stages, arm=name)
 
     @property
     def final(self) -> Stage:
@@ -181,7 +214,7 @@ def load_recipe(file: Path) -> Recipe:
         top,
         "the top level",
         file,
-        {**dict.fromkeys(("model_id", *tables), True), "test_people": False},
+        {**dict.fromkeys(("model_id", *tables), True), "test_people": False, "arms": False},
     )
     network = _table(top["network"], "[network]", file)
     model_keys = {f.name: True for f in fields(ModelConfig) if f.name != "input_size"}
@@ -206,6 +239,7 @@ def load_recipe(file: Path) -> Recipe:
     imagenet = network.pop("imagenet_weights", None)
     if imagenet is None and any(s.init == "imagenet" for s in stages):
         raise RecipeError(f"{file}: missing key 'imagenet_weights' in [network]")
+    arms = _arms(top.get("arms", {}), stages, file)
     return Recipe(
         file=file,
         model_id=_typed(top["model_id"], str, "model_id", file),
@@ -221,7 +255,33 @@ def load_recipe(file: Path) -> Recipe:
         far=float(calibration["far"]),
         calibration_seed=_typed(calibration["seed"], int, "[calibration] seed", file),
         test_people=_test_people(top.get("test_people", {}), file),
+        arms=arms,
     )
+
+
+def _arms(raw: Any, stages: list[Stage], file: Path) -> tuple[Arm, ...]:
+    """The [arms.<name>] tables: loss keys only, each valid in every stage."""
+    arms = []
+    for name, value in _table(raw, "[arms]", file).items():
+        where = f"[arms.{name}]"
+        if not _NAME.fullmatch(name):
+            raise RecipeError(f"{file}: {where}: an arm's name must be letters, digits, '-' or '_'")
+        table = _table(value, where, file)
+        keys = [k for k in table if k != "about"]
+        other = [k for k in keys if k not in LOSS_KEYS]
+        if other:
+            raise RecipeError(
+                f"{file}: {where}: unknown key {other[0]!r}: an arm sets loss keys only"
+                f" ({', '.join(sorted(LOSS_KEYS))}), so every arm has the same budget"
+            )
+        about = _typed(table.get("about", ""), str, f"{where} about", file)
+        settings = _typed_fields(TrainConfig, {k: table[k] for k in keys}, where, file)
+        for stage in stages:
+            problem = margin_head_problem({**stage.settings, **settings})
+            if problem and not stage.average:
+                raise RecipeError(f"{file}: {where} in stage {stage.name!r}: {problem}")
+        arms.append(Arm(name, about, settings))
+    return tuple(arms)
 
 
 def _test_people(raw: Any, file: Path) -> tuple[tuple[str, Path], ...]:
@@ -294,6 +354,9 @@ def _stage(
     settings = _typed_fields(
         TrainConfig, {k: merged[k] for k in declared_fields() if k in merged}, where, file
     )
+    problem = margin_head_problem(settings)
+    if problem:
+        raise RecipeError(f"{file}: {where}: {problem}")
     return Stage(
         name=str(merged["name"]),
         init=str(merged["init"]),

@@ -64,6 +64,11 @@ class RunFolder:
         return self.current_checkpoint / "optimizer.npz"
 
     @property
+    def checkpoint_margin_head(self) -> Path:
+        """The margin head's centres (.npy), for a stage that has one."""
+        return self.current_checkpoint / "margin_head.npy"
+
+    @property
     def checkpoint_state(self) -> Path:
         """The step reached and the history so far (JSON); its existence
         marks a resumable run."""
@@ -81,6 +86,13 @@ class RunFolder:
     def val_index(self) -> Path:
         """Rows of the held-out (validation) faces in the stage's caches (.npy)."""
         return self.path / "val_index.npy"
+
+    @property
+    def margin_head(self) -> Path:
+        """A finished stage's margin head: its classes (people) and centres
+        (.npz; trainer.margin_head). Training only: the export never reads it,
+        and a stage started from this one continues from it."""
+        return self.path / "margin_head.npz"
 
     @property
     def teacher_mean(self) -> Path:
@@ -122,6 +134,11 @@ class BuildFolder:
     def recipe(self) -> Path:
         """The recipe file as it was when the build started."""
         return self.path / "recipe.toml"
+
+    @property
+    def arm(self) -> Path:
+        """For a build of one arm of the recipe's ablation: the arm's name."""
+        return self.path / "arm.txt"
 
     @property
     def data_report(self) -> Path:

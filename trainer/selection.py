@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Validation:
-    """What :func:`validate` measured: one report per run and, when asked
-    for, each later run's paired difference to the first."""
+    """What :func:`validate` measured: one report per run (every pair of the
+    held-out faces, sources pooled) and, when asked for, each later run's
+    paired difference to the first. ``by_source``: when the held-out faces
+    come from two or more caches (sources), the same figures per cache
+    folder name, on the pairs within that source (clean faces only; a source
+    whose faces make no same-person pair is left out)."""
 
     reports: list[HeldOutReport]
     differences: list[PairedDifference]
+    by_source: dict[str, list[HeldOutReport]] = field(default_factory=dict)
 
 
 def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 0) -> Validation:
@@ -92,7 +97,26 @@ def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 
                     resamples=bootstrap,
                 )
             )
-    return Validation(reports, differences)
+    return Validation(reports, differences, _by_source(runs, embeddings, val))
+
+
+def _by_source(
+    runs: Sequence[RunFolder], embeddings: list[np.ndarray], val: FaceData
+) -> dict[str, list[HeldOutReport]]:
+    sources = np.unique(val.source) if val.source is not None else np.array([], dtype=str)
+    out: dict[str, list[HeldOutReport]] = {}
+    for name in sources.tolist() if len(sources) > 1 else []:
+        assert val.source is not None
+        rows = np.flatnonzero(val.source == name)
+        _, faces = np.unique(val.person[rows], return_counts=True)
+        if len(faces) < 2 or faces.max() < 2:
+            log.warning("held-out faces of %s make no same- and different-person pairs", name)
+            continue
+        out[name] = [
+            held_out_report(str(run.path), emb[rows], val.person[rows], val.path[rows])
+            for run, emb in zip(runs, embeddings, strict=True)
+        ]
+    return out
 
 
 def _held_out_views(cfg: TrainConfig, val: FaceData) -> tuple[FaceData | None, tuple[int, ...]]:

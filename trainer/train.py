@@ -1,5 +1,6 @@
 """Training: triplet loss with online semi-hard mining (FaceNet) on P x K
-batches, plus optional distillation from dlib-resnet descriptors.
+batches, plus optional distillation from dlib-resnet descriptors and an
+optional margin head over the labelled training people (trainer.margin_head).
 
 Resumable: the run folder's checkpoint (trainer.run.RunFolder) holds
 weights, optimizer state and the step; batches and augmentation are
@@ -33,9 +34,11 @@ from trainer.data import (
     check_no_forbidden,
     concat_faces,
     load_faces,
+    rows_without_people,
     split_people,
     without_people,
 )
+from trainer.margin_head import class_index, head_classes, save_head, starting_centres
 from trainer.network import freeze_backbone_batchnorm, load_imagenet_backbone
 from trainer.run import RunFolder
 from trainer.transfer import load_init_weights
@@ -82,10 +85,16 @@ def train(
     ``held_out_people``: test people whose faces are dropped from the caches
     before the split (so neither training nor validation sees them).
     """
+    import keras
     import tensorflow as tf
 
     from trainer.augment import augment
-    from trainer.losses import distillation_loss, relation_loss, triplet_semi_hard_loss
+    from trainer.losses import (
+        distillation_loss,
+        margin_head_loss,
+        relation_loss,
+        triplet_semi_hard_loss,
+    )
 
     run.path.mkdir(parents=True, exist_ok=True)
     state_file = run.checkpoint_state
@@ -95,13 +104,18 @@ def train(
 
     check_caches_fit(cfg.model, cfg.caches + cfg.view_caches)
     test_people = set(held_out_people)
-    data = without_people(load_faces([Path(c) for c in cfg.caches]), test_people)
+    cached = load_faces([Path(c) for c in cfg.caches])
+    kept = rows_without_people(cached, test_people)
+    data = cached if len(kept) == len(cached) else cached.subset(kept)
+    del cached
     check_no_forbidden(data, forbidden_people)
     train_idx, val_idx = split_people(data, cfg.val_fraction, cfg.seed)
     if len(val_idx) and len(np.unique(data.person[val_idx])) < 2:
         raise ValueError("validation needs at least two people: raise val_fraction or set it to 0")
     train_data = data.subset(train_idx)
-    np.save(run.val_index, val_idx)
+    # Rows of the caches as they are on disk (test people's faces included),
+    # which is how calibration and validation read them back.
+    np.save(run.val_index, kept[val_idx])
     # The mean of the source images alone: a second stage with views keeps the
     # first stage's targets for the same faces.
     teacher_mean = train_data.teacher.mean(axis=0) if train_data.teacher is not None else None
@@ -116,6 +130,17 @@ def train(
         raise ValueError("the distillation and relation terms need caches with teacher descriptors")
     if use_distill and cfg.model.dim != TEACHER_DIM:
         raise ValueError(f"distillation needs an embedding dim of {TEACHER_DIM} (the teacher's)")
+    use_head = cfg.uses_margin_head
+    # The head's classes: the labelled people of the training split only
+    # (test people left before the split, validation people by it).
+    classes = head_classes(train_data) if use_head else np.array([], dtype=str)
+    if use_head and len(classes) < 2:
+        raise ValueError("the margin head needs two or more labelled training people")
+    face_class = (
+        class_index(train_data.person, classes)
+        if use_head
+        else np.full(len(train_data), -1, np.int32)
+    )
     targets = (
         centred_targets(train_data.teacher, teacher_mean)
         if train_data.teacher is not None and teacher_mean is not None
@@ -152,11 +177,23 @@ def train(
     optimizer = tf.keras.optimizers.AdamW(
         learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
-    optimizer.build(model.trainable_variables)
+    head = None
+    trained = list(model.trainable_variables)
+    if use_head:
+        # A stage started from an earlier one keeps that stage's centres.
+        parent_head = (
+            RunFolder(Path(cfg.init_weights).parent).margin_head if cfg.init_weights else None
+        )
+        centres = starting_centres(classes, cfg.model.dim, cfg.seed, parent_head)
+        head = keras.Variable(centres, trainable=True, name="margin_head_centres")
+        # The loss normalises the centres: decay would only change their step size.
+        optimizer.exclude_from_weight_decay(var_list=[head])
+        trained.append(head)
+    optimizer.build(trained)
     step0 = 0
     history: list[dict[str, float]] = []
     if resuming:
-        step0, history = _load_checkpoint(run, model, optimizer)
+        step0, history = _load_checkpoint(run, model, optimizer, head)
         log.info("resumed", extra={"step": step0})
 
     size = cfg.model.input_size
@@ -168,12 +205,15 @@ def train(
             tf.TensorSpec([batch_size, size, size, 3], tf.uint8),
             tf.TensorSpec([batch_size, NUM_LANDMARKS, 2], tf.float32),
             tf.TensorSpec([n_trip], tf.int32),
+            tf.TensorSpec([batch_size], tf.int32),
             tf.TensorSpec([batch_size, TEACHER_DIM], tf.float32),
             tf.TensorSpec([2], tf.int32),
             tf.TensorSpec([], tf.float32),
         ]
     )
-    def step_fn(crops: Any, marks: Any, labels: Any, tgt: Any, seed: Any, lr: Any) -> Any:
+    def step_fn(
+        crops: Any, marks: Any, labels: Any, people: Any, tgt: Any, seed: Any, lr: Any
+    ) -> Any:
         images, points = augment(tf.cast(crops, tf.float32), marks, seed, size)
         points = (points / float(size)) * 2.0 - 1.0
         inputs = {"image": images, "landmarks": tf.reshape(points, [batch_size, -1])}
@@ -186,25 +226,34 @@ def train(
                 else tf.constant(0.0)
             )
             rel = relation_loss(emb, tgt) if use_relation else tf.constant(0.0)
+            head_loss = (
+                margin_head_loss(
+                    emb, people, head, cfg.head_scale, cfg.head_margin, cfg.margin_head
+                )
+                if head is not None
+                else tf.constant(0.0)
+            )
             loss = (
                 cfg.triplet_weight * trip
                 + (cfg.distill_weight * dist if use_distill else 0.0)
                 + (cfg.relation_weight * rel if use_relation else 0.0)
+                + (cfg.head_weight * head_loss if head is not None else 0.0)
             )
-        grads = tape.gradient(loss, model.trainable_variables)
+        grads = tape.gradient(loss, trained)
         optimizer.learning_rate.assign(lr)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, trip, dist, rel
+        optimizer.apply_gradients(zip(grads, trained, strict=True))
+        return loss, trip, dist, rel, head_loss
 
     started = time.monotonic()
     window_t, window_n = time.monotonic(), 0
     step = step0
     for step in range(step0, cfg.steps):
         idx, labels = sampler.batch(step)
-        loss, trip, dist, rel = step_fn(
+        loss, trip, dist, rel, head_loss = step_fn(
             train_data.crops[idx],
             train_data.landmarks[idx],
             labels.astype(np.int32),
+            face_class[idx],
             targets[idx],
             np.array([data_seed, step], np.int32),
             np.float32(learning_rate(step, cfg)),
@@ -220,20 +269,24 @@ def train(
                 "triplet": float(trip),
                 "distill": float(dist),
                 "relation": float(rel),
+                "margin_head": float(head_loss),
                 "lr": learning_rate(step, cfg),
                 "images_per_s": rate,
             }
             if len(val_idx) and (done % cfg.eval_every == 0 or done == cfg.steps):
-                row["val_accuracy"], row["val_auc"] = _validate(model, data.subset(val_idx), cfg)
+                row |= _validate(model, data.subset(val_idx), cfg)
             history.append(row)
             if progress:
                 progress(done, cfg.steps, row)
         out_of_time = max_minutes is not None and time.monotonic() - started > max_minutes * 60
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time:
-            _save_checkpoint(run, model, optimizer, done, history)
+            _save_checkpoint(run, model, optimizer, done, history, head)
         if out_of_time:
             return TrainResult(run, done, teacher_mean, history)
     run.history.write_text(json.dumps(history, indent=1))
+    if head is not None:
+        # Beside the network, never in it: the export reads final_weights only.
+        save_head(run.margin_head, classes, head.numpy())
     model.save_weights(str(run.final_weights))
     return TrainResult(run, cfg.steps if cfg.steps > step0 else step0, teacher_mean, history)
 
@@ -252,7 +305,12 @@ def check_caches_fit(model: ModelConfig, caches: Iterable[Path | str]) -> None:
 
 
 def _save_checkpoint(
-    run: RunFolder, model: Any, optimizer: Any, step: int, history: list[dict[str, float]]
+    run: RunFolder,
+    model: Any,
+    optimizer: Any,
+    step: int,
+    history: list[dict[str, float]],
+    head: Any = None,
 ) -> None:
     # The step's files are written into a folder of their own, then one
     # rename of the pointer file switches to it: a run killed anywhere in
@@ -262,6 +320,8 @@ def _save_checkpoint(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     model.save_weights(str(staging / run.checkpoint_weights.name))
+    if head is not None:
+        np.save(staging / run.checkpoint_margin_head.name, head.numpy())
     np.savez(
         staging / run.checkpoint_optimizer.name,
         **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)},
@@ -289,12 +349,17 @@ def _save_checkpoint(
         (run.checkpoint / legacy).unlink(missing_ok=True)
 
 
-def _load_checkpoint(run: RunFolder, model: Any, optimizer: Any) -> tuple[int, list[Any]]:
-    """Load the current checkpoint into ``model`` and ``optimizer``; returns
-    (steps done, history so far)."""
+def _load_checkpoint(
+    run: RunFolder, model: Any, optimizer: Any, head: Any = None
+) -> tuple[int, list[Any]]:
+    """Load the current checkpoint into ``model``, ``optimizer`` and the
+    margin head's centres (``head``, when the stage has one); returns (steps
+    done, history so far)."""
     folder = run.current_checkpoint
     state = json.loads((folder / run.checkpoint_state.name).read_text())
     model.load_weights(str(folder / run.checkpoint_weights.name))
+    if head is not None:
+        head.assign(np.load(folder / run.checkpoint_margin_head.name))
     opt_state = np.load(folder / run.checkpoint_optimizer.name)
     for i, var in enumerate(optimizer.variables):
         var.assign(opt_state[f"v{i}"])
@@ -312,11 +377,31 @@ def _rng_states(model: Any) -> list[Any]:
     return [v for v in model.variables if id(v) not in weights]
 
 
-def _validate(model: Any, val: FaceData, cfg: TrainConfig) -> tuple[float, float]:
+def _validate(model: Any, val: FaceData, cfg: TrainConfig) -> dict[str, float]:
+    """Pair accuracy and AUC of the held-out faces, pooled ("val_accuracy",
+    "val_auc") and, when they come from two or more sources, per source
+    ("val_accuracy/<cache>", "val_auc/<cache>"; within-source pairs, a
+    source whose faces make no same-person pair is left out)."""
     from trainer.embed import embed_faces
     from trainer.metrics import best_accuracy, roc_auc, sample_pairs
 
     emb = embed_faces(model, val, cfg.model.input_size)
-    a, b, same = sample_pairs(val.person, n_different=3000, seed=cfg.seed)
-    scores = np.sum(emb[a] * emb[b], axis=1)
-    return best_accuracy(scores, same)[0], roc_auc(scores, same)
+
+    def figures(rows: np.ndarray, suffix: str) -> dict[str, float]:
+        a, b, same = sample_pairs(val.person[rows], n_different=3000, seed=cfg.seed)
+        if not same.any():
+            return {}
+        scores = np.sum(emb[rows[a]] * emb[rows[b]], axis=1)
+        return {
+            f"val_accuracy{suffix}": best_accuracy(scores, same)[0],
+            f"val_auc{suffix}": roc_auc(scores, same),
+        }
+
+    row = figures(np.arange(len(val)), "")
+    sources = np.unique(val.source) if val.source is not None else np.array([], dtype=str)
+    for name in sources.tolist() if len(sources) > 1 else []:
+        assert val.source is not None
+        rows = np.flatnonzero(val.source == name)
+        if len(np.unique(val.person[rows])) >= 2:
+            row |= figures(rows, f"/{name}")
+    return row
