@@ -14,6 +14,23 @@ A request that asks for every face (FACE_SELECTION_ALL), or must make sure
 there is only one (REQUIRE_SINGLE), starts at the upsampled HOG step: a fast
 pass that found the largest face would say nothing of the smaller ones.
 
+Weak detections get a second opinion. Each HOG step keeps the boxes scoring
+at least ``score_threshold`` (0) and also collects those scoring down to
+``weak_threshold`` (-0.5): faces turned a little in the image plane, behind
+sunglasses or shaded often score just below 0, where textures score too.
+A weak box counts as a face only when dlib's CNN, run on a small crop around
+it (:class:`embedder.confirm.CnnConfirmer`, about 0.1 s), finds a face there;
+it is then reported by the step that found it. Which weak boxes are checked,
+largest first, at most ``confirm_max`` per step: for a request asking for
+every face (or for proof of one), all of them; for the largest face, only
+those larger than the largest box found with a full score, and only until
+one is confirmed (a smaller face cannot change the answer); a weak box
+overlapping a kept one (over 30% of the smaller box) is the same face and
+is dropped unchecked. So a photo whose
+main face HOG nearly misses is not answered with a bystander's smaller face,
+and a group photo's weakly scored face is not lost because its neighbours
+scored well and stopped the escalation.
+
 Each :class:`Detection` says which step found it (``detector``); the
 counts of steps answering are kept in :class:`StageCounts`.
 """
@@ -25,9 +42,11 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
+from embedder.confirm import Box, CnnConfirmer
 from embedder.detect import Detection, FaceDetector
 
 #: Step names, as reported in Face.detector and InfoResponse.detections_by_step.
@@ -52,6 +71,11 @@ class CascadeConfig:
     ``rotations``: then try the image turned by 90, 180 and 270 degrees
     through the first two HOG steps. ``cnn``: last, try the CNN on a copy of
     at most ``cnn_side`` pixels upsampled ``cnn_upsample`` times.
+    ``score_threshold``: HOG boxes (and CNN detections) scoring at least this
+    are faces. ``weak_threshold``: HOG boxes scoring from this up to
+    ``score_threshold`` are faces when the CNN confirms them on a crop, at
+    most ``confirm_max`` checks per step (None: no second opinion; see the
+    module doc).
     """
 
     fast_side: int = 640
@@ -62,6 +86,14 @@ class CascadeConfig:
     cnn_upsample: int = 0
     rotations: bool = False
     score_threshold: float = 0.0
+    weak_threshold: float | None = -0.5
+    confirm_max: int = 4
+
+
+class Confirmer(Protocol):
+    """A second opinion on a weak box (see :mod:`embedder.confirm`)."""
+
+    def confirms(self, image: np.ndarray, box: Box) -> bool: ...
 
 
 class StageCounts:
@@ -99,22 +131,15 @@ def _untimed(stage: str) -> AbstractContextManager[object]:
     return contextlib.nullcontext()
 
 
-def _find(detector: FaceDetector, image: np.ndarray, timer: StageTimer) -> list[Detection]:
-    with timer("detect"):
-        boxes = detector.boxes(image)
-    if not boxes:
-        return []
-    with timer("landmarks"):
-        return detector.with_landmarks(image, boxes)
-
-
 class DetectionCascade:
     """Runs detection steps until one finds a face (see the module doc).
 
     ``fast``: the first step of a request not asking for every face (None:
     none); ``steps``: the steps every request runs, in order, after it;
     ``rotated``: then the steps run on the image turned by 90, 180, 270
-    degrees; ``last``: then these steps, upright.
+    degrees; ``last``: then these steps, upright. ``confirmer``: the second
+    opinion on boxes scoring below ``threshold`` (at most ``confirm_max``
+    per step); None: every box a detector returns is a face.
     """
 
     def __init__(
@@ -123,29 +148,41 @@ class DetectionCascade:
         steps: Sequence[tuple[str, FaceDetector]],
         rotated: Sequence[tuple[str, FaceDetector]] = (),
         last: Sequence[tuple[str, FaceDetector]] = (),
+        confirmer: Confirmer | None = None,
+        threshold: float = 0.0,
+        confirm_max: int = 4,
     ) -> None:
         self._fast = fast
         self._steps = list(steps)
         self._rotated = list(rotated)
         self._last = list(last)
+        self._confirmer = confirmer
+        self._threshold = threshold
+        self._confirm_max = confirm_max
         self.counts = StageCounts()
 
     @classmethod
     def of(cls, config: CascadeConfig) -> DetectionCascade:
         """The cascade of ``config``: fast HOG, HOG upsampled once and twice,
-        rotations (when enabled), CNN."""
+        rotations (when enabled), CNN; weak HOG boxes checked by the CNN on a
+        crop (unless ``weak_threshold`` is None)."""
         threshold = config.score_threshold
-        fast = (FAST, FaceDetector("hog", 0, threshold, config.fast_side))
-        upsampled = (UPSAMPLED, FaceDetector("hog", 1, threshold, config.upsampled_side))
+        weak = config.weak_threshold
+        confirmer: Confirmer | None = None
+        hog_threshold = threshold
+        if weak is not None and weak < threshold and config.confirm_max > 0:
+            confirmer, hog_threshold = CnnConfirmer(), weak
+        fast = (FAST, FaceDetector("hog", 0, hog_threshold, config.fast_side))
+        upsampled = (UPSAMPLED, FaceDetector("hog", 1, hog_threshold, config.upsampled_side))
         steps = [upsampled]
         if config.small_side:
-            steps.append((SMALL, FaceDetector("hog", 2, threshold, config.small_side)))
+            steps.append((SMALL, FaceDetector("hog", 2, hog_threshold, config.small_side)))
         rotated = [fast, upsampled] if config.rotations else []
         last = []
         if config.cnn:
             cnn = FaceDetector("cnn", config.cnn_upsample, threshold, config.cnn_side)
             last.append((CNN, cnn))
-        return cls(fast, steps, rotated, last)
+        return cls(fast, steps, rotated, last, confirmer, threshold, config.confirm_max)
 
     @classmethod
     def single(cls, name: str, detector: FaceDetector) -> DetectionCascade:
@@ -163,28 +200,74 @@ class DetectionCascade:
         run = 0
         for name, detector in upright:
             run += 1
-            found = _find(detector, image, timer)
+            found = self._find(detector, image, thorough, timer)
             if found:
                 return self._answer(found, name, run)
         for quarter_turns in (1, 2, 3) if self._rotated else ():
             turned = np.ascontiguousarray(np.rot90(image, quarter_turns))
             for name, detector in self._rotated:
                 run += 1
-                found = _find(detector, turned, timer)
+                found = self._find(detector, turned, thorough, timer)
                 if found:
                     back = [_turned_back(d, quarter_turns, image.shape) for d in found]
                     return self._answer(back, f"{name}+rot{90 * quarter_turns}", run)
         for name, detector in self._last:
             run += 1
-            found = _find(detector, image, timer)
+            found = self._find(detector, image, thorough, timer)
             if found:
                 return self._answer(found, name, run)
         self.counts.add(NONE)
         return CascadeResult([], NONE, run)
 
+    def _find(
+        self, detector: FaceDetector, image: np.ndarray, thorough: bool, timer: StageTimer
+    ) -> list[Detection]:
+        with timer("detect"):
+            boxes = self._confirmed(image, detector.boxes(image), thorough)
+        if not boxes:
+            return []
+        with timer("landmarks"):
+            return detector.with_landmarks(image, boxes)
+
+    def _confirmed(
+        self, image: np.ndarray, boxes: list[tuple[Box, float]], thorough: bool
+    ) -> list[tuple[Box, float]]:
+        """``boxes`` scoring at least the threshold, and the weak ones the
+        confirmer confirms (which are checked: see the module doc)."""
+        if self._confirmer is None:
+            return boxes
+        kept = [b for b in boxes if b[1] >= self._threshold]
+        weak = sorted((b for b in boxes if b[1] < self._threshold), key=_area, reverse=True)
+        largest = max((_area(b) for b in kept), default=0)
+        # A weak box overlapping a kept one is the same face framed worse.
+        weak = [w for w in weak if not any(_overlap(w[0], k[0]) > 0.3 for k in kept)]
+        for candidate in weak[: self._confirm_max]:
+            if not thorough and _area(candidate) <= largest:
+                break
+            if self._confirmer.confirms(image, candidate[0]):
+                kept.append(candidate)
+                if not thorough:
+                    break
+        return kept
+
     def _answer(self, found: list[Detection], step: str, run: int) -> CascadeResult:
         self.counts.add(step)
         return CascadeResult([replace(d, detector=step) for d in found], step, run)
+
+
+def _area(box: tuple[Box, float]) -> int:
+    left, top, right, bottom = box[0]
+    return max(0, right - left) * max(0, bottom - top)
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """The intersection of ``a`` and ``b`` over the smaller one's area."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / max(1, smaller)
 
 
 def _turned_back(detection: Detection, quarter_turns: int, shape: Sequence[int]) -> Detection:

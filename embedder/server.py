@@ -141,6 +141,8 @@ def detection_cascade(settings: EmbedderSettings) -> DetectionCascade:
                 cnn_upsample=settings.cascade_cnn_upsample,
                 rotations=settings.cascade_rotations,
                 score_threshold=settings.detection_threshold,
+                weak_threshold=settings.cascade_weak_threshold,
+                confirm_max=settings.cascade_confirm_max,
             )
         )
     single = FaceDetector(

@@ -70,6 +70,20 @@ class EmbedderSettings(BaseSettings):
         description="Cascade: when nothing is found upright, try the image turned by 90, 180 "
         "and 270 degrees (phone photos without EXIF orientation); up to 6 more HOG passes.",
     )
+    cascade_weak_threshold: float = Field(
+        -0.5,
+        description="Cascade: HOG boxes scoring from this up to detection_threshold are faces "
+        "only when dlib's CNN, run on a small crop around the box, finds a face there (faces "
+        "turned a little, behind sunglasses or shaded score just below 0); for the largest face "
+        "only boxes larger than every full-score face are checked, for every face all of them. "
+        "Not below detection_threshold: no second opinion.",
+    )
+    cascade_confirm_max: int = Field(
+        4,
+        ge=0,
+        description="Cascade: at most this many weak boxes checked by the CNN per step; 0: "
+        "no second opinion.",
+    )
     max_image_pixels: int = Field(40_000_000, ge=1024)
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(4, ge=1, le=64, description="Concurrent requests served.")
