@@ -24,7 +24,7 @@ class Batcher:
         self,
         backend: EmbeddingBackend,
         max_batch: int = 32,
-        wait_ms: float = 2.0,
+        wait_ms: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._on_batch = on_batch

@@ -88,7 +88,14 @@ class EmbedderSettings(BaseSettings):
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     workers: int = Field(4, ge=1, le=64, description="Concurrent requests served.")
     max_batch: int = Field(32, ge=1, le=256, description="Faces embedded in one model call.")
-    batch_wait_ms: float = Field(2.0, ge=0, description="Wait to fill a batch, milliseconds.")
+    # 0: on a CPU with LiteRT a face costs the same alone or in a batch of 32
+    # (BENCHMARKS, "Embedder speed"), so a wait is pure latency; calls that
+    # arrive while the model runs still share its next call.
+    batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Wait for more faces before a model call, milliseconds (0: none).",
+    )
     runtime: Literal["auto", "litert", "keras"] = Field(
         "auto",
         description="How likeness-mobilenet runs: litert (the artifact's LiteRT file, fastest "
