@@ -31,6 +31,7 @@ for s in "${sessions[@]}"; do
     if grep -q "line-filter" "mutation/cosmic-ray/$s.toml"; then
       "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
     fi
+    "$py" mutation/filter_annotations.py "$db"
   fi
   if [ -n "${MUTATION_DEADLINE:-}" ]; then
     left=$(( $(date -u -d "$MUTATION_DEADLINE" +%s) - $(date -u +%s) ))
