@@ -14,7 +14,7 @@ bin="$(dirname "$py")"
 work="${MUTATION_DIR:-/tmp/likeness-mutation}"
 sessions=("$@")
 if [ ${#sessions[@]} -eq 0 ]; then
-  sessions=(selection quality_gates matching auth validate)
+  sessions=(selection quality_gates matching auth validate store_faces store_edge)
 fi
 # MUTATION_RESUME=1 keeps the copy and the sessions' results, running what is left.
 if [ -z "${MUTATION_RESUME:-}" ]; then
