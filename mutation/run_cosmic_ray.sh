@@ -7,6 +7,8 @@
 #   mutation/run_cosmic_ray.sh [session ...]   (default: every session)
 #   MUTATION_DIR=/tmp/likeness-mutation        where the copy and results go
 #   MUTATION_DEADLINE=10:15                    (optional, UTC HH:MM) stop there
+#   MUTATION_RESUME=1                          keep the copy and results, run what is left
+#   MUTATION_RERUN_SURVIVORS=1                 (with RESUME) survivors again, current tests
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PY:-$root/.venv/bin/python}"
@@ -21,6 +23,12 @@ if [ -z "${MUTATION_RESUME:-}" ]; then
   rm -rf "$work/tree" "$work/results" && mkdir -p "$work/tree" "$work/results"
   (cd "$root" && git ls-files -z | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
 fi
+# MUTATION_RERUN_SURVIVORS=1 (with MUTATION_RESUME=1) refreshes the copy's
+# tests and mutation configs from this checkout and runs each session's
+# survivors again, against the tests added since.
+if [ -n "${MUTATION_RERUN_SURVIVORS:-}" ]; then
+  (cd "$root" && git ls-files -z tests mutation | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
+fi
 cd "$work/tree"
 export PYTHONPATH="$work/tree"
 export PATH="$bin:$PATH"
@@ -32,6 +40,9 @@ for s in "${sessions[@]}"; do
       "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
     fi
     "$py" mutation/filter_annotations.py "$db"
+  fi
+  if [ -n "${MUTATION_RERUN_SURVIVORS:-}" ] && [ -f "$db" ]; then
+    "$py" mutation/summary.py --reset-survivors "$db"
   fi
   if [ -n "${MUTATION_DEADLINE:-}" ]; then
     left=$(( $(date -u -d "$MUTATION_DEADLINE" +%s) - $(date -u +%s) ))

@@ -4,6 +4,7 @@ lines out of scope), the score (killed / run), and each survivor as
 ``line: operator`` with the mutated line.
 
 Usage: python mutation/summary.py /tmp/likeness-mutation/results/*.sqlite
+       python mutation/summary.py --reset-survivors SESSION.sqlite  (run them again)
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ def summarise(db_path: Path) -> str:
     return "\n".join([head, *sorted(survivors)])
 
 
+def reset_survivors(db_path: Path) -> int:
+    """Forget the results of the surviving mutants, so that ``cosmic-ray
+    exec`` runs them again; their count."""
+    db = sqlite3.connect(db_path)
+    with db:
+        cursor = db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+    return cursor.rowcount
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        sys.stdout.write(summarise(Path(arg)) + "\n")
+    if sys.argv[1:2] == ["--reset-survivors"]:
+        for arg in sys.argv[2:]:
+            sys.stdout.write(f"{arg}: {reset_survivors(Path(arg))} survivors to run again\n")
+    else:
+        for arg in sys.argv[1:]:
+            sys.stdout.write(summarise(Path(arg)) + "\n")

@@ -31,6 +31,7 @@ from likeness import errors
 from likeness.selection import FaceSelection as Selection
 from likeness.selection import from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from server import _validate as check
 from server.domain import EmbeddingInput, GalleryOptions, Probe
 from server.embedder_client import EmbedderClient
 from server.main import create_server
@@ -112,6 +113,60 @@ def test_a_subject_id_of_128_characters_is_enrolled_and_129_refused(
     with pytest.raises(errors.InvalidArgument, match="subject_id"):
         service.enroll("", "s" * 129, embeddings=[emb(unit(4))])
     assert service.stats("").subjects == 1
+
+
+def test_thresholds_and_min_scores_take_the_boundary_values_of_a_cosine(
+    service: RegistryService,
+) -> None:
+    for i, threshold in enumerate((-1.0, 0.25, 1.0)):
+        config = service.create_gallery(f"t{i}", GalleryOptions(threshold=threshold))
+        assert config.threshold == threshold
+    for threshold in (-1.001, 1.001):
+        with pytest.raises(errors.InvalidArgument, match="threshold"):
+            service.create_gallery("beyond", GalleryOptions(threshold=threshold))
+    service.enroll("", "only", embeddings=[emb(unit(3))])
+    for min_score in (0.25, 1.0 - 1e-6):
+        (hit,) = service.identify("", probe(unit(3)), min_score=min_score).candidates
+        assert hit.subject_id == "only"
+    with pytest.raises(errors.InvalidArgument, match="min_score"):
+        service.identify("", probe(unit(3)), min_score=1.001)
+
+
+def test_quality_gates_take_their_boundary_values(service: RegistryService) -> None:
+    config = service.create_gallery(
+        "widest", GalleryOptions(max_abs_yaw_deg=180.0, min_sharpness=1e6, min_face_size_px=0.0)
+    )
+    assert (config.max_abs_yaw_deg, config.min_sharpness) == (180.0, 1e6)
+    for options, field in (
+        (GalleryOptions(max_abs_yaw_deg=180.5), "max_abs_yaw_deg"),
+        (GalleryOptions(min_sharpness=float("inf")), "min_sharpness"),
+        (GalleryOptions(min_face_size_px=float("nan")), "min_face_size_px"),
+    ):
+        with pytest.raises(errors.InvalidArgument, match=field):
+            service.create_gallery("beyond", options)
+    assert [g.name for g in service.list_galleries()] == ["widest"]
+
+
+def test_an_embedding_norm_within_the_boundary_tolerance_is_accepted_and_renormalised(
+    service: RegistryService,
+) -> None:
+    v = unit(5)
+    service.enroll("", "near-unit", embeddings=[emb(v * 1.0009)])
+    assert service.verify("", "near-unit", probe(v * 0.9991)).score == pytest.approx(1.0, abs=1e-6)
+    for scale in (1.0011, 0.9989):
+        with pytest.raises(errors.InvalidArgument, match="norm"):
+            service.enroll("", "near-unit", embeddings=[emb(v * scale)])
+    assert service.stats("").faces == 1
+
+
+@pytest.mark.parametrize("dim", [128, 512, 1024])
+def test_a_model_of_any_dimension_has_its_embeddings_accepted_at_that_dimension(dim: int) -> None:
+    """A recipe may train a 512-d model: its galleries take 512 values (the
+    check compares counts, whatever their size), and refuse any other."""
+    v = unit(7, dim)
+    assert np.array_equal(check.vector(v, dim, "probe"), v)
+    with pytest.raises(errors.InvalidArgument, match="dimension"):
+        check.vector(unit(7, dim + 1), dim, "probe")
 
 
 # -- quality gates -------------------------------------------------------------
