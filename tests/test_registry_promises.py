@@ -157,6 +157,11 @@ def test_an_embedding_norm_within_the_boundary_tolerance_is_accepted_and_renorma
         with pytest.raises(errors.InvalidArgument, match="norm"):
             service.enroll("", "near-unit", embeddings=[emb(v * scale)])
     assert service.stats("").faces == 1
+    # Compare scores the re-normalised vectors: their exact cosine.
+    w = unit(6)
+    cosine = float(np.dot(v.astype(np.float64), w.astype(np.float64)))
+    compared = service.compare(probe(v * 1.0009), probe(w * 0.9991)).score
+    assert compared == pytest.approx(cosine, abs=1e-5)
 
 
 @pytest.mark.parametrize("dim", [128, 512, 1024])
