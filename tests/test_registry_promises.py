@@ -97,9 +97,12 @@ def test_identify_top_k_cuts_the_ranking_after_the_best(service: RegistryService
 # -- limits at their boundaries ----------------------------------------------
 
 
-def test_top_k_100_is_served_and_101_refused(service: RegistryService) -> None:
+def test_top_k_1_and_100_are_served_and_101_refused(service: RegistryService) -> None:
     service.enroll("", "only", embeddings=[emb(unit(3))])
-    assert len(service.identify("", probe(unit(3)), top_k=100).candidates) == 1
+    service.enroll("", "second", embeddings=[emb(unit(4))])
+    assert len(service.identify("", probe(unit(3)), top_k=100, min_score=-1.0).candidates) == 2
+    (best,) = service.identify("", probe(unit(3)), top_k=1, min_score=-1.0).candidates
+    assert best.subject_id == "only"
     with pytest.raises(errors.InvalidArgument, match="top_k"):
         service.identify("", probe(unit(3)), top_k=101)
 
@@ -170,8 +173,9 @@ def test_a_model_of_any_dimension_has_its_embeddings_accepted_at_that_dimension(
     check compares counts, whatever their size), and refuse any other."""
     v = unit(7, dim)
     assert np.array_equal(check.vector(v, dim, "probe"), v)
-    with pytest.raises(errors.InvalidArgument, match="dimension"):
-        check.vector(unit(7, dim + 1), dim, "probe")
+    for other in (dim - 1, dim + 1):
+        with pytest.raises(errors.InvalidArgument, match="dimension"):
+            check.vector(unit(7, other), dim, "probe")
 
 
 # -- quality gates -------------------------------------------------------------
