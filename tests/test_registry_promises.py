@@ -160,11 +160,13 @@ def test_an_embedding_norm_within_the_boundary_tolerance_is_accepted_and_renorma
         with pytest.raises(errors.InvalidArgument, match="norm"):
             service.enroll("", "near-unit", embeddings=[emb(v * scale)])
     assert service.stats("").faces == 1
-    # Compare scores the re-normalised vectors: their exact cosine.
-    w = unit(6)
+    # Compare scores the re-normalised vectors: their exact cosine (about 0.6 here).
+    w = 0.6 * v + 0.8 * unit(6)
+    w = (w / np.linalg.norm(w)).astype(np.float32)
     cosine = float(np.dot(v.astype(np.float64), w.astype(np.float64)))
-    compared = service.compare(probe(v * 1.0009), probe(w * 0.9991)).score
-    assert compared == pytest.approx(cosine, abs=1e-5)
+    for a, b in ((1.0009, 1.0009), (0.9991, 0.9991), (1.0009, 0.9991)):
+        compared = service.compare(probe(v * a), probe(w * b)).score
+        assert compared == pytest.approx(cosine, abs=1e-5)
 
 
 @pytest.mark.parametrize("dim", [128, 512, 1024])
