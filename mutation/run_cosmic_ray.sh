@@ -34,14 +34,16 @@ export PYTHONPATH="$work/tree"
 export PATH="$bin:$PATH"
 for s in "${sessions[@]}"; do
   db="$work/results/$s.sqlite"
-  if [ -z "${MUTATION_RESUME:-}" ] || [ ! -f "$db" ]; then
+  fresh=""
+  if [ -z "${MUTATION_RESUME:-}" ] || [ ! -s "$db" ]; then
+    fresh=1
     "$bin/cosmic-ray" init "mutation/cosmic-ray/$s.toml" "$db" --force
     if grep -q "line-filter" "mutation/cosmic-ray/$s.toml"; then
       "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
     fi
     "$py" mutation/filter_annotations.py "$db"
   fi
-  if [ -n "${MUTATION_RERUN_SURVIVORS:-}" ] && [ -f "$db" ]; then
+  if [ -n "${MUTATION_RERUN_SURVIVORS:-}" ] && [ -z "$fresh" ]; then
     "$py" mutation/summary.py --reset-survivors "$db"
   fi
   if [ -n "${MUTATION_DEADLINE:-}" ]; then

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def summarise(db_path: Path) -> str:
-    db = sqlite3.connect(db_path)
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     rows = db.execute(
         "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row,"
         " r.worker_outcome, r.test_outcome, r.diff, r.output"
