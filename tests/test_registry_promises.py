@@ -463,6 +463,39 @@ def test_identify_widens_its_search_past_a_subject_with_many_close_faces(
     assert [c.subject_id for c in everyone.candidates] == ["crowd", "far-0", "far-1", "far-2"]
 
 
+def test_identify_widens_past_hundreds_of_one_subjects_faces_for_a_large_top_k(
+    service: RegistryService,
+) -> None:
+    """top_k 70: the first search (280 faces) sees only one subject's 300
+    close faces; the others are found by searching further (searches of
+    more than 256 faces, where a count compared by identity would differ)."""
+    target = unit(71)
+    crowd = [emb(near(target, 8000 + i, noise=0.05)) for i in range(300)]
+    for start in range(0, 300, 100):
+        service.enroll("", "crowd", embeddings=crowd[start : start + 100])
+    for i in range(69):
+        service.enroll("", f"far-{i:02d}", embeddings=[emb(near(target, 8400 + i, noise=0.6))])
+    result = service.identify("", probe(target), top_k=70, min_score=-1.0)
+    assert len(result.candidates) == 70
+    assert result.candidates[0].subject_id == "crowd"
+
+
+def test_identify_answers_what_its_4096_face_search_found_when_one_subject_fills_it(
+    service: RegistryService,
+) -> None:
+    """Identify searches at most 4096 faces: when one subject's 4100 close
+    faces fill them all, it answers that subject (and stops searching)."""
+    target = unit(72)
+    rng = np.random.default_rng(72)
+    close = target + 0.05 * rng.standard_normal((4100, target.shape[0])).astype(np.float32)
+    close /= np.linalg.norm(close, axis=1, keepdims=True)
+    for start in range(0, 4100, 100):
+        service.enroll("", "crowd", embeddings=[emb(v) for v in close[start : start + 100]])
+    service.enroll("", "far", embeddings=[emb(near(target, 8500, noise=0.6))])
+    result = service.identify("", probe(target), top_k=2, min_score=-1.0)
+    assert [c.subject_id for c in result.candidates] == ["crowd"]
+
+
 def test_the_first_verify_creates_the_default_gallery(service: RegistryService) -> None:
     with pytest.raises(errors.NotFound, match="subject"):
         service.verify("", "nobody", probe(unit(80)))
