@@ -26,10 +26,11 @@ bench:
 	$(PY) -m bench.run_all
 
 # Mutation testing, outside CI (tens of minutes on 2 cores; docs/TESTING.md):
-# cosmic-ray over authorization, validation, matching, selection and the
-# quality gates, each against its own test files, in a copy of the tree.
+# cosmic-ray over authorization, validation, matching, selection, the
+# quality gates and the stores' write paths, each against its own test
+# files, in a copy of the tree (SESSIONS="auth validate" for some only).
 mutation:
-	PY=$(PY) bash mutation/run_cosmic_ray.sh
+	PY=$(PY) bash mutation/run_cosmic_ray.sh $(SESSIONS)
 
 # The issue-25 mutations, each put in alone against the tests that catch it.
 mutation-known:

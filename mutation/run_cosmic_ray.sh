@@ -7,6 +7,8 @@
 #   mutation/run_cosmic_ray.sh [session ...]   (default: every session)
 #   MUTATION_DIR=/tmp/likeness-mutation        where the copy and results go
 #   MUTATION_DEADLINE=10:15                    (optional, UTC HH:MM) stop there
+#   MUTATION_RESUME=1                          keep the copy and results, run what is left
+#   MUTATION_RERUN_SURVIVORS=1                 (with RESUME) survivors again, current tests
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PY:-$root/.venv/bin/python}"
@@ -14,23 +16,35 @@ bin="$(dirname "$py")"
 work="${MUTATION_DIR:-/tmp/likeness-mutation}"
 sessions=("$@")
 if [ ${#sessions[@]} -eq 0 ]; then
-  sessions=(selection quality_gates matching auth validate)
+  sessions=(selection quality_gates matching auth validate store_faces store_edge)
 fi
 # MUTATION_RESUME=1 keeps the copy and the sessions' results, running what is left.
 if [ -z "${MUTATION_RESUME:-}" ]; then
   rm -rf "$work/tree" "$work/results" && mkdir -p "$work/tree" "$work/results"
   (cd "$root" && git ls-files -z | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
 fi
+# MUTATION_RERUN_SURVIVORS=1 (with MUTATION_RESUME=1) refreshes the copy's
+# tests and mutation configs from this checkout and runs each session's
+# survivors again, against the tests added since.
+if [ -n "${MUTATION_RERUN_SURVIVORS:-}" ]; then
+  (cd "$root" && git ls-files -z tests mutation | xargs -0 tar -cf - | tar -xf - -C "$work/tree")
+fi
 cd "$work/tree"
 export PYTHONPATH="$work/tree"
 export PATH="$bin:$PATH"
 for s in "${sessions[@]}"; do
   db="$work/results/$s.sqlite"
-  if [ -z "${MUTATION_RESUME:-}" ] || [ ! -f "$db" ]; then
+  fresh=""
+  if [ -z "${MUTATION_RESUME:-}" ] || [ ! -s "$db" ]; then
+    fresh=1
     "$bin/cosmic-ray" init "mutation/cosmic-ray/$s.toml" "$db" --force
     if grep -q "line-filter" "mutation/cosmic-ray/$s.toml"; then
       "$bin/cr-filter-lines" --config "mutation/cosmic-ray/$s.toml" "$db"
     fi
+    "$py" mutation/filter_annotations.py "$db"
+  fi
+  if [ -n "${MUTATION_RERUN_SURVIVORS:-}" ] && [ -z "$fresh" ]; then
+    "$py" mutation/summary.py --reset-survivors "$db"
   fi
   if [ -n "${MUTATION_DEADLINE:-}" ]; then
     left=$(( $(date -u -d "$MUTATION_DEADLINE" +%s) - $(date -u +%s) ))

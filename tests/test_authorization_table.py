@@ -13,6 +13,7 @@ refused call must fail with PERMISSION_DENIED.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -279,11 +280,11 @@ def test_each_rpc_needs_its_role_on_its_gallery(
         stub.CreateGallery(registry_pb2.CreateGalleryRequest(name=OWN), metadata=ROOT_ADMIN)
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.ALREADY_EXISTS
-    code = grpc.StatusCode.OK
+    code, details = grpc.StatusCode.OK, ""
     try:
         call(stub, admin, keys[role, scope])
     except grpc.RpcError as exc:
-        code = exc.code()
+        code, details = exc.code(), exc.details() or ""
     if allowed(needed, where, role, scope):
         assert code not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED), (
             f"{rpc} with {role} on {scope!r} was refused ({code.name})"
@@ -292,6 +293,15 @@ def test_each_rpc_needs_its_role_on_its_gallery(
         assert code == grpc.StatusCode.PERMISSION_DENIED, (
             f"{rpc} with {role} on {scope!r} answered {code.name}, not PERMISSION_DENIED"
         )
+        # The operator reading the refusal learns which call needs what, and
+        # where: a role the key lacks there, and no more than the call needs
+        # (an embedding probe with no role at all is refused for "read").
+        gallery = "*" if where == "*" else OWN
+        assert details.startswith(rpc.split(" ")[0] + " "), details
+        named = re.search(rf"needs the '(\w+)' role on gallery {re.escape(repr(gallery))}", details)
+        assert named is not None, details
+        held = RANK[role] if scope in (gallery, "*") else 0
+        assert held < RANK[named.group(1)] <= RANK[needed], details
 
 
 def test_every_rpc_of_the_api_is_in_the_table() -> None:

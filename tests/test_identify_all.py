@@ -84,6 +84,12 @@ def test_without_all_only_the_largest_face_is_answered(registry: str) -> None:
         result = client.identify(GROUP.read_bytes(), gallery=GALLERY)
     assert result.faces == ()
     assert not result.unknown and result.candidates[0].subject_id == "Emma_Watson"
+    with LikenessClient(registry, timeout_s=60) as client:
+        single = client.identify(
+            lfw("Emma_Watson_0001"), gallery=GALLERY, selection=FaceSelection.REQUIRE_SINGLE
+        )
+    assert single.faces == ()
+    assert single.candidates[0].subject_id == "Emma_Watson"
 
 
 def test_the_cli_prints_a_row_per_face(registry: str) -> None:

@@ -230,6 +230,19 @@ def test_authentication_and_roles(
     assert status_of(lambda: stub.Stats(registry_pb2.StatsRequest(), metadata=bad_scheme))[0] == (
         grpc.StatusCode.UNAUTHENTICATED
     )
+    # A valid secret under another scheme, or two authorization values, are
+    # refused; other metadata (whatever its name) is no credential and does
+    # not disturb one.
+    token_scheme = (("authorization", f"Token {BOOTSTRAP}"),)
+    assert status_of(lambda: stub.Stats(registry_pb2.StatsRequest(), metadata=token_scheme))[0] == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    twice = (*ADMIN, ("authorization", "Bearer wrong"))
+    assert status_of(lambda: stub.Stats(registry_pb2.StatsRequest(), metadata=twice))[0] == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    extra = (("app-version", "1.2"), *ADMIN, ("accept-language", "en"))
+    stub.ListGalleries(registry_pb2.ListGalleriesRequest(), metadata=extra)
 
     # read: may not enroll, nor verify with an embedding probe (exact scores
     # against chosen vectors give templates away: test_security_requests.py);

@@ -31,6 +31,7 @@ from likeness import errors
 from likeness.selection import FaceSelection as Selection
 from likeness.selection import from_pb
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from server import _validate as check
 from server.domain import EmbeddingInput, GalleryOptions, Probe
 from server.embedder_client import EmbedderClient
 from server.main import create_server
@@ -96,9 +97,12 @@ def test_identify_top_k_cuts_the_ranking_after_the_best(service: RegistryService
 # -- limits at their boundaries ----------------------------------------------
 
 
-def test_top_k_100_is_served_and_101_refused(service: RegistryService) -> None:
+def test_top_k_1_and_100_are_served_and_101_refused(service: RegistryService) -> None:
     service.enroll("", "only", embeddings=[emb(unit(3))])
-    assert len(service.identify("", probe(unit(3)), top_k=100).candidates) == 1
+    service.enroll("", "second", embeddings=[emb(unit(4))])
+    assert len(service.identify("", probe(unit(3)), top_k=100, min_score=-1.0).candidates) == 2
+    (best,) = service.identify("", probe(unit(3)), top_k=1, min_score=-1.0).candidates
+    assert best.subject_id == "only"
     with pytest.raises(errors.InvalidArgument, match="top_k"):
         service.identify("", probe(unit(3)), top_k=101)
 
@@ -112,6 +116,68 @@ def test_a_subject_id_of_128_characters_is_enrolled_and_129_refused(
     with pytest.raises(errors.InvalidArgument, match="subject_id"):
         service.enroll("", "s" * 129, embeddings=[emb(unit(4))])
     assert service.stats("").subjects == 1
+
+
+def test_thresholds_and_min_scores_take_the_boundary_values_of_a_cosine(
+    service: RegistryService,
+) -> None:
+    for i, threshold in enumerate((-1.0, 0.25, 1.0)):
+        config = service.create_gallery(f"t{i}", GalleryOptions(threshold=threshold))
+        assert config.threshold == threshold
+    for threshold in (-1.001, 1.001):
+        with pytest.raises(errors.InvalidArgument, match="threshold"):
+            service.create_gallery("beyond", GalleryOptions(threshold=threshold))
+    service.enroll("", "only", embeddings=[emb(unit(3))])
+    for min_score in (0.25, 1.0 - 1e-6):
+        (hit,) = service.identify("", probe(unit(3)), min_score=min_score).candidates
+        assert hit.subject_id == "only"
+    with pytest.raises(errors.InvalidArgument, match="min_score"):
+        service.identify("", probe(unit(3)), min_score=1.001)
+
+
+def test_quality_gates_take_their_boundary_values(service: RegistryService) -> None:
+    config = service.create_gallery(
+        "widest", GalleryOptions(max_abs_yaw_deg=180.0, min_sharpness=1e6, min_face_size_px=0.0)
+    )
+    assert (config.max_abs_yaw_deg, config.min_sharpness) == (180.0, 1e6)
+    for options, field in (
+        (GalleryOptions(max_abs_yaw_deg=180.5), "max_abs_yaw_deg"),
+        (GalleryOptions(min_sharpness=float("inf")), "min_sharpness"),
+        (GalleryOptions(min_face_size_px=float("nan")), "min_face_size_px"),
+    ):
+        with pytest.raises(errors.InvalidArgument, match=field):
+            service.create_gallery("beyond", options)
+    assert [g.name for g in service.list_galleries()] == ["widest"]
+
+
+def test_an_embedding_norm_within_the_boundary_tolerance_is_accepted_and_renormalised(
+    service: RegistryService,
+) -> None:
+    v = unit(5)
+    service.enroll("", "near-unit", embeddings=[emb(v * 1.0009)])
+    assert service.verify("", "near-unit", probe(v * 0.9991)).score == pytest.approx(1.0, abs=1e-6)
+    for scale in (1.0011, 0.9989):
+        with pytest.raises(errors.InvalidArgument, match="norm"):
+            service.enroll("", "near-unit", embeddings=[emb(v * scale)])
+    assert service.stats("").faces == 1
+    # Compare scores the re-normalised vectors: their exact cosine (about 0.6 here).
+    w = 0.6 * v + 0.8 * unit(6)
+    w = (w / np.linalg.norm(w)).astype(np.float32)
+    cosine = float(np.dot(v.astype(np.float64), w.astype(np.float64)))
+    for a, b in ((1.0009, 1.0009), (0.9991, 0.9991), (1.0009, 0.9991)):
+        compared = service.compare(probe(v * a), probe(w * b)).score
+        assert compared == pytest.approx(cosine, abs=1e-5)
+
+
+@pytest.mark.parametrize("dim", [128, 512, 1024])
+def test_a_model_of_any_dimension_has_its_embeddings_accepted_at_that_dimension(dim: int) -> None:
+    """A recipe may train a 512-d model: its galleries take 512 values (the
+    check compares counts, whatever their size), and refuse any other."""
+    v = unit(7, dim)
+    assert np.array_equal(check.vector(v, dim, "probe"), v)
+    for other in (dim - 1, dim + 1):
+        with pytest.raises(errors.InvalidArgument, match="dimension"):
+            check.vector(unit(7, other), dim, "probe")
 
 
 # -- quality gates -------------------------------------------------------------
@@ -395,6 +461,39 @@ def test_identify_widens_its_search_past_a_subject_with_many_close_faces(
     assert [c.subject_id for c in result.candidates] == ["crowd", "far-0", "far-1"]
     everyone = service.identify("", probe(target), top_k=10, min_score=-1.0)
     assert [c.subject_id for c in everyone.candidates] == ["crowd", "far-0", "far-1", "far-2"]
+
+
+def test_identify_widens_past_hundreds_of_one_subjects_faces_for_a_large_top_k(
+    service: RegistryService,
+) -> None:
+    """top_k 70: the first search (280 faces) sees only one subject's 300
+    close faces; the others are found by searching further (searches of
+    more than 256 faces, where a count compared by identity would differ)."""
+    target = unit(71)
+    crowd = [emb(near(target, 8000 + i, noise=0.05)) for i in range(300)]
+    for start in range(0, 300, 100):
+        service.enroll("", "crowd", embeddings=crowd[start : start + 100])
+    for i in range(69):
+        service.enroll("", f"far-{i:02d}", embeddings=[emb(near(target, 8400 + i, noise=0.6))])
+    result = service.identify("", probe(target), top_k=70, min_score=-1.0)
+    assert len(result.candidates) == 70
+    assert result.candidates[0].subject_id == "crowd"
+
+
+def test_identify_answers_what_its_4096_face_search_found_when_one_subject_fills_it(
+    service: RegistryService,
+) -> None:
+    """Identify searches at most 4096 faces: when one subject's 4100 close
+    faces fill them all, it answers that subject (and stops searching)."""
+    target = unit(72)
+    rng = np.random.default_rng(72)
+    close = target + 0.05 * rng.standard_normal((4100, target.shape[0])).astype(np.float32)
+    close /= np.linalg.norm(close, axis=1, keepdims=True)
+    for start in range(0, 4100, 100):
+        service.enroll("", "crowd", embeddings=[emb(v) for v in close[start : start + 100]])
+    service.enroll("", "far", embeddings=[emb(near(target, 8500, noise=0.6))])
+    result = service.identify("", probe(target), top_k=2, min_score=-1.0)
+    assert [c.subject_id for c in result.candidates] == ["crowd"]
 
 
 def test_the_first_verify_creates_the_default_gallery(service: RegistryService) -> None:

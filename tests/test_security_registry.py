@@ -5,6 +5,7 @@ INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typer.testing import CliRunner, Result
 from likeness.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from likeness_cli import app
 from server.audit import LINE_MAX_BYTES, AuditLog, AuditRecord
+from server.auth import KEYS_FILE, KEYS_LOCK_FILE, KeyStore
 from server.main import RegistryServer, create_server
 from server.settings import is_loopback
 
@@ -377,4 +379,50 @@ def test_scopes_must_name_existing_galleries(channel: grpc.Channel) -> None:
     create({"*": "read", "default": "enroll"})
     code = code_of(lambda: create({"ghost": "read", "gone": "admin"}))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+    # A missing gallery is refused whichever side of "default" its name sorts,
+    # and a name that cannot be a gallery whichever side of "*".
+    for scope in ("archive", "#ops"):
+        assert code_of(lambda s=scope: create({s: "read"})) == grpc.StatusCode.INVALID_ARGUMENT
     assert len(admin.ListApiKeys(registry_pb2.ListApiKeysRequest()).keys) == 2
+
+
+def test_key_names_take_at_most_128_characters(channel: grpc.Channel) -> None:
+    admin = registry_pb2_grpc.AdminStub(channel)
+
+    def create(name: str) -> registry_pb2.CreateApiKeyResponse:
+        return admin.CreateApiKey(registry_pb2.CreateApiKeyRequest(name=name, scopes={"*": "read"}))
+
+    create("n" * 128)
+    with pytest.raises(grpc.RpcError) as info:
+        create("n" * 129)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "name" in (info.value.details() or "")
+    assert [k.name for k in admin.ListApiKeys(registry_pb2.ListApiKeysRequest()).keys] == [
+        "n" * 128
+    ]
+
+
+def test_the_key_file_and_its_lock_are_private(tmp_path: Path) -> None:
+    """Only the service's user may read the key hashes or take the lock
+    (another user holding it would stall every key creation)."""
+    store = KeyStore(tmp_path / KEYS_FILE)
+    store.create("ops", {"*": "read"})
+    for name in (KEYS_FILE, KEYS_LOCK_FILE):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_failed_key_write_keeps_the_old_keys_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = KeyStore(tmp_path / KEYS_FILE)
+    kept, _ = store.create("kept", {"*": "read"})
+
+    def disk_full(self: Path, target: Path) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", disk_full)
+    with pytest.raises(OSError):
+        store.create("lost", {"*": "read"})
+    monkeypatch.undo()
+    assert [k.key_id for k in KeyStore(tmp_path / KEYS_FILE).list()] == [kept.key_id]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [KEYS_FILE, KEYS_LOCK_FILE]

@@ -7,6 +7,7 @@ HNSW build; the qdrant backend's mapping of a dead server to Unavailable."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -145,6 +146,31 @@ def test_gallery_lifecycle(store: FaceStore) -> None:
 
     store.create_gallery(_config())
     assert store.counts("g1") == (0, 0), "a re-created gallery starts empty"
+
+
+def test_a_gallery_deleted_by_a_name_from_a_request_is_gone_and_only_it(store: FaceStore) -> None:
+    for name in ("a-before", "g1", "z-after"):
+        store.create_gallery(_config(name))
+    # A request's name is a new string object, not the literal that made it.
+    assert store.delete_gallery("".join(["g", "1"])) == 0
+    assert [g.name for g in store.list_galleries()] == ["a-before", "z-after"]
+    with pytest.raises(errors.NotFound):
+        store.get_gallery("g1")
+
+
+def test_counts_and_subject_pages_follow_every_write(store: FaceStore) -> None:
+    store.create_gallery(_config())
+    faces = _faces(_unit(np.random.default_rng(3), 4), per_subject=2)
+    assert store.counts("g1") == (0, 0)
+    store.upsert_faces("g1", faces[:3])
+    assert store.counts("g1") == (2, 3)
+    assert store.list_subjects("g1", None, 10) == [("subj-00000", 2), ("subj-00001", 1)]
+    store.upsert_faces("g1", faces[3:])
+    assert store.counts("g1") == (2, 4)
+    store.delete_face("g1", faces[0].face_id)
+    assert store.list_subjects("g1", None, 10) == [("subj-00000", 1), ("subj-00001", 2)]
+    store.delete_subject("g1", "subj-00001")
+    assert store.counts("g1") == (1, 1)
 
 
 @pytest.mark.parametrize("name", ["", "UPPER", "../escape", "a/b", "x" * 65, "sp ace"])
@@ -460,6 +486,41 @@ def test_edge_corrupt_gallery_config_names_the_gallery(tmp_path: Path) -> None:
         _edge(tmp_path)
     config_file.write_text(good)
     _edge(tmp_path).close()  # the failed open released the directory's lock
+
+
+class _DiskFullShards:
+    """qdrant_edge with EdgeShard.create failing as on a full disk."""
+
+    class EdgeShard:
+        @staticmethod
+        def create(path: str, config: object) -> object:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __init__(self, qe: object) -> None:
+        self._qe = qe
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._qe, name)
+
+
+def test_edge_a_failed_gallery_creation_reports_its_cause_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _edge(tmp_path)
+    try:
+        engine = store._engine
+        monkeypatch.setattr(engine, "_qe", _DiskFullShards(engine._qe))
+        with pytest.raises(OSError) as info:
+            store.create_gallery(_config())
+        assert info.value.errno == errno.ENOSPC
+        monkeypatch.undo()
+        assert store.list_galleries() == []
+        assert not (tmp_path / "galleries" / "g1").exists()
+        store.create_gallery(_config())
+        store.upsert_faces("g1", _faces(_unit(np.random.default_rng(4), 2)))
+        assert store.counts("g1") == (1, 2)
+    finally:
+        store.close()
 
 
 def test_edge_persists_across_reopen(tmp_path: Path) -> None:
