@@ -11,8 +11,9 @@ the client.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,19 +115,22 @@ def point_from_dict(raw: Mapping[str, Any]) -> OperatingPoint:
         name=str(raw["name"]),
         far=float(raw["far"]),
         threshold=float(raw["threshold"]),
-        rates=tuple(
-            SourceRate(
-                source=str(r["source"]),
-                tar=float(r["tar"]),
-                far=float(r["far"]),
-                people=int(r["people"]),
-                faces=int(r["faces"]),
-                genuine_pairs=int(r["genuine_pairs"]),
-                impostor_pairs=int(r["impostor_pairs"]),
-                distinct_impostor_pairs=int(r["distinct_impostor_pairs"]),
-            )
-            for r in raw.get("rates", ())
-        ),
+        rates=tuple(_rate(r.__getitem__) for r in raw.get("rates", ())),
+    )
+
+
+def _rate(value: Callable[[str], Any]) -> SourceRate:
+    """The :class:`SourceRate` whose fields are ``value(field name)``, cast to
+    the field's type (a manifest's JSON or a likeness.v1.SourceRate)."""
+    return SourceRate(
+        source=str(value("source")),
+        tar=float(value("tar")),
+        far=float(value("far")),
+        people=int(value("people")),
+        faces=int(value("faces")),
+        genuine_pairs=int(value("genuine_pairs")),
+        impostor_pairs=int(value("impostor_pairs")),
+        distinct_impostor_pairs=int(value("distinct_impostor_pairs")),
     )
 
 
@@ -146,17 +150,5 @@ def from_proto(msg: common_pb2.OperatingPoint) -> OperatingPoint:
         name=msg.name,
         far=msg.far,
         threshold=msg.threshold,
-        rates=tuple(
-            SourceRate(
-                source=r.source,
-                tar=r.tar,
-                far=r.far,
-                people=r.people,
-                faces=r.faces,
-                genuine_pairs=r.genuine_pairs,
-                impostor_pairs=r.impostor_pairs,
-                distinct_impostor_pairs=r.distinct_impostor_pairs,
-            )
-            for r in msg.rates
-        ),
+        rates=tuple(_rate(functools.partial(getattr, r)) for r in msg.rates),
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from likeness.operating_points import CUSTOM, OperatingPoint
+from likeness.operating_points import CUSTOM, OperatingPoint, custom
 from likeness.quality import Quality
 
 DEFAULT_GALLERY = "default"
@@ -49,7 +49,7 @@ class GalleryConfig:
     def point(self) -> OperatingPoint:
         """The operating point in force (name "custom", FAR 0, when none)."""
         if not self.operating_point or self.operating_point == CUSTOM:
-            return OperatingPoint(CUSTOM, 0.0, self.threshold)
+            return custom(self.threshold)
         return OperatingPoint(self.operating_point, self.operating_point_far, self.threshold)
 
 
@@ -117,9 +117,15 @@ class ModelInfo:
 
     def point(self, name: str) -> OperatingPoint | None:
         """The point called ``name`` ("" = the default); None when unknown."""
-        points = self.operating_points or (OperatingPoint(CUSTOM, 0.0, self.default_threshold),)
+        points = self.operating_points or (custom(self.default_threshold),)
         wanted = name or self.default_operating_point or CUSTOM
         return next((p for p in points if p.name == wanted), None)
+
+    @property
+    def default_point(self) -> OperatingPoint:
+        """The point galleries get when none is named: :meth:`point` of "",
+        or "custom" at ``default_threshold`` when the model names none."""
+        return self.point("") or custom(self.default_threshold)
 
     @property
     def point_names(self) -> list[str]:

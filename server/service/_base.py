@@ -77,15 +77,15 @@ class ServiceBase:
             if name != DEFAULT_GALLERY:
                 raise gallery_not_found(name) from None
         info = self._embedder.info(seconds_left(deadline))
-        point = info.point("")
+        point = info.default_point
         config = GalleryConfig(
             name=name,
             model_fingerprint=info.model_fingerprint,
             dim=info.dim,
-            threshold=info.default_threshold if point is None else point.threshold,
+            threshold=point.threshold,
             created_at=time.time(),
-            operating_point="" if point is None else point.name,
-            operating_point_far=0.0 if point is None else point.far,
+            operating_point=point.name,
+            operating_point_far=point.far,
         )
         return config, False
 

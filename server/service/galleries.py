@@ -8,7 +8,7 @@ import math
 import time
 
 from likeness import errors
-from likeness.operating_points import CUSTOM, OperatingPoint
+from likeness.operating_points import OperatingPoint, custom
 from likeness.reasons import Reason
 from server import _validate as check
 from server.domain import (
@@ -68,7 +68,7 @@ class Galleries(ServiceBase):
                 raise errors.InvalidArgument(f"{key}: must be >= 0 (0 = server default)")
         info = self._embedder.info(seconds_left(deadline))
         point = (
-            OperatingPoint(CUSTOM, 0.0, threshold)
+            custom(threshold)
             if threshold is not None
             else known_point(info, options.operating_point, "operating_point")
         )

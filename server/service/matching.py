@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from likeness import tracing
-from likeness.operating_points import CUSTOM, OperatingPoint
 from likeness.selection import FaceSelection
 from server import _validate as check
 from server.domain import (
@@ -140,8 +139,7 @@ class Matching(ServiceBase):
             fingerprint, dim = config.model_fingerprint, config.dim
         else:
             info = self._embedder.info(seconds_left(deadline))
-            default = info.point("")
-            point = default or OperatingPoint(CUSTOM, 0.0, info.default_threshold)
+            point = info.default_point
             target = None
             fingerprint, dim = info.model_fingerprint, info.dim
         va = self._probe_for(a, "a", target, fingerprint, dim, deadline)
