@@ -47,7 +47,7 @@ from typing import Protocol
 import numpy as np
 
 from embedder.confirm import Box, CnnConfirmer
-from embedder.detect import Detection, FaceDetector
+from embedder.detect import Detection, FaceDetector, box_area
 
 #: Step names, as reported in Face.detector and InfoResponse.detections_by_step.
 FAST = "hog-fast"
@@ -256,8 +256,7 @@ class DetectionCascade:
 
 
 def _area(box: tuple[Box, float]) -> int:
-    left, top, right, bottom = box[0]
-    return max(0, right - left) * max(0, bottom - top)
+    return box_area(box[0])
 
 
 def _overlap(a: Box, b: Box) -> float:
@@ -266,7 +265,7 @@ def _overlap(a: Box, b: Box) -> float:
     height = min(a[3], b[3]) - max(a[1], b[1])
     if width <= 0 or height <= 0:
         return 0.0
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    smaller = min(box_area(a), box_area(b))
     return width * height / max(1, smaller)
 
 

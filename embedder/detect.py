@@ -28,8 +28,13 @@ class Detection:
 
     @property
     def area(self) -> int:
-        left, top, right, bottom = self.box
-        return max(0, right - left) * max(0, bottom - top)
+        return box_area(self.box)
+
+
+def box_area(box: tuple[int, int, int, int]) -> int:
+    """The area in pixels of ``box`` (left, top, right, bottom); 0 when empty."""
+    left, top, right, bottom = box
+    return max(0, right - left) * max(0, bottom - top)
 
 
 class FaceDetector:
