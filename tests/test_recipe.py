@@ -525,3 +525,34 @@ def test_validate_prints_each_sources_figures_after_the_pooled_ones(
         header,
         f"| {run} | 0.9900 | 7.00% | 60.00% | 80.00% |",
     ]
+
+
+V6_MODEL = SHIPPED.parent
+
+
+def _from_model(tmp_path: Path, artifact: Path) -> Path:
+    """v6's recipe with its first stage started from ``artifact``."""
+    return _write(tmp_path, _v6_with('init = "imagenet"', f'init = "model:{artifact}"'))
+
+
+def test_a_stage_may_start_from_a_shipped_models_weights(tmp_path: Path) -> None:
+    recipe = load_recipe(_from_model(tmp_path, V6_MODEL))
+    cfg = recipe.config(recipe.stages[0], tmp_path / "cache", tmp_path / "runs")
+    assert cfg.init_weights == str(V6_MODEL / "model.weights.h5")
+    assert cfg.imagenet_weights is None, "the artifact's weights replace ImageNet's"
+
+
+def test_a_stage_from_a_model_whose_files_do_not_match_its_manifest_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "manifest.json").write_bytes((V6_MODEL / "manifest.json").read_bytes())
+    (artifact / "model.weights.h5").write_bytes(b"not the shipped weights")
+    monkeypatch.chdir(tmp_path)
+    recipe = _from_model(tmp_path, artifact)
+    args = ["build", str(recipe), "--stage", "base", "--runs", str(tmp_path / "runs")]
+    result = CliRunner().invoke(train_app, args)
+    assert result.exit_code == 2, result.output
+    assert "init model" in _said(result.output) and "sha256" in _said(result.output)
+    assert not (tmp_path / "cache").exists(), "nothing is cached for a stage that cannot start"

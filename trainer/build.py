@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import optional_defaults
-from trainer.recipe import Recipe, Stage
+from trainer.recipe import INITS, Recipe, Stage, init_artifact
 from trainer.run import BuildFolder, RunFolder
 from trainer.sources import data_report
 
@@ -166,10 +166,13 @@ def run_build(
         if run.finished:
             report(f"{stage.name}: done")
             continue
-        parents = stage.average or (() if stage.init in ("imagenet", "random") else (stage.init,))
+        artifact = init_artifact(stage.init)
+        parents = stage.average or (() if stage.init in INITS or artifact else (stage.init,))
         for parent in parents:
             if not build.folder.stage(parent).finished:
                 raise ValueError(f"stage {stage.name} needs stage {parent} first")
+        if artifact is not None and not stage.average:
+            _check_artifact(artifact)
         if stage.average:
             average_runs([build.folder.stage(p) for p in stage.average], run)
             report(f"{stage.name}: averaged {', '.join(stage.average)}")
@@ -194,6 +197,17 @@ def run_build(
     if only is None:
         _finish(build, report)
     return True
+
+
+def _check_artifact(folder: Path) -> None:
+    """A stage starts only from the artifact its manifest's hashes describe."""
+    from embedder.manifest import load_manifest
+    from likeness.errors import FailedPrecondition
+
+    try:
+        load_manifest(folder)
+    except FailedPrecondition as exc:
+        raise ValueError(f"init model: {exc}") from None
 
 
 def _finish(build: Build, report: Report) -> None:

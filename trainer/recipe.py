@@ -42,6 +42,17 @@ KINDS = ("identities", "listed", "unlabelled")
 #: How a stage starts when ``init`` names no earlier stage.
 INITS = ("imagenet", "random")
 
+#: ``init = "model:<folder>"`` starts a stage from a shipped artifact's
+#: weights (a ``likeness-mobilenet`` folder: manifest.json + its weights,
+#: sha256-checked before training), e.g. the model a new one refines.
+MODEL_INIT = "model:"
+
+
+def init_artifact(init: str) -> Path | None:
+    """The artifact folder a stage's ``init`` names, or None."""
+    return Path(init.removeprefix(MODEL_INIT)) if init.startswith(MODEL_INIT) else None
+
+
 #: CacheSpec fields a source may set: how its faces are found. The rest
 #: follow from the stage (size, template, view seed) or are always on (teacher).
 _DETECTION = ("centre_fallback", "pick_centre", "upsample", "pad", "scale")
@@ -82,11 +93,12 @@ class Source:
 
 @dataclass(frozen=True)
 class Stage:
-    """A training stage (``init``: "imagenet", "random" or an earlier stage's
-    name) or, with ``average``, the element-wise mean of earlier stages'
-    final weights (trainer.average). ``settings`` are its TrainConfig keys,
-    defaults applied; ``views`` seeded views per training image, seeds
-    ``first_view_seed`` onwards (trainer.views)."""
+    """A training stage (``init``: "imagenet", "random", an earlier stage's
+    name or ``model:<artifact folder>``) or, with ``average``, the
+    element-wise mean of earlier stages' final weights (trainer.average).
+    ``settings`` are its TrainConfig keys, defaults applied; ``views`` seeded
+    views per training image, seeds ``first_view_seed`` onwards
+    (trainer.views)."""
 
     name: str
     init: str
@@ -186,13 +198,20 @@ class Recipe:
             view_caches=tuple(str(v) for v in views),
             model=self.model(stage),
             imagenet_weights=(str(self.imagenet_weights) if stage.init == "imagenet" else None),
-            init_weights=(
-                str(BuildFolder(runs).stage(stage.init).final_weights)
-                if stage.init not in INITS
-                else None
-            ),
+            init_weights=_init_weights(stage.init, runs),
             **stage.settings,
         )
+
+
+def _init_weights(init: str, runs: Path) -> str | None:
+    if init in INITS:
+        return None
+    artifact = init_artifact(init)
+    if artifact is not None:
+        from embedder.manifest import read_manifest
+
+        return str(artifact / read_manifest(artifact).weights)
+    return str(BuildFolder(runs).stage(init).final_weights)
 
 
 def view_cache(cache: Path, seed: int) -> Path:
@@ -346,10 +365,11 @@ def _stage(
     merged = {**defaults, **table}
     required = {**{k: v for k, v in stage_keys.items() if v}, "name": True, "init": True}
     _check(merged, where, file, {**dict.fromkeys(stage_keys, False), **required})
-    if merged["init"] not in INITS and merged["init"] not in {s.name for s in earlier}:
+    init = str(merged["init"])
+    if init not in INITS and init not in {s.name for s in earlier} and not init_artifact(init):
         raise RecipeError(
-            f"{file}: {where}: init {merged['init']!r} is not one of {', '.join(INITS)}"
-            " nor an earlier stage"
+            f"{file}: {where}: init {init!r} is not one of {', '.join(INITS)},"
+            f" an earlier stage nor {MODEL_INIT}<artifact folder>"
         )
     settings = _typed_fields(
         TrainConfig, {k: merged[k] for k in declared_fields() if k in merged}, where, file
