@@ -772,6 +772,34 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         assert report.auc == first.auc and report.eer == first.eer
 
 
+
+def test_validate_measures_a_shipped_model_first_on_the_same_faces(
+    runs: Runs, tmp_path: Path
+) -> None:
+    cfg = replace(runs.cfg, val_fraction=0.2, people_per_batch=4, steps=2)
+    run = train(cfg, RunFolder(tmp_path / "run")).run
+    folder = tmp_path / "shipped"
+    args = (run.final_weights, cfg.model, folder, "shipped-model", 0.5, NO_TTA, {}, "# card")
+    manifest = export_model(*args)
+    checked = validate([run], NO_TTA, bootstrap=20, shipped=[folder])
+    shipped, trained = checked.reports
+    assert (shipped.name, trained.name) == (manifest.fingerprint, str(run.path))
+    # The artifact holds the run's weights: the same figures on the same faces.
+    assert replace(shipped, name=trained.name) == trained
+    (difference,) = checked.differences
+    assert (difference.name, difference.reference) == (str(run.path), manifest.fingerprint)
+    assert difference.eer == (0.0, 0.0, 0.0)
+
+    wider = tmp_path / "wider"
+    shutil.copytree(folder, wider)
+    _edit_manifest(wider, lambda raw: raw["config"].update(alpha=0.5))
+    with pytest.raises(ValueError, match="is the network"):
+        validate([run], NO_TTA, shipped=[wider])
+    _flip_a_byte(folder / manifest.weights)
+    with pytest.raises(ValueError, match="sha256"):
+        validate([run], NO_TTA, shipped=[folder])
+
+
 def _cache_of(cache: Path, out: Path, people: list[str]) -> Path:
     """A copy of ``cache`` holding only the faces of ``people``: a source of its own."""
     shutil.copytree(cache, out)

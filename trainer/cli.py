@@ -298,6 +298,16 @@ def validate(
             exists=True,
         ),
     ],
+    shipped: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A shipped model folder (manifest.json + weights) to measure first, on the "
+            "same faces: the model a candidate would replace (the reference of --bootstrap). "
+            "Repeatable.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     tta_shift_px: Annotated[
         int | None,
         typer.Option(min=0, max=16, help="Test-time shift views, px (default: the recipe's)."),
@@ -327,8 +337,8 @@ def validate(
     from trainer.selection import validate as run_validation
     from trainer.validate import held_out_table, paired_table
 
-    if bootstrap and len(targets) < 2:
-        raise typer.BadParameter("--bootstrap compares runs: give two or more")
+    if bootstrap and len(targets) + len(shipped or ()) < 2:
+        raise typer.BadParameter("--bootstrap compares models: give two or more")
     resolved = [_target(t, runs, Path("cache")) for t in targets]
     served = resolved[-1][0].recipe.test_views
     views = InferenceViews(
@@ -336,7 +346,7 @@ def validate(
         shift_px=served.shift_px if tta_shift_px is None else tta_shift_px,
     )
     try:
-        result = run_validation([run for _, run in resolved], views, bootstrap)
+        result = run_validation([run for _, run in resolved], views, bootstrap, shipped or ())
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TARGETS") from exc
     typer.echo(held_out_table(result.reports))

@@ -8,10 +8,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from embedder.model import InferenceViews
+from embedder.model import InferenceViews, ModelConfig
 from trainer.average import comparable_runs
 from trainer.cache import cache_exists, cache_paths, cache_spec
 from trainer.config import TrainConfig
@@ -42,18 +43,26 @@ class Validation:
     by_source: dict[str, list[HeldOutReport]] = field(default_factory=dict)
 
 
-def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 0) -> Validation:
+def validate(
+    runs: Sequence[RunFolder],
+    views: InferenceViews,
+    bootstrap: int = 0,
+    shipped: Sequence[Path] = (),
+) -> Validation:
     """Held-out figures of each finished run's final weights, each face
     embedded as ``views``, all on the validation faces of the last run.
-    Clean-vs-view pairs use the views of those faces in the last run's view
-    caches; a cache counts only if it holds a view of every held-out face
-    (a missing or partly built one is passed over with a warning), and the
-    reports name the seeds used. With ``bootstrap`` > 0, every run after the
-    first is also compared with the first by a paired bootstrap over the
-    held-out people with that many resamples
+    ``shipped``: model artifact folders (manifest.json + weights, sha256
+    checked) measured first, on the same faces, e.g. the model a candidate
+    would replace; each must be the runs' network. Clean-vs-view pairs use
+    the views of those faces in the last run's view caches; a cache counts
+    only if it holds a view of every held-out face (a missing or partly
+    built one is passed over with a warning), and the reports name the seeds
+    used. With ``bootstrap`` > 0, every model after the first (the first
+    shipped one, else the first run) is also compared with it by a paired
+    bootstrap over the held-out people with that many resamples
     (trainer.validate.paired_bootstrap). Raises ValueError when the runs
-    differ in architecture, caches or validation people, or one is
-    unfinished."""
+    differ in architecture, caches or validation people, one is unfinished,
+    or a shipped model is another network or fails its manifest."""
     from trainer.calibrate import run_model, validation_faces
     from trainer.embed import embed_views
     from trainer.evaluate import unit
@@ -64,9 +73,10 @@ def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 
     val = validation_faces(runs[-1], last)
     held_views, seeds = _held_out_views(last, val)
     size = last.model.input_size
+    models = [_shipped_model(folder, last.model) for folder in shipped]
+    models += [(str(run.path), run_model(run)[0]) for run in runs]
     reports, embeddings = [], []
-    for run in runs:
-        model, _ = run_model(run)
+    for name, model in models:
         emb = unit(embed_views(model, val, size, views))
         view_arg = (
             None
@@ -77,19 +87,20 @@ def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 
                 held_views.path,
             )
         )
-        reports.append(held_out_report(str(run.path), emb, val.person, val.path, view_arg, seeds))
+        reports.append(held_out_report(name, emb, val.person, val.path, view_arg, seeds))
         embeddings.append(emb)
+    names = [name for name, _ in models]
     differences = []
     if bootstrap > 0:
         codes = np.unique(val.person, return_inverse=True)[1]
         first, second = np.triu_indices(len(codes), k=1)
         ref_scores, same = all_pairs(embeddings[0], val.person)
-        for run, emb in zip(runs[1:], embeddings[1:], strict=True):
+        for name, emb in zip(names[1:], embeddings[1:], strict=True):
             scores, _ = all_pairs(emb, val.person)
             differences.append(
                 paired_bootstrap(
-                    str(run.path),
-                    str(runs[0].path),
+                    name,
+                    names[0],
                     scores,
                     ref_scores,
                     same,
@@ -97,11 +108,28 @@ def validate(runs: Sequence[RunFolder], views: InferenceViews, bootstrap: int = 
                     resamples=bootstrap,
                 )
             )
-    return Validation(reports, differences, _by_source(runs, embeddings, val))
+    return Validation(reports, differences, _by_source(names, embeddings, val))
+
+
+def _shipped_model(folder: Path, network: ModelConfig) -> tuple[str, Any]:
+    """A shipped artifact's fingerprint and Keras network, refused unless its
+    files match its manifest and it is ``network``."""
+    from embedder.manifest import load_manifest
+    from embedder.model import load_model
+    from likeness.errors import FailedPrecondition
+
+    try:
+        manifest = load_manifest(folder)
+    except FailedPrecondition as exc:
+        raise ValueError(str(exc)) from None
+    config = ModelConfig.from_dict(manifest.config)
+    if config != network:
+        raise ValueError(f"{folder} is the network {config}; the runs' is {network}")
+    return manifest.fingerprint, load_model(config, folder / manifest.weights)
 
 
 def _by_source(
-    runs: Sequence[RunFolder], embeddings: list[np.ndarray], val: FaceData
+    names: Sequence[str], embeddings: list[np.ndarray], val: FaceData
 ) -> dict[str, list[HeldOutReport]]:
     sources = np.unique(val.source) if val.source is not None else np.array([], dtype=str)
     out: dict[str, list[HeldOutReport]] = {}
@@ -113,8 +141,8 @@ def _by_source(
             log.warning("held-out faces of %s make no same- and different-person pairs", name)
             continue
         out[name] = [
-            held_out_report(str(run.path), emb[rows], val.person[rows], val.path[rows])
-            for run, emb in zip(runs, embeddings, strict=True)
+            held_out_report(model, emb[rows], val.person[rows], val.path[rows])
+            for model, emb in zip(names, embeddings, strict=True)
         ]
     return out
 
