@@ -104,26 +104,52 @@ def server_settings(tmp_path: Path, embedder_address: str, **overrides: object) 
 
 
 @contextmanager
-def keyed_registry(
-    tmp_path: Path, embedder_address: str, bootstrap_key: str, **overrides: object
+def running_embedder(**overrides: object) -> Iterator[str]:
+    """A real Embedder on a free loopback port, its default model unless
+    ``overrides`` (EmbedderSettings fields) say otherwise; yields its
+    address, stopped on exit."""
+    from embedder.server import create_server
+    from embedder.settings import EmbedderSettings
+
+    values: dict[str, object] = {"host": "127.0.0.1", "port": 0, **overrides}
+    server = create_server(EmbedderSettings.model_validate(values))
+    server.start()
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        server.stop(0)
+
+
+@contextmanager
+def running_registry(
+    data_dir: Path, embedder_address: str, **overrides: object
 ) -> Iterator[RegistryServer]:
-    """A started registry (:func:`server_settings`) that requires API keys,
-    ``bootstrap_key`` its admin key on every gallery; stopped on exit."""
+    """A started registry (:func:`server_settings`, store under ``data_dir``);
+    stopped on exit."""
     from server.main import create_server
 
-    settings = server_settings(
-        tmp_path,
-        embedder_address,
-        api_keys_required=True,
-        bootstrap_admin_key=bootstrap_key,
-        **overrides,
-    )
-    server = create_server(settings)
+    server = create_server(server_settings(data_dir, embedder_address, **overrides))
     server.start()
     try:
         yield server
     finally:
         server.stop(1.0)
+
+
+@contextmanager
+def keyed_registry(
+    tmp_path: Path, embedder_address: str, bootstrap_key: str, **overrides: object
+) -> Iterator[RegistryServer]:
+    """A started registry (:func:`server_settings`) that requires API keys,
+    ``bootstrap_key`` its admin key on every gallery; stopped on exit."""
+    with running_registry(
+        tmp_path,
+        embedder_address,
+        api_keys_required=True,
+        bootstrap_admin_key=bootstrap_key,
+        **overrides,
+    ) as server:
+        yield server
 
 
 def open_memory_store() -> FaceStore:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import pytest
 import typer
+from registry_helpers import keyed_registry, running_embedder, running_registry
 from typer.testing import CliRunner, Result
 
 from likeness.client import LikenessClient
@@ -48,39 +49,17 @@ class Services:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    from embedder.server import create_server as create_embedder
-    from embedder.settings import EmbedderSettings
-    from server.main import create_server as create_registry
-    from server.settings import RegistrySettings
-
-    embedder = create_embedder(EmbedderSettings(host="127.0.0.1", port=0, workers=2))
-    embedder.start()
-    embedder_address = f"127.0.0.1:{embedder.port}"
-    registries = [
-        create_registry(
-            RegistrySettings(
-                host="127.0.0.1",
-                port=0,
-                metrics_port=0,
-                data_dir=tmp_path_factory.mktemp(name),
-                embedder_address=embedder_address,
-                workers=4,
-                api_keys_required=keyed,
-                bootstrap_admin_key=ADMIN_KEY if keyed else None,
-            )
+    settings = {"embedder_timeout_s": 10.0, "workers": 4}
+    with (
+        running_embedder(workers=2) as embedder,
+        running_registry(tmp_path_factory.mktemp("registry"), embedder, **settings) as open_,
+        keyed_registry(tmp_path_factory.mktemp("keyed"), embedder, ADMIN_KEY, **settings) as keyed,
+    ):
+        yield Services(
+            embedder=embedder,
+            registry=f"127.0.0.1:{open_.port}",
+            keyed_registry=f"127.0.0.1:{keyed.port}",
         )
-        for name, keyed in (("registry", False), ("keyed", True))
-    ]
-    for registry in registries:
-        registry.start()
-    yield Services(
-        embedder=embedder_address,
-        registry=f"127.0.0.1:{registries[0].port}",
-        keyed_registry=f"127.0.0.1:{registries[1].port}",
-    )
-    for registry in registries:
-        registry.stop(0)
-    embedder.stop(0)
 
 
 def run(services: Services, *args: str, registry: str | None = None, **env: str) -> Result:

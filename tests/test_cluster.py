@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from registry_helpers import running_registry
 from typer.testing import CliRunner, Result
 
 from likeness import clustering
@@ -34,22 +35,9 @@ class Services:
 
 @pytest.fixture(scope="module")
 def services(real_embedder: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    from server.main import create_server
-    from server.settings import RegistrySettings
-
-    registry = create_server(
-        RegistrySettings(
-            host="127.0.0.1",
-            port=0,
-            metrics_port=0,
-            data_dir=tmp_path_factory.mktemp("registry"),
-            embedder_address=real_embedder,
-            workers=4,
-        )
-    )
-    registry.start()
-    yield Services(real_embedder, f"127.0.0.1:{registry.port}")
-    registry.stop(0)
+    data = tmp_path_factory.mktemp("registry")
+    with running_registry(data, real_embedder, embedder_timeout_s=10.0, workers=4) as registry:
+        yield Services(real_embedder, f"127.0.0.1:{registry.port}")
 
 
 def run(services: Services, *args: str) -> Result:

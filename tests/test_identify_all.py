@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from registry_helpers import running_embedder, running_registry
 from typer.testing import CliRunner
 
 from likeness.client import FaceSelection, LikenessClient
@@ -21,6 +22,8 @@ from likeness_cli import app
 DATA = Path(__file__).resolve().parent / "data"
 GROUP = DATA / "group" / "three_people.jpg"
 GALLERY = "group"
+#: A group photo's escalations take seconds on a loaded CI machine.
+SLOW_EMBEDDER = {"embedder_timeout_s": 10.0, "workers": 2}
 
 
 def lfw(name: str) -> bytes:
@@ -29,25 +32,16 @@ def lfw(name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from embedder.server import create_server as create_embedder
-    from embedder.settings import EmbedderSettings
-    from server.main import create_server as create_registry
-    from server.settings import RegistrySettings
+    with (
+        running_embedder(workers=2) as embedder,
+        running_registry(tmp_path_factory.mktemp("group"), embedder, **SLOW_EMBEDDER) as server,
+    ):
+        address = f"127.0.0.1:{server.port}"
+        _enrol(address)
+        yield address
 
-    embedder = create_embedder(EmbedderSettings(host="127.0.0.1", port=0, workers=2))
-    embedder.start()
-    registry = create_registry(
-        RegistrySettings(
-            host="127.0.0.1",
-            port=0,
-            metrics_port=0,
-            data_dir=tmp_path_factory.mktemp("group"),
-            embedder_address=f"127.0.0.1:{embedder.port}",
-            workers=2,
-        )
-    )
-    registry.start()
-    address = f"127.0.0.1:{registry.port}"
+
+def _enrol(address: str) -> None:
     with LikenessClient(address, timeout_s=60) as client:
         client.create_gallery(GALLERY)
         client.enroll(
@@ -58,9 +52,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             [lfw("Kamal_Kharrazi_0001"), lfw("Kamal_Kharrazi_0003")],
             gallery=GALLERY,
         )
-    yield address
-    registry.stop(1.0)
-    embedder.stop(0)
 
 
 def test_every_face_gets_its_own_answer_largest_first(registry: str) -> None:

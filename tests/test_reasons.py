@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from registry_helpers import running_embedder, running_registry
 
 from likeness.client import (
     Embedding,
@@ -65,27 +66,12 @@ class Services:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    from embedder.server import create_server as create_embedder
-    from embedder.settings import EmbedderSettings
-    from server.main import create_server as create_registry
-    from server.settings import RegistrySettings
-
-    embedder = create_embedder(EmbedderSettings(host="127.0.0.1", port=0, workers=2))
-    embedder.start()
-    registry = create_registry(
-        RegistrySettings(
-            host="127.0.0.1",
-            port=0,
-            metrics_port=0,
-            data_dir=tmp_path_factory.mktemp("reasons"),
-            embedder_address=f"127.0.0.1:{embedder.port}",
-            workers=2,
-        )
-    )
-    registry.start()
-    yield Services(f"127.0.0.1:{embedder.port}", f"127.0.0.1:{registry.port}")
-    registry.stop(1.0)
-    embedder.stop(0)
+    data = tmp_path_factory.mktemp("reasons")
+    with (
+        running_embedder(workers=2) as embedder,
+        running_registry(data, embedder, embedder_timeout_s=10.0, workers=2) as registry,
+    ):
+        yield Services(embedder, f"127.0.0.1:{registry.port}")
 
 
 @pytest.fixture(scope="module")
