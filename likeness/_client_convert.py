@@ -16,8 +16,6 @@ from likeness._client_types import (
     Candidate,
     CompareResult,
     DuplicateCandidate,
-    DuplicatePage,
-    DuplicatePair,
     Embedding,
     EmbedResult,
     EnrolledFace,
@@ -36,6 +34,7 @@ from likeness._client_types import (
     SubjectSummary,
     VerifyResult,
 )
+from likeness.duplicates import DuplicatePage, DuplicatePair
 from likeness.operating_points import OperatingPoint
 from likeness.quality import Quality, quality_from_pb, quality_to_pb
 from likeness.reasons import ErrorInfo

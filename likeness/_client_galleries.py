@@ -13,12 +13,11 @@ from likeness._client_base import ClientBase
 from likeness._client_types import (
     ApiKey,
     CreatedApiKey,
-    DuplicatePage,
-    DuplicatePair,
     ExportedFace,
     Gallery,
     ImportResult,
 )
+from likeness.duplicates import DuplicatePage, DuplicatePair
 from likeness.v1 import registry_pb2
 
 

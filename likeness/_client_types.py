@@ -262,29 +262,6 @@ class GalleryStats:
 
 
 @dataclass(frozen=True)
-class DuplicatePair:
-    """Two different subjects (``subject_a`` < ``subject_b``) whose faces
-    ``face_a`` and ``face_b`` have cosine similarity ``score`` (their best)."""
-
-    subject_a: str
-    subject_b: str
-    score: float
-    face_a: str
-    face_b: str
-
-
-@dataclass(frozen=True)
-class DuplicatePage:
-    """One page of duplicate pairs, best first; ``total`` pairs in all pages
-    at ``min_score``; ``next_page_token`` empty on the last page."""
-
-    pairs: tuple[DuplicatePair, ...]
-    next_page_token: str
-    total: int
-    min_score: float
-
-
-@dataclass(frozen=True)
 class ExportedFace:
     """One stored face with its embedding, as exported and imported."""
 

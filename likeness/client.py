@@ -65,8 +65,6 @@ from likeness._client_types import (
     CompareResult,
     CreatedApiKey,
     DuplicateCandidate,
-    DuplicatePage,
-    DuplicatePair,
     Embedding,
     EmbedResult,
     EnrolledFace,
@@ -86,6 +84,7 @@ from likeness._client_types import (
     SubjectSummary,
     VerifyResult,
 )
+from likeness.duplicates import DuplicatePage, DuplicatePair
 from likeness.quality import Quality
 from likeness.reasons import ErrorInfo, Reason
 from likeness.selection import FaceSelection

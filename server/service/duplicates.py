@@ -8,8 +8,9 @@ import binascii
 from collections import Counter
 
 from likeness import errors
+from likeness.duplicates import DuplicatePage, DuplicatePair
 from server import _validate as check
-from server.domain import DuplicatePage, DuplicatePair, GalleryConfig
+from server.domain import GalleryConfig
 from server.service._base import ServiceBase
 
 #: Faces of other subjects looked at per face, beyond the subject's own.
@@ -39,7 +40,7 @@ class Duplicates(ServiceBase):
         page = pairs[offset : offset + size]
         more = offset + size < len(pairs)
         token = _encode_token(offset + size) if more else ""
-        return DuplicatePage(page, token, len(pairs), cut)
+        return DuplicatePage(tuple(page), token, len(pairs), cut)
 
     def count_duplicates(self, config: GalleryConfig) -> int:
         """How many pairs find_duplicates reports at the gallery's threshold."""
