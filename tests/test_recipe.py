@@ -288,10 +288,14 @@ def test_validate_prints_one_row_per_run_with_the_recipes_views_unless_told(
     references: list[list[Path]] = []
 
     def fake_validate(
-        runs: list[RunFolder], views: InferenceViews, bootstrap: int, shipped: list[Path]
+        runs: list[RunFolder],
+        views: InferenceViews,
+        bootstrap: int,
+        shipped: list[Path],
+        consecutive: bool,
     ) -> trainer.selection.Validation:
         asked.append(([r.path for r in runs], views, bootstrap))
-        references.append(list(shipped))
+        references.append([*shipped, Path(f"consecutive={consecutive}")])
         differences = [
             PairedDifference(
                 str(r.path),
@@ -332,14 +336,20 @@ def test_validate_prints_one_row_per_run_with_the_recipes_views_unless_told(
     assert (
         f"| {second} | -0.40 [-0.90, +0.10] | 90% | +1.00 [-2.00, +3.00] | 60% |" in paired.stdout
     )
-    assert references == [[]] * 4, "no shipped model unless one is named"
+    assert references == [[Path("consecutive=False")]] * 4, "no shipped model unless named"
     alone = CliRunner().invoke(train_app, ["validate", str(first), "--bootstrap", "50"])
     assert alone.exit_code == 2 and "two or more" in alone.output
     assert len(asked) == 4, "a refused command must not measure anything"
     # A candidate against the shipped model: two models, so a bootstrap.
     against = ["validate", "--shipped", str(V6_MODEL), str(second), "--bootstrap", "50"]
     assert CliRunner().invoke(train_app, against).exit_code == 0
-    assert (asked[-1], references[-1]) == (([second], served, 50), [V6_MODEL])
+    assert (asked[-1], references[-1]) == (
+        ([second], served, 50),
+        [V6_MODEL, Path("consecutive=False")],
+    )
+    arms = [*against, str(first), "--consecutive"]
+    assert CliRunner().invoke(train_app, arms).exit_code == 0
+    assert references[-1] == [V6_MODEL, Path("consecutive=True")]
     negative = CliRunner().invoke(train_app, ["validate", str(first), "--tta-shift-px", "-1"])
     assert negative.exit_code == 2 and "--tta-shift-px" in negative.output
 
@@ -508,7 +518,11 @@ def test_validate_prints_each_sources_figures_after_the_pooled_ones(
     from trainer.validate import HeldOutReport
 
     def fake_validate(
-        runs: list[RunFolder], views: InferenceViews, bootstrap: int, shipped: list[Path]
+        runs: list[RunFolder],
+        views: InferenceViews,
+        bootstrap: int,
+        shipped: list[Path],
+        consecutive: bool,
     ) -> trainer.selection.Validation:
         def reports(eer: float) -> list[HeldOutReport]:
             return [HeldOutReport(str(r.path), 0.99, eer, 0.6, 0.8, 10, 90) for r in runs]

@@ -69,6 +69,7 @@ from trainer.selection import validate
 from trainer.sources import data_report, stage_caches
 from trainer.train import TrainResult, train
 from trainer.transfer import load_init_weights, resize_gdc_kernel
+from trainer.validate import paired_table
 
 pytestmark = [
     pytest.mark.slow,
@@ -772,7 +773,6 @@ def test_validate_measures_runs_on_the_held_out_faces_and_their_views(
         assert report.auc == first.auc and report.eer == first.eer
 
 
-
 def test_validate_measures_a_shipped_model_first_on_the_same_faces(
     runs: Runs, tmp_path: Path
 ) -> None:
@@ -789,6 +789,14 @@ def test_validate_measures_a_shipped_model_first_on_the_same_faces(
     (difference,) = checked.differences
     assert (difference.name, difference.reference) == (str(run.path), manifest.fingerprint)
     assert difference.eer == (0.0, 0.0, 0.0)
+    # An ablation's arms in order: each against the first and the one before.
+    arms = validate([run, run], NO_TTA, bootstrap=20, shipped=[folder], consecutive=True)
+    compared = [(d.name, d.reference) for d in arms.differences]
+    path = str(run.path)
+    fingerprint = manifest.fingerprint
+    assert compared == [(path, fingerprint), (path, fingerprint), (path, path)]
+    table = paired_table(arms.differences)
+    assert f"| weights vs {fingerprint} |" in table and f"| weights vs {path} |" in table
 
     wider = tmp_path / "wider"
     shutil.copytree(folder, wider)

@@ -325,6 +325,14 @@ def validate(
             "held-out people (1000 is plenty); 0 = off.",
         ),
     ] = 0,
+    consecutive: Annotated[
+        bool,
+        typer.Option(
+            "--consecutive",
+            help="With --bootstrap, also compare every model with the one named just before "
+            "it (an ablation's arms in order).",
+        ),
+    ] = False,
     runs: Runs = Path("runs"),
 ) -> None:
     """Measure finished runs on the held-out training people.
@@ -346,7 +354,9 @@ def validate(
         shift_px=served.shift_px if tta_shift_px is None else tta_shift_px,
     )
     try:
-        result = run_validation([run for _, run in resolved], views, bootstrap, shipped or ())
+        result = run_validation(
+            [run for _, run in resolved], views, bootstrap, shipped or (), consecutive
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="TARGETS") from exc
     typer.echo(held_out_table(result.reports))

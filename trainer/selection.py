@@ -48,6 +48,7 @@ def validate(
     views: InferenceViews,
     bootstrap: int = 0,
     shipped: Sequence[Path] = (),
+    consecutive: bool = False,
 ) -> Validation:
     """Held-out figures of each finished run's final weights, each face
     embedded as ``views``, all on the validation faces of the last run.
@@ -60,7 +61,9 @@ def validate(
     used. With ``bootstrap`` > 0, every model after the first (the first
     shipped one, else the first run) is also compared with it by a paired
     bootstrap over the held-out people with that many resamples
-    (trainer.validate.paired_bootstrap). Raises ValueError when the runs
+    (trainer.validate.paired_bootstrap); with ``consecutive``, also with the
+    model just before it (an ablation's arms in order, each embedded once;
+    every comparison sees the same resamples). Raises ValueError when the runs
     differ in architecture, caches or validation people, one is unfinished,
     or a shipped model is another network or fails its manifest."""
     from trainer.calibrate import run_model, validation_faces
@@ -94,15 +97,18 @@ def validate(
     if bootstrap > 0:
         codes = np.unique(val.person, return_inverse=True)[1]
         first, second = np.triu_indices(len(codes), k=1)
-        ref_scores, same = all_pairs(embeddings[0], val.person)
-        for name, emb in zip(names[1:], embeddings[1:], strict=True):
-            scores, _ = all_pairs(emb, val.person)
+        scores = [all_pairs(emb, val.person)[0] for emb in embeddings]
+        same = all_pairs(embeddings[0], val.person)[1]
+        compared = [(i, 0) for i in range(1, len(names))]
+        if consecutive:
+            compared += [(i, i - 1) for i in range(2, len(names))]
+        for i, ref in compared:
             differences.append(
                 paired_bootstrap(
-                    name,
-                    names[0],
-                    scores,
-                    ref_scores,
+                    names[i],
+                    names[ref],
+                    scores[i],
+                    scores[ref],
                     same,
                     (codes[first], codes[second]),
                     resamples=bootstrap,

@@ -189,25 +189,31 @@ def paired_bootstrap(
 
 
 def paired_table(differences: list[PairedDifference]) -> str:
-    """The differences as a markdown table, in percentage points."""
+    """The differences as markdown tables in percentage points, one per
+    reference model, in the order the references first appear."""
     if not differences:
         return ""
     d0 = differences[0]
-    rows = [
-        f"| weights vs {d0.reference} | EER difference [{d0.level:.0%} interval] | lower EER in"
-        f" | TAR@FAR=1e-3 difference [{d0.level:.0%} interval] | higher TAR in |",
-        "|---|---|---|---|---|",
-    ]
-    for d in differences:
-        rows.append(
-            f"| {d.name} | {_points(d.eer)} | {d.eer_better:.0%} "
-            f"| {_points(d.tar_at_far_1e3)} | {d.tar_better:.0%} |"
-        )
-    rows.append(
-        f"\npaired bootstrap over held-out people, {d0.resamples:,} resamples;"
+    references = list(dict.fromkeys(d.reference for d in differences))
+    tables = []
+    for reference in references:
+        rows = [
+            f"| weights vs {reference} | EER difference [{d0.level:.0%} interval] | lower EER in"
+            f" | TAR@FAR=1e-3 difference [{d0.level:.0%} interval] | higher TAR in |",
+            "|---|---|---|---|---|",
+        ]
+        for d in differences:
+            if d.reference == reference:
+                rows.append(
+                    f"| {d.name} | {_points(d.eer)} | {d.eer_better:.0%} "
+                    f"| {_points(d.tar_at_far_1e3)} | {d.tar_better:.0%} |"
+                )
+        tables.append("\n".join(rows))
+    note = (
+        f"paired bootstrap over held-out people, {d0.resamples:,} resamples;"
         ' "lower EER in" / "higher TAR in": share of resamples where the row\'s model was better'
     )
-    return "\n".join(rows)
+    return "\n\n".join([*tables, note])
 
 
 def _points(diff: tuple[float, float, float]) -> str:
