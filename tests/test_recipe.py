@@ -39,9 +39,6 @@ RUN_TO_STAGE = {
 
 
 def _recorded(stage: str) -> dict[str, Any]:
-    if stage == "relation":
-        manifest = json.loads(SHIPPED.read_text())
-        return dict(manifest["training"]["config"])
     # The v3 model, the mean of two runs, recorded the config of the last of them.
     return dict(RECORDED["stages"]["finetune" if stage == "soup" else stage]["config"])
 
