@@ -66,6 +66,19 @@ def test_overlapping_scores_give_the_hand_counted_figures() -> None:
     assert (row.same_pairs, row.different_pairs) == (10, 20)
     table = markdown_table([row])
     assert "| hand | scores | 2 / 4 | 10 / 20 |" in table and "87.5" not in table
+    assert table.endswith("| n/a |"), "no served threshold given, none reported"
+
+
+def test_the_rates_at_a_served_threshold_count_pairs_at_or_above_it() -> None:
+    # Same pairs 0.9, 0.5; different pairs 0.6, 0.1, 0.0, -0.2 (five times).
+    scores = np.array([0.9, 0.5, 0.6, 0.1, 0.0, -0.2] * 5)
+    same = np.array([True, True, False, False, False, False] * 5)
+    emb = _unit([[1, 0], [0.9, 0.1], [0, 1], [0.1, 1]])
+    people = np.array(["a", "a", "b", "b"])
+    row = pair_report("hand", "scores", scores, same, emb, people, served=0.6)
+    # 0.9 passes and 0.5 does not; of the different pairs only 0.6 (at the threshold).
+    assert (row.served_threshold, row.tar_at_served, row.far_at_served) == (0.6, 0.5, 0.25)
+    assert markdown_table([row]).endswith("| 0.6000: 50.00% / 2.5e-01 |")
 
 
 def test_a_set_without_different_pairs_is_refused() -> None:

@@ -155,6 +155,23 @@ def test_sets(
             exists=True, help="Another people list (e.g. training people, to try the command)."
         ),
     ] = None,
+    artifact: Annotated[
+        Path | None,
+        typer.Option(
+            help="The exported model whose served default threshold (manifest) each of our "
+            "rows reports TAR and FAR at; default: the build's own export, when there is one.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    dlib_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="dlib-resnet's model folder, for its served threshold in its rows.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a run and dlib-resnet on both test sets, in one table.
 
@@ -178,11 +195,12 @@ def test_sets(
     if source not in sources:
         raise typer.BadParameter(f"{recipe.file} has no source {source!r}")
     listed = read_test_people(people or lists[test_people])
+    served = _served_thresholds(artifact or where.folder.artifact, dlib_model)
     lfw_cache = evaluation_caches(recipe, cache_dir, where.workers)[-1]
     celeba_cache = recipe.cache_dir(sources[source], recipe.final.input_size, cache_dir)
     try:
         rows = evaluate_test_sets(
-            run, recipe.lfw, lfw_cache, celeba_cache, listed, recipe.test_views
+            run, recipe.lfw, lfw_cache, celeba_cache, listed, recipe.test_views, served
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -191,6 +209,18 @@ def test_sets(
     out.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     typer.echo(markdown_table(rows))
     typer.echo(f"figures: {out}")
+
+
+def _served_thresholds(artifact: Path, dlib_model: Path | None) -> dict[str, float]:
+    """Served default thresholds by test-set backend name, from the manifests there are."""
+    from embedder.manifest import read_manifest
+
+    folders = {"likeness-mobilenet": artifact, "dlib-resnet": dlib_model}
+    return {
+        name: read_manifest(folder).default_threshold
+        for name, folder in folders.items()
+        if folder is not None and (folder / "manifest.json").is_file()
+    }
 
 
 @app.command()

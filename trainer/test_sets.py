@@ -16,7 +16,7 @@ or tune one (trainer/recipes/v7-rule.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,12 @@ class TestSetRow:
     tar_at_far_1e3: float
     tar_at_far_1e4: float
     rank1: float
+    #: The backend's served default threshold (cosine) and the share of
+    #: same-person pairs (TAR) and different-person pairs (FAR) at or above
+    #: it; None when no served threshold was given.
+    served_threshold: float | None = None
+    tar_at_served: float | None = None
+    far_at_served: float | None = None
 
 
 def all_pairs(people: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,10 +72,12 @@ def pair_report(
     same: np.ndarray,
     embeddings: np.ndarray,
     people: np.ndarray,
+    served: float | None = None,
 ) -> TestSetRow:
     """The row of pairs (``scores``, ``same``) and of the faces they come
     from (unit ``embeddings``, one row per face, ``people`` its labels, for
-    rank-1). ValueError when the pairs lack a same or a different pair."""
+    rank-1); with ``served``, the TAR and FAR at that threshold. ValueError
+    when the pairs lack a same or a different pair."""
     same = same.astype(bool)
     if same.all() or not same.any():
         raise ValueError(f"{test_set}: needs both same-person and different-person pairs")
@@ -92,26 +100,37 @@ def pair_report(
         tar_at_far_1e3=tar_at_far(scores, same, 1e-3),
         tar_at_far_1e4=tar_at_far(scores, same, 1e-4),
         rank1=identification_of(embeddings, people)[0],
+        served_threshold=served,
+        tar_at_served=None if served is None else float(np.mean(scores[same] >= served)),
+        far_at_served=None if served is None else float(np.mean(scores[~same] >= served)),
     )
 
 
 def all_pairs_report(
-    test_set: str, backend: str, embeddings: np.ndarray, people: np.ndarray
+    test_set: str,
+    backend: str,
+    embeddings: np.ndarray,
+    people: np.ndarray,
+    served: float | None = None,
 ) -> TestSetRow:
     """The row of every same/different pair of the faces of unit ``embeddings``."""
     a, b, same = all_pairs(people)
     scores = np.einsum("ij,ij->i", embeddings[a], embeddings[b])
-    return pair_report(test_set, backend, scores, same, embeddings, people)
+    return pair_report(test_set, backend, scores, same, embeddings, people, served)
 
 
 def devtest_report(
-    backend: str, embeddings: np.ndarray, data: FaceData, lfw_root: Path
+    backend: str,
+    embeddings: np.ndarray,
+    data: FaceData,
+    lfw_root: Path,
+    served: float | None = None,
 ) -> TestSetRow:
     """The row of LFW's pairsDevTest (pairs with a face not cached are left
     out) for unit ``embeddings`` of ``data``, a cache of the DevTest people."""
     pairs = read_pairs(lfw_root / "pairsDevTest.txt")
     scores, same, _ = pair_scores(embeddings, stem_index(data), pairs)
-    return pair_report("LFW pairsDevTest", backend, scores, same, embeddings, data.person)
+    return pair_report("LFW pairsDevTest", backend, scores, same, embeddings, data.person, served)
 
 
 def held_out_faces(cache: Path, people: set[str]) -> FaceData:
@@ -128,15 +147,20 @@ def markdown_table(rows: Sequence[TestSetRow]) -> str:
     """One table of both test sets and every backend."""
     lines = [
         "| test set | backend | people / faces | same / different pairs | accuracy (10-fold) "
-        "| AUC | EER | TAR@FAR=1e-3 | TAR@FAR=1e-4 | rank-1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| AUC | EER | TAR@FAR=1e-3 | TAR@FAR=1e-4 | rank-1 | served threshold: TAR / FAR |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        served = (
+            "n/a"
+            if r.served_threshold is None
+            else f"{r.served_threshold:.4f}: {r.tar_at_served:.2%} / {r.far_at_served:.1e}"
+        )
         lines.append(
             f"| {r.test_set} | {r.backend} | {r.people:,} / {r.faces:,} "
             f"| {r.same_pairs:,} / {r.different_pairs:,} "
             f"| {r.accuracy:.2%} ± {r.accuracy_std:.2%} | {r.auc:.4f} | {r.eer:.2%} "
-            f"| {r.tar_at_far_1e3:.2%} | {r.tar_at_far_1e4:.2%} | {r.rank1:.2%} |"
+            f"| {r.tar_at_far_1e3:.2%} | {r.tar_at_far_1e4:.2%} | {r.rank1:.2%} | {served} |"
         )
     return "\n".join(lines)
 
@@ -148,12 +172,15 @@ def evaluate_test_sets(
     celeba_cache: Path,
     celeba_people: set[str],
     views: InferenceViews,
+    served: Mapping[str, float] | None = None,
 ) -> list[TestSetRow]:
     """The run's model (faces embedded as ``views``) and dlib-resnet (the
     caches' teacher descriptors) on LFW pairsDevTest (``lfw_cache``: the
     DevTest people's faces) and on every pair of ``celeba_people``'s faces in
-    ``celeba_cache``; rows in the order (set, backend). ValueError when a
-    cache does not fit the run's model or lacks teacher descriptors."""
+    ``celeba_cache``; rows in the order (set, backend). ``served``: a
+    backend's served default threshold by backend name ("likeness-mobilenet",
+    "dlib-resnet"), whose TAR and FAR each row then reports. ValueError when
+    a cache does not fit the run's model or lacks teacher descriptors."""
     from trainer.calibrate import run_model
     from trainer.embed import embed_views
     from trainer.train import check_caches_fit
@@ -168,9 +195,10 @@ def evaluate_test_sets(
     rows = []
     for name, backend in (("likeness-mobilenet", None), ("dlib-resnet", "teacher")):
         lfw_emb = unit(lfw.teacher if backend else embed_views(model, lfw, size, views))
-        rows.append(devtest_report(name, lfw_emb, lfw, lfw_root))
+        rows.append(devtest_report(name, lfw_emb, lfw, lfw_root, (served or {}).get(name)))
     celeba_set = f"CelebA held-out ({len(celeba_people)} people listed)"
     for name, backend in (("likeness-mobilenet", None), ("dlib-resnet", "teacher")):
         emb = unit(celeba.teacher if backend else embed_views(model, celeba, size, views))
-        rows.append(all_pairs_report(celeba_set, name, emb, celeba.person))
+        threshold = (served or {}).get(name)
+        rows.append(all_pairs_report(celeba_set, name, emb, celeba.person, threshold))
     return rows
