@@ -227,7 +227,8 @@ def _finish(build: Build, report: Report) -> None:
     if not build.folder.artifact_manifest.exists():
         sources = data_report(recipe, build.cache_root)
         build.folder.data_report.write_text(json.dumps([asdict(s) for s in sources], indent=2))
-        command = f"likeness-train build {recipe.file}"
+        arm = f" --arm {recipe.arm}" if recipe.arm is not None else ""
+        command = f"likeness-train build {recipe.file}{arm}"
         manifest = export_run(recipe, final, build.folder.artifact, sources, command)
         report(f"exported {manifest.fingerprint} to {build.folder.artifact}")
 
