@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import optional_defaults
-from trainer.recipe import INITS, Recipe, Stage, init_artifact
+from trainer.recipe import INITS, Recipe, Stage, init_artifact, verified_artifact
 from trainer.run import BuildFolder, RunFolder
 from trainer.sources import data_report
 
@@ -201,12 +201,9 @@ def run_build(
 
 def _check_artifact(folder: Path) -> None:
     """A stage starts only from the artifact its manifest's hashes describe."""
-    from embedder.manifest import load_manifest
-    from likeness.errors import FailedPrecondition
-
     try:
-        load_manifest(folder)
-    except FailedPrecondition as exc:
+        verified_artifact(folder)
+    except ValueError as exc:
         raise ValueError(f"init model: {exc}") from None
 
 

@@ -27,12 +27,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
 from trainer.config import LOSS_KEYS, TrainConfig, declared_fields, margin_head_problem
 from trainer.run import BuildFolder
+
+if TYPE_CHECKING:
+    from embedder.manifest import Manifest
 
 #: Source kinds: identity folders ``<person>/<image>``, a folder plus a
 #: ``path<TAB>identity`` list (trainer.cache.list_listed), or a flat folder of
@@ -51,6 +54,19 @@ MODEL_INIT = "model:"
 def init_artifact(init: str) -> Path | None:
     """The artifact folder a stage's ``init`` names, or None."""
     return Path(init.removeprefix(MODEL_INIT)) if init.startswith(MODEL_INIT) else None
+
+
+def verified_artifact(folder: Path) -> Manifest:
+    """The manifest of the model artifact in ``folder``, its files checked
+    against their sha256. Raises ValueError (the trainer's error for data
+    that does not fit) when it is missing or a file does not match."""
+    from embedder.manifest import load_manifest
+    from likeness.errors import FailedPrecondition
+
+    try:
+        return load_manifest(folder)
+    except FailedPrecondition as exc:
+        raise ValueError(str(exc)) from None
 
 
 #: CacheSpec fields a source may set: how its faces are found. The rest

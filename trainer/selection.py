@@ -97,8 +97,9 @@ def validate(
     if bootstrap > 0:
         codes = np.unique(val.person, return_inverse=True)[1]
         first, second = np.triu_indices(len(codes), k=1)
-        scores = [all_pairs(emb, val.person)[0] for emb in embeddings]
-        same = all_pairs(embeddings[0], val.person)[1]
+        pairs = [all_pairs(emb, val.person) for emb in embeddings]
+        scores = [score for score, _ in pairs]
+        same = pairs[0][1]
         compared = [(i, 0) for i in range(1, len(names))]
         if consecutive:
             compared += [(i, i - 1) for i in range(2, len(names))]
@@ -120,14 +121,10 @@ def validate(
 def _shipped_model(folder: Path, network: ModelConfig) -> tuple[str, Any]:
     """A shipped artifact's fingerprint and Keras network, refused unless its
     files match its manifest and it is ``network``."""
-    from embedder.manifest import load_manifest
     from embedder.model import load_model
-    from likeness.errors import FailedPrecondition
+    from trainer.recipe import verified_artifact
 
-    try:
-        manifest = load_manifest(folder)
-    except FailedPrecondition as exc:
-        raise ValueError(str(exc)) from None
+    manifest = verified_artifact(folder)
     config = ModelConfig.from_dict(manifest.config)
     if config != network:
         raise ValueError(f"{folder} is the network {config}; the runs' is {network}")
