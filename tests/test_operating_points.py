@@ -79,23 +79,44 @@ def _manifest_copy(tmp_path: Path, **changes: object) -> Path:
     return folder
 
 
-def test_the_shipped_models_carry_three_points_with_their_default_threshold() -> None:
-    for name in ("likeness-mobilenet", "dlib-resnet"):
-        manifest = read_manifest(MODELS / name)
-        points, default = manifest.points
-        assert [p.name for p in points] == ["far-1e-2", "far-1e-3", "far-1e-4"]
-        assert default == "far-1e-3"
-        chosen = next(p for p in points if p.name == default)
-        assert chosen.threshold == manifest.default_threshold
-        assert all(
-            r.source == "lfw-train" and r.impostor_pairs > 0 for p in points for r in p.rates
-        )
+#: Where each shipped model's points were calibrated: the default model on
+#: the validation people of both labelled sources pooled (issue 22), v6 and
+#: dlib-resnet on held-out LFW training people.
+CALIBRATION_SOURCES = {
+    "likeness-mobilenet": {"celeba-128", "lfw-train"},
+    "likeness-mobilenet-v6": {"lfw-train"},
+    "dlib-resnet": {"lfw-train"},
+}
 
 
-def test_v6_keeps_its_fingerprint_and_served_threshold() -> None:
-    manifest = read_manifest(MODELS / "likeness-mobilenet")
-    assert manifest.fingerprint == "likeness-mnv2-a035-128-v6-tta10@77b5269a7486"
-    assert manifest.default_threshold == 0.6812
+@pytest.mark.parametrize("name", sorted(CALIBRATION_SOURCES))
+def test_the_shipped_models_carry_three_points_with_their_default_threshold(name: str) -> None:
+    manifest = read_manifest(MODELS / name)
+    points, default = manifest.points
+    assert [p.name for p in points] == ["far-1e-2", "far-1e-3", "far-1e-4"]
+    assert default == "far-1e-3"
+    chosen = next(p for p in points if p.name == default)
+    assert chosen.threshold == manifest.default_threshold
+    for point in points:
+        assert {r.source for r in point.rates} == CALIBRATION_SOURCES[name]
+        assert all(r.impostor_pairs > 0 and r.genuine_pairs > 0 for r in point.rates)
+
+
+@pytest.mark.parametrize(
+    ("name", "fingerprint", "threshold"),
+    [
+        ("likeness-mobilenet", "likeness-mnv2-a035-128-v7c@3cc804159ea4", 0.6541),
+        ("likeness-mobilenet-v6", "likeness-mnv2-a035-128-v6-tta10@77b5269a7486", 0.6812),
+    ],
+)
+def test_each_shipped_model_keeps_its_fingerprint_and_served_threshold(
+    name: str, fingerprint: str, threshold: float
+) -> None:
+    """Galleries are bound to a fingerprint: a changed file under the same
+    folder would orphan every gallery enrolled with it."""
+    manifest = read_manifest(MODELS / name)
+    assert manifest.fingerprint == fingerprint
+    assert manifest.default_threshold == threshold
 
 
 @pytest.mark.parametrize(
@@ -135,7 +156,7 @@ def test_a_manifest_without_points_serves_its_threshold_as_custom(tmp_path: Path
     (folder / "manifest.json").write_text(json.dumps(raw))
     points, default = read_manifest(folder).points
     assert default == CUSTOM
-    assert [(p.name, p.threshold) for p in points] == [(CUSTOM, 0.6812)]
+    assert [(p.name, p.threshold) for p in points] == [(CUSTOM, raw["default_threshold"])]
 
 
 def test_the_embedder_reports_its_manifests_points(real_embedder: str) -> None:

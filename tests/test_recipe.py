@@ -23,7 +23,10 @@ from trainer.sources import list_source
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "trainer" / "recipes"
 V6 = RECIPES / "v6.toml"
-SHIPPED = ROOT / "embedder" / "models" / "likeness-mobilenet" / "manifest.json"
+MODELS = ROOT / "embedder" / "models"
+#: The default model's manifest, and v6's (still servable, its galleries valid).
+SHIPPED = MODELS / "likeness-mobilenet" / "manifest.json"
+V6_SHIPPED = MODELS / "likeness-mobilenet-v6" / "manifest.json"
 #: Configs recorded in the manifests of the models shipped on the way to v6
 #: (copied from git history; the file says which commit each comes from).
 RECORDED = json.loads((ROOT / "tests" / "data" / "shipped_stage_configs.json").read_text())
@@ -85,9 +88,16 @@ def test_every_stage_of_v6_resolves_to_the_config_recorded_with_its_model(
     assert soup.average == tuple(RUN_TO_STAGE[run] for run in averaged)
 
 
-def test_v6_serves_what_the_shipped_manifest_serves() -> None:
-    recipe = load_recipe(V6)
-    manifest = json.loads(SHIPPED.read_text())
+@pytest.mark.parametrize(
+    ("recipe_file", "shipped"),
+    [(V6, V6_SHIPPED), (RECIPES / "v7c.toml", SHIPPED)],
+    ids=["v6", "default"],
+)
+def test_a_recipe_serves_what_its_shipped_manifest_serves(
+    recipe_file: Path, shipped: Path
+) -> None:
+    recipe = load_recipe(recipe_file)
+    manifest = json.loads(shipped.read_text())
     assert recipe.model_id == manifest["model_id"]
     assert recipe.model(recipe.final) == ModelConfig.from_dict(manifest["config"])
     assert recipe.test_views == InferenceViews(
@@ -545,7 +555,7 @@ def test_validate_prints_each_sources_figures_after_the_pooled_ones(
     ]
 
 
-V6_MODEL = SHIPPED.parent
+V6_MODEL = V6_SHIPPED.parent
 
 
 def _from_model(tmp_path: Path, artifact: Path) -> Path:
