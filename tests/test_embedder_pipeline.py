@@ -605,9 +605,10 @@ def test_inference_views_move_landmarks_with_the_pixels() -> None:
 
 
 def test_a_one_tower_manifest_reads_as_the_network_and_an_ensemble_is_refused() -> None:
-    """Artifacts exported while ensembles existed (the shipped one included)
-    record "towers": 1; ensembles themselves are gone."""
-    shipped = json.loads((DEFAULT_MODEL / "manifest.json").read_text())["config"]
+    """Artifacts exported while ensembles existed (v6, still shipped for its
+    galleries, among them) record "towers": 1; ensembles themselves are gone."""
+    v6 = DEFAULT_MODEL.parent / "likeness-mobilenet-v6"
+    shipped = json.loads((v6 / "manifest.json").read_text())["config"]
     assert shipped["towers"] == 1
     assert ModelConfig.from_dict(shipped) == ModelConfig(input_size=128, template="dlib")
     with pytest.raises(ValueError, match="ensemble"):
