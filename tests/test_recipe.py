@@ -93,9 +93,7 @@ def test_every_stage_of_v6_resolves_to_the_config_recorded_with_its_model(
     [(V6, V6_SHIPPED), (RECIPES / "v7c.toml", SHIPPED)],
     ids=["v6", "default"],
 )
-def test_a_recipe_serves_what_its_shipped_manifest_serves(
-    recipe_file: Path, shipped: Path
-) -> None:
+def test_a_recipe_serves_what_its_shipped_manifest_serves(recipe_file: Path, shipped: Path) -> None:
     recipe = load_recipe(recipe_file)
     manifest = json.loads(shipped.read_text())
     assert recipe.model_id == manifest["model_id"]
