@@ -154,7 +154,7 @@ over the test people with one enrolled image each):
 |---|---|---|---|---|---|
 {rows}
 
-{test_sets_text(test_sets)}{points}{limits_text(recipe, sources)}"""
+{_test_sets_text(test_sets)}{points}{_limits_text(recipe, sources)}"""
 
 
 def _data_text(recipe: Recipe, held_out: Sequence[HeldOutList], calibration: Calibration) -> str:
@@ -178,7 +178,7 @@ them (`likeness-train validate`) and its thresholds calibrated on them
 ({calibration.validation_faces} faces)."""
 
 
-def test_sets_text(rows: Sequence[TestSetRow]) -> str:
+def _test_sets_text(rows: Sequence[TestSetRow]) -> str:
     """The card's "Test sets" section (empty without rows)."""
     if not rows:
         return ""
@@ -195,7 +195,7 @@ that threshold would see:
 """
 
 
-def limits_text(recipe: Recipe, sources: Sequence[SourceReport]) -> str:
+def _limits_text(recipe: Recipe, sources: Sequence[SourceReport]) -> str:
     """The card's "Limits" section: the terms that bind the model's use
     first, then what was not measured."""
     terms = ", ".join(f'{s.name} "{s.terms or "not stated"}"' for s in sources)
