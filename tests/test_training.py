@@ -62,6 +62,7 @@ from trainer.losses import (
     triplet_semi_hard_loss,
 )
 from trainer.margin_head import class_index, initial_centres, load_head
+from trainer.model_card import run_card
 from trainer.network import backbone, load_imagenet_backbone
 from trainer.recipe import load_recipe
 from trainer.run import BuildFolder, RunFolder
@@ -1257,6 +1258,8 @@ def test_a_tiny_recipe_builds_end_to_end_into_a_model_that_serves_the_runs_embed
         f"| {lfw_train.faces} ({lfw_train.found:.1%}) |"
     )
     assert row in card
+    # The export renders the card `likeness-train model-card` renders again.
+    assert card == run_card(recipe, second, data_report(recipe, build.cache_root))
     assert "| unlabelled | unlabelled faces" in card and "`first`: from random weights" in card
     assert "`second`: from `first`" in card and "backbone BatchNorm frozen" in card
     evaluation = json.loads(second.evaluation.read_text())

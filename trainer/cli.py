@@ -205,7 +205,7 @@ def test_sets(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    out = run.path / "test-sets.json"
+    out = run.test_sets
     out.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     typer.echo(markdown_table(rows))
     typer.echo(f"figures: {out}")
@@ -221,6 +221,53 @@ def _served_thresholds(artifact: Path, dlib_model: Path | None) -> dict[str, flo
         for name, folder in folders.items()
         if folder is not None and (folder / "manifest.json").is_file()
     }
+
+
+@app.command("model-card")
+def model_card_(
+    target: Annotated[
+        Path,
+        typer.Argument(
+            help="A recipe file (RUNS/<name> is its build) or a build folder.", exists=True
+        ),
+    ],
+    runs: Runs = Path("runs"),
+    cache_dir: CacheDir = Path("cache"),
+    artifact: Annotated[
+        Path | None,
+        typer.Option(
+            help="The artifact whose MODEL_CARD.md is rewritten (default: the build's own "
+            "export); it must hold the build's final weights.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Render a finished build's model card again, weights untouched.
+
+    From the recipe, the final run's calibration, evaluation and test sets
+    (test-sets.json, when written) and the data counted from the caches
+    (--cache-dir), the same rendering as the export's. Only MODEL_CARD.md
+    changes, which the manifest does not hash. Exit code 2: the artifact's
+    fingerprint is not the build's final weights', its files do not match
+    its manifest, or the build is not finished."""
+    from trainer.model_card import rewrite_card
+
+    if target.is_file():
+        build = _build(target, runs, cache_dir)
+    else:
+        folder = BuildFolder(target)
+        if not folder.recipe.exists():
+            raise typer.BadParameter(f"{target} holds no recipe.toml", param_hint="TARGET")
+        arm = folder.arm.read_text().strip() if folder.arm.exists() else None
+        build = Build(_build(folder.recipe, runs, cache_dir, arm=arm).recipe, folder, cache_dir)
+    run = build.run(build.recipe.final)
+    try:
+        card = rewrite_card(build.recipe, run, artifact or build.folder.artifact, cache_dir)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{card} written")
 
 
 @app.command()
@@ -287,7 +334,9 @@ def operating_points_(
     note = {"operating_points_command": command}
     write_points(artifact, result.operating_points, result.far, note)
     measured = sorted({r.source for p in result.operating_points for r in p.rates})
-    card = artifact / "MODEL_CARD.md"
+    from trainer.export import CARD_NAME
+
+    card = artifact / CARD_NAME
     if card.exists():
         from trainer.model_card import with_operating_points
 

@@ -22,6 +22,9 @@ from trainer.sources import SourceReport
 
 WEIGHTS_NAME = "model.weights.h5"
 LITERT_NAME = "model.tflite"
+#: The model card: not hashed in the manifest, so it can be re-rendered
+#: (``likeness-train model-card``) without changing the fingerprint.
+CARD_NAME = "MODEL_CARD.md"
 
 
 def export_litert(weights: Path, config: ModelConfig, path: Path) -> Path:
@@ -72,7 +75,7 @@ def export_model(
         },
     )
     write_manifest(out_dir, manifest)
-    (out_dir / "MODEL_CARD.md").write_text(card)
+    (out_dir / CARD_NAME).write_text(card)
     return manifest
 
 
@@ -121,26 +124,17 @@ def export_run(
     """Ship the run's final weights (the recipe's last stage) as a served
     artifact in ``out_dir``: the calibrated threshold and test-time views,
     the evaluation figures, the recipe, config and data read, and the model
-    card. Raises ValueError when the run was evaluated with other test-time
-    views than it was calibrated with."""
+    card (trainer.model_card.run_card). Raises ValueError when the run was
+    evaluated with other test-time views than it was calibrated with."""
     import json
     from dataclasses import asdict
 
     from trainer.average import averaged_from
-    from trainer.calibrate import Calibration
     from trainer.config import TrainConfig
-    from trainer.model_card import model_card
+    from trainer.model_card import run_card, run_figures
 
-    calibration = Calibration.load(run.calibration)
-    evaluation = json.loads(run.evaluation.read_text()) if run.evaluation.exists() else []
-    if evaluation:
-        ours = evaluation[0]
-        evaluated = InferenceViews(flip=ours["tta_flip"], shift_px=ours["tta_shift_px"])
-        if evaluated != calibration.views:
-            raise ValueError(
-                f"{run.path} was evaluated with {evaluated} but calibrated with"
-                f" {calibration.views}: evaluate it again"
-            )
+    calibration, evaluation = run_figures(run)
+    card = run_card(recipe, run, sources)
     cfg = TrainConfig.load(run.config)
     history = json.loads(run.history.read_text())
     training: dict[str, Any] = {
@@ -160,7 +154,6 @@ def export_run(
         "evaluation": evaluation,
         "training": training,
     }
-    card = model_card(recipe, sources, calibration, evaluation)
     manifest = export_model(
         run.final_weights,
         cfg.model,

@@ -73,7 +73,7 @@ def verified_artifact(folder: Path) -> Manifest:
 #: follow from the stage (size, template, view seed) or are always on (teacher).
 _DETECTION = ("centre_fallback", "pick_centre", "upsample", "pad", "scale")
 _SOURCE_KEYS = {"name": True, "kind": True, "root": True, "list": False, "prefix": False}
-_SOURCE_KEYS |= {"cache": False} | dict.fromkeys(_DETECTION, False)
+_SOURCE_KEYS |= {"cache": False, "terms": False} | dict.fromkeys(_DETECTION, False)
 #: Stage keys that are not TrainConfig fields: they shape its resolved fields.
 _STAGE_SHAPE = {"input_size": True, "views": True, "first_view_seed": True}
 
@@ -92,7 +92,10 @@ class Source:
     "listed" source, its people named ``prefix`` + identity; ``cache`` a
     folder already holding this source's faces (trainer.cache format) to use
     instead of building one; ``detection`` how faces are found (its size,
-    template and view seed are the stage's)."""
+    template and view seed are the stage's); ``terms`` the terms of use of
+    its data as the copy read states them (None: the recipe states none),
+    which the model card lists: they bind the model's use; they change no
+    cache and no stage's config."""
 
     name: str
     kind: str
@@ -101,6 +104,7 @@ class Source:
     prefix: str
     cache: Path | None
     detection: CacheSpec
+    terms: str | None = None
 
     @property
     def labelled(self) -> bool:
@@ -350,7 +354,17 @@ def _source(raw: Any, index: int, file: Path) -> Source:
         prefix=str(table.get("prefix", "")),
         cache=Path(table["cache"]) if "cache" in table else None,
         detection=spec,
+        terms=_terms(table, where, file),
     )
+
+
+def _terms(table: dict[str, Any], where: str, file: Path) -> str | None:
+    if "terms" not in table:
+        return None
+    terms = _typed(table["terms"], str, f"{where} terms", file).strip()
+    if not terms:
+        raise RecipeError(f"{file}: {where}: 'terms' is empty: state them or leave the key out")
+    return str(terms)
 
 
 def _stage(

@@ -116,6 +116,12 @@ class RunFolder:
         return self.path / "calibration.json"
 
     @property
+    def test_sets(self) -> Path:
+        """The test-set rows of ``likeness-train test-sets`` (JSON;
+        trainer.test_sets), measured once, after the model was chosen."""
+        return self.path / "test-sets.json"
+
+    @property
     def finished(self) -> bool:
         return self.final_weights.exists()
 

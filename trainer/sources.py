@@ -133,7 +133,8 @@ def evaluation_caches(recipe: Recipe, cache_root: Path, workers: int) -> list[Pa
 class SourceReport:
     """What was read of a source: images and people listed after the
     exclusion, what the exclusion left out, faces found and cached at the
-    final crop size (None: not cached yet)."""
+    final crop size among the listed images (None: not cached yet), and
+    the source's terms of use as its recipe states them (None: not stated)."""
 
     name: str
     kind: str
@@ -142,6 +143,7 @@ class SourceReport:
     excluded_images: int
     excluded_people: int
     faces: int | None
+    terms: str | None = None
 
     @property
     def found(self) -> float | None:
@@ -151,13 +153,15 @@ class SourceReport:
 
 def data_report(recipe: Recipe, cache_root: Path) -> list[SourceReport]:
     """Per source, what the recipe reads (listing the folders, counting the
-    final stage's caches)."""
+    final stage's caches). A cache may hold more than the listing, e.g.
+    the faces of test people when it also serves a test set: only faces of
+    listed images count."""
     excluded = excluded_people(recipe)
     reports = []
     for source in recipe.sources:
         listing = list_source(source, excluded)
         cache = recipe.cache_dir(source, recipe.final.input_size, cache_root)
-        faces = len(cache_paths(cache)) if cache_exists(cache) else None
+        faces = listed_faces(cache, listing) if cache_exists(cache) else None
         reports.append(
             SourceReport(
                 name=source.name,
@@ -167,6 +171,39 @@ def data_report(recipe: Recipe, cache_root: Path) -> list[SourceReport]:
                 excluded_images=listing.excluded_images,
                 excluded_people=listing.excluded_people,
                 faces=faces,
+                terms=source.terms,
             )
         )
     return reports
+
+
+def listed_faces(cache: Path, listing: Listing) -> int:
+    """How many of ``cache``'s faces come from an image of ``listing``.
+    Paths are compared resolved (from the current folder), so a cache built
+    with absolute paths and a recipe's relative ones agree."""
+    listed = {path.resolve() for _, path in listing.items}
+    return sum(Path(path).resolve() in listed for path in cache_paths(cache).tolist())
+
+
+@dataclass(frozen=True)
+class HeldOutList:
+    """A list of test people left out of every source: the ``files`` that
+    name them and how many ``people`` they hold."""
+
+    name: str
+    files: tuple[Path, ...]
+    people: int
+
+
+def held_out_lists(recipe: Recipe) -> list[HeldOutList]:
+    """LFW's View 1 test people, then each [test_people] list of the
+    recipe, as the model card names them."""
+    lfw = HeldOutList(
+        "LFW View 1 test people",
+        (recipe.lfw / "peopleDevTest.txt", recipe.lfw / "pairsDevTest.txt"),
+        len(devtest_people(recipe.lfw)),
+    )
+    return [lfw] + [
+        HeldOutList(f"[test_people] {name}", (file,), len(read_test_people(file)))
+        for name, file in recipe.test_people
+    ]

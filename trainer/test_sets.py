@@ -16,6 +16,7 @@ or tune one (trainer/recipes/v7-rule.md)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,16 @@ def held_out_faces(cache: Path, people: set[str]) -> FaceData:
     if not len(keep):
         raise ValueError(f"{cache}: holds no face of the {len(people)} listed people")
     return data.subset(keep)
+
+
+def read_rows(path: Path) -> list[TestSetRow]:
+    """The rows ``likeness-train test-sets`` wrote to ``path`` (JSON, a list
+    of TestSetRow fields). ValueError names the file when it is not that."""
+    try:
+        raw = json.loads(path.read_text())
+        return [TestSetRow(**row) for row in raw]
+    except (OSError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not the rows of likeness-train test-sets: {exc}") from None
 
 
 def markdown_table(rows: Sequence[TestSetRow]) -> str:
