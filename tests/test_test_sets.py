@@ -133,13 +133,16 @@ def test_the_held_out_faces_are_picked_from_a_cache_of_everyone(tmp_path: Path) 
     [
         (["--test-people", "nope"], "names no [test_people] list 'nope'"),
         (["--source", "nope"], "has no source 'nope'"),
+        (["--artifact", "{tmp}"], "holds no manifest.json"),
+        (["--dlib-model", "{tmp}"], "holds no manifest.json"),
     ],
 )
-def test_the_command_refuses_an_unknown_list_or_source(
+def test_the_command_refuses_an_unknown_list_source_or_model_folder(
     tmp_path: Path, option: list[str], said: str
 ) -> None:
     recipe = ROOT / "trainer" / "recipes" / "v7.toml"
     args = ["test-sets", str(recipe), "--runs", str(tmp_path), "--cache-dir", str(tmp_path)]
+    option = [o.format(tmp=tmp_path) for o in option]
     result = CliRunner().invoke(train_app, [*args, *option])
     assert result.exit_code != 0
     assert said in " ".join(result.output.replace("│", " ").split())

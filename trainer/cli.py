@@ -194,6 +194,10 @@ def test_sets(
         raise typer.BadParameter(f"{recipe.file} names no [test_people] list {test_people!r}")
     if source not in sources:
         raise typer.BadParameter(f"{recipe.file} has no source {source!r}")
+    for hint, folder in (("--artifact", artifact), ("--dlib-model", dlib_model)):
+        if folder is not None and not (folder / "manifest.json").is_file():
+            # Named on purpose: its served threshold must not quietly read "n/a".
+            raise typer.BadParameter(f"{folder} holds no manifest.json", param_hint=hint)
     listed = read_test_people(people or lists[test_people])
     served = _served_thresholds(artifact or where.folder.artifact, dlib_model)
     lfw_cache = evaluation_caches(recipe, cache_dir, where.workers)[-1]
