@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -33,7 +34,7 @@ from embedder.model import (
     model_inputs,
 )
 from likeness.errors import FailedPrecondition
-from trainer.average import average_runs
+from trainer.average import average_runs, comparable_runs
 from trainer.build import Build, dry_run, run_build
 from trainer.cache import (
     CacheSpec,
@@ -542,6 +543,28 @@ def test_averaging_refuses_runs_that_do_not_fit_together(runs: Runs, tmp_path: P
     with pytest.raises(ValueError, match="other validation people"):
         average_runs([first, other_split], avg)
     assert not (tmp_path / "avg").exists()
+
+
+def test_runs_compare_by_cache_folder_however_the_path_was_spelled(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """A build run with --cache-dir spelled relative and one spelled absolute
+    trained on the same caches: comparable; another cache folder is not."""
+    first = runs.full.run
+    cfg = json.loads(first.config.read_text())
+
+    def copy_with(name: str, caches: list[str]) -> RunFolder:
+        copy = RunFolder(tmp_path / name)
+        shutil.copytree(first.path, copy.path)
+        copy.config.write_text(json.dumps({**cfg, "caches": caches}))
+        return copy
+
+    relative = [os.path.relpath(Path(c).resolve(), Path.cwd()) for c in cfg["caches"]]
+    assert relative != cfg["caches"]
+    assert comparable_runs([copy_with("relative", relative), first]).caches == tuple(cfg["caches"])
+    other = copy_with("other", [str(tmp_path / "elsewhere")] * len(cfg["caches"]))
+    with pytest.raises(ValueError, match="other caches"):
+        comparable_runs([other, first])
 
 
 def test_imagenet_weights_load_only_into_a_backbone_they_fill(tmp_path: Path) -> None:

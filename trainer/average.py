@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -75,11 +76,17 @@ def comparable_runs(runs: Sequence[RunFolder]) -> TrainConfig:
     last = configs[-1]
     val = np.load(runs[-1].val_index)
     for run, cfg in zip(runs, configs, strict=True):
-        if (cfg.model, cfg.caches) != (last.model, last.caches):
+        # A cache is one folder however a build spelled it (--cache-dir
+        # relative or absolute; relative to the folder commands run in).
+        if (cfg.model, _folders(cfg.caches)) != (last.model, _folders(last.caches)):
             raise ValueError(f"{run.path} has another architecture or other caches than the last")
         if not np.array_equal(np.load(run.val_index), val):
             raise ValueError(f"{run.path} holds out other validation people than the last")
     return last
+
+
+def _folders(paths: Sequence[str]) -> list[Path]:
+    return [Path(p).resolve() for p in paths]
 
 
 def averaged_from(run: RunFolder) -> list[str]:
