@@ -25,7 +25,7 @@ thousands of false edges and Chinese Whispers chains people together. On
 LFW DevTest (3,900 faces, docs/BENCHMARKS.md#clustering) a stricter
 threshold does much better: cosine 0.95 for dlib-resnet (BCubed F 0.943
 against 0.666 at its 0.9241), 0.72 for v6, the model shipped then (0.841 against
-0.806 at 0.6812), measured for v6; not yet measured for v7c.
+0.806 at 0.6812), measured for v6; not yet measured for v7d.
 """
 
 from __future__ import annotations

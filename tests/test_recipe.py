@@ -90,7 +90,7 @@ def test_every_stage_of_v6_resolves_to_the_config_recorded_with_its_model(
 
 @pytest.mark.parametrize(
     ("recipe_file", "shipped"),
-    [(V6, V6_SHIPPED), (RECIPES / "v7c.toml", SHIPPED)],
+    [(V6, V6_SHIPPED), (RECIPES / "v7d.toml", SHIPPED)],
     ids=["v6", "default"],
 )
 def test_a_recipe_serves_what_its_shipped_manifest_serves(recipe_file: Path, shipped: Path) -> None:
