@@ -9,7 +9,8 @@ flat into one folder under names that hide the person.
 
 1. ours: ``likeness cluster`` (the CLI command, through typer) against an
    in-process Embedder with the served settings (shipped model), then
-   Chinese Whispers at the model's threshold;
+   Chinese Whispers at the threshold of the model's strictest operating
+   point (what the command does);
 2. dlib: what dlib's ``face_clustering.py`` example does: HOG (upsample 1),
    68 landmarks, ResNet descriptor of every face, then
    ``dlib.chinese_whispers_clustering(descriptors, 0.5)`` (Euclidean

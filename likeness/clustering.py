@@ -19,13 +19,16 @@ joins up through chains of neighbours), ``iterations`` (passes; dlib uses
 100, the labels usually settle in under 20) and ``seed`` (the visiting
 order, so a run is reproducible).
 
-The model's threshold is calibrated at FAR = 1e-3 per *pair*; a folder of
-n faces has n(n-1)/2 pairs, so for thousands of faces it lets through
-thousands of false edges and Chinese Whispers chains people together. On
-LFW DevTest (3,900 faces, docs/BENCHMARKS.md#clustering) a stricter
-threshold does much better: cosine 0.95 for dlib-resnet (BCubed F 0.943
-against 0.666 at its 0.9241), 0.72 for v6, the model shipped then (0.841 against
-0.806 at 0.6812), measured for v6; not yet measured for v7d.
+A model's verification threshold is calibrated at FAR = 1e-3 per *pair*;
+a folder of n faces has n(n-1)/2 pairs, so for thousands of faces it lets
+through thousands of false edges and Chinese Whispers chains people
+together. ``likeness cluster`` therefore links faces at the model's
+strictest operating point (``far-1e-4``,
+:func:`likeness.operating_points.strictest`). On LFW DevTest (3,900 faces,
+docs/BENCHMARKS.md#clustering) that is what separates people: BCubed F
+0.84 for v7d at its far-1e-4 threshold 0.7587 against 0.52 at its
+verification threshold 0.6481 (dlib-resnet's descriptors: 0.94 at cosine
+0.94 against 0.67 at its 0.9241).
 """
 
 from __future__ import annotations

@@ -78,6 +78,15 @@ def find(points: Sequence[OperatingPoint], name: str) -> OperatingPoint | None:
     return next((p for p in points if p.name == name), None)
 
 
+def strictest(points: Sequence[OperatingPoint]) -> OperatingPoint | None:
+    """The calibrated point with the lowest target FAR (:data:`CUSTOM`
+    points have none), or None. Grouping a folder compares every pair of
+    its faces, so it needs a far lower per-pair FAR than one verification:
+    ``likeness cluster`` links faces at this point's threshold."""
+    calibrated = [p for p in points if p.far > 0]
+    return min(calibrated, key=lambda p: p.far) if calibrated else None
+
+
 def check_points(points: Sequence[OperatingPoint], default: str) -> None:
     """Raise ValueError unless names are unique and not :data:`CUSTOM`,
     thresholds are finite and in [-1, 1], FARs in (0, 1], rates in [0, 1],

@@ -1,8 +1,10 @@
 """``likeness cluster``: find the people in a folder of unlabelled photos.
 
 Every face of every image is embedded by the Embedder, then the faces are
-grouped by Chinese Whispers over the cosine graph at the model's threshold
-(likeness.clustering documents the algorithm and its knobs).
+grouped by Chinese Whispers over the cosine graph at the threshold of the
+model's strictest operating point (likeness.operating_points.strictest; a
+folder compares every pair of its faces); likeness.clustering documents the
+algorithm and its knobs.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from likeness import clustering
-from likeness.client import Embedding, LikenessClient
+from likeness import clustering, operating_points
+from likeness.client import Embedding, LikenessClient, ModelInfo
+from likeness.operating_points import OperatingPoint
 from likeness_cli import _options as opt
 from likeness_cli import _output as out
 from likeness_cli._cluster_faces import FoundFace, ImageOutcome, all_faces, embed_folder, matrix
@@ -73,12 +76,25 @@ def _label(
     return labelled
 
 
+def _linking_point(info: ModelInfo, threshold: float | None) -> OperatingPoint:
+    """The point whose threshold links two faces: ``threshold`` when given
+    (custom), else the model's strictest point, else its default threshold."""
+    if threshold is not None:
+        return operating_points.custom(threshold)
+    point = operating_points.strictest(info.operating_points)
+    return point if point is not None else operating_points.custom(info.default_threshold)
+
+
 def _document(
-    clusters: Sequence[_Cluster], outcomes: Sequence[ImageOutcome], root: Path, threshold: float
+    clusters: Sequence[_Cluster],
+    outcomes: Sequence[ImageOutcome],
+    root: Path,
+    point: OperatingPoint,
 ) -> dict[str, Any]:
     return {
         "folder": str(root),
-        "threshold": threshold,
+        "threshold": point.threshold,
+        "operating_point": point.name,
         "faces": sum(len(c.faces) for c in clusters),
         "clusters": [
             {
@@ -142,8 +158,9 @@ def cluster(
     threshold: Annotated[
         float | None,
         typer.Option(
-            help="Cosine similarity linking two faces (default: the model's verification "
-            "threshold, loose for big folders: see docs/BENCHMARKS.md#clustering)."
+            help="Cosine similarity linking two faces (default: the threshold of the "
+            "model's strictest operating point, e.g. far-1e-4; its verification default "
+            "where it has none: see docs/BENCHMARKS.md#clustering)."
         ),
     ] = None,
     neighbours: Annotated[
@@ -172,7 +189,7 @@ def cluster(
             reg.stats(gallery=gallery)
     with connection.client() as client:
         info = client.info()
-        cut = info.default_threshold if threshold is None else threshold
+        point = _linking_point(info, threshold)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -190,12 +207,12 @@ def cluster(
                 on_done=lambda: progress.advance(task),
             )
     faces = list(all_faces(outcomes))
-    labels = clustering.cluster(matrix(faces, info.dim), cut, k=neighbours)
+    labels = clustering.cluster(matrix(faces, info.dim), point.threshold, k=neighbours)
     clusters = _group(faces, labels.tolist())
     if gallery is not None:
         with _registry_client(registry, connection) as reg:
             clusters = _label(reg, clusters, gallery, info.model_fingerprint)
-    document = _document(clusters, outcomes, folder, cut)
+    document = _document(clusters, outcomes, folder, point)
     output.write_text(json.dumps(document, indent=2) + "\n")
     if link_into is not None:
         _link(clusters, folder, link_into)

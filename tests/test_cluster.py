@@ -16,8 +16,11 @@ import pytest
 from registry_helpers import running_registry
 from typer.testing import CliRunner, Result
 
+from embedder.backends import DLIB_MODEL
+from embedder.manifest import read_manifest
 from likeness import clustering
 from likeness.client import FaceSelection, LikenessClient
+from likeness.operating_points import find
 from likeness_cli import app
 
 pytest_plugins = ["registry_fixtures"]
@@ -84,6 +87,10 @@ def test_cluster_groups_the_photos_by_person(
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(out_file.read_text())
+    # Faces link at the model's strictest point: a folder compares all pairs.
+    points, _ = read_manifest(DLIB_MODEL).points
+    assert doc["operating_point"] == "far-1e-4"
+    assert doc["threshold"] == pytest.approx(find(points, "far-1e-4").threshold)  # type: ignore[union-attr]
     groups = sorted(sorted(_truth(f["file"]) for f in c["faces"]) for c in doc["clusters"])
     # Kurt_Warner_0002 also shows a second, small face in the background
     # (top left), someone else: it matches nobody and stays alone.

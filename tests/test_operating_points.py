@@ -13,7 +13,7 @@ import pytest
 
 from embedder.manifest import read_manifest
 from likeness.errors import FailedPrecondition
-from likeness.operating_points import CUSTOM, point_name
+from likeness.operating_points import CUSTOM, OperatingPoint, custom, point_name, strictest
 from trainer.calibrate import FARS, IMPOSTOR_PAIRS, operating_points
 from trainer.evaluate import calibrate_threshold
 
@@ -178,3 +178,14 @@ def test_the_embedder_reports_its_manifests_points(real_embedder: str) -> None:
         assert got.rates[0].tar == pytest.approx(want.rates[0].tar)
         assert got.rates[0].impostor_pairs == want.rates[0].impostor_pairs
     assert info.default_threshold == pytest.approx(points[1].threshold)
+
+
+def test_the_strictest_point_is_the_lowest_calibrated_far() -> None:
+    points = [
+        OperatingPoint("far-1e-2", 1e-2, 0.51),
+        OperatingPoint("far-1e-4", 1e-4, 0.76),
+        OperatingPoint("far-1e-3", 1e-3, 0.65),
+    ]
+    assert strictest(points) == points[1]
+    assert strictest([custom(0.7)]) is None, "a hand-set threshold has no FAR to compare"
+    assert strictest([]) is None
