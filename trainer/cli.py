@@ -63,9 +63,13 @@ def _target(target: Path, runs: Path, cache_dir: Path) -> tuple[Build, RunFolder
     folder = BuildFolder(target.parent)
     if not folder.recipe.exists():
         raise typer.BadParameter(f"{target} is not a run folder of a build", param_hint="TARGET")
+    return _folder_build(folder, runs, cache_dir), RunFolder(target)
+
+
+def _folder_build(folder: BuildFolder, runs: Path, cache_dir: Path) -> Build:
+    """The build in ``folder``, from the recipe (and arm) it was built with."""
     arm = folder.arm.read_text().strip() if folder.arm.exists() else None
-    build = _build(folder.recipe, runs, cache_dir, arm=arm)
-    return Build(build.recipe, folder, cache_dir), RunFolder(target)
+    return Build(_build(folder.recipe, runs, cache_dir, arm=arm).recipe, folder, cache_dir)
 
 
 @app.command()
@@ -263,8 +267,7 @@ def model_card_(
         folder = BuildFolder(target)
         if not folder.recipe.exists():
             raise typer.BadParameter(f"{target} holds no recipe.toml", param_hint="TARGET")
-        arm = folder.arm.read_text().strip() if folder.arm.exists() else None
-        build = Build(_build(folder.recipe, runs, cache_dir, arm=arm).recipe, folder, cache_dir)
+        build = _folder_build(folder, runs, cache_dir)
     run = build.run(build.recipe.final)
     try:
         card = rewrite_card(build.recipe, run, artifact or build.folder.artifact, cache_dir)

@@ -133,8 +133,9 @@ def export_run(
     from trainer.config import TrainConfig
     from trainer.model_card import run_card, run_figures
 
-    calibration, evaluation = run_figures(run)
-    card = run_card(recipe, run, sources)
+    figures = run_figures(run)
+    calibration, evaluation = figures
+    card = run_card(recipe, run, sources, figures)
     cfg = TrainConfig.load(run.config)
     history = json.loads(run.history.read_text())
     training: dict[str, Any] = {

@@ -39,7 +39,11 @@ _KIND_NOTES = {
 }
 
 
-def run_figures(run: RunFolder) -> tuple[Calibration, list[dict[str, Any]]]:
+#: A run's calibration and LFW evaluation rows (:func:`run_figures`).
+RunFigures = tuple[Calibration, list[dict[str, Any]]]
+
+
+def run_figures(run: RunFolder) -> RunFigures:
     """The run's calibration and LFW evaluation (empty when not evaluated).
     Raises ValueError when it was evaluated with other test-time views than
     it was calibrated with."""
@@ -56,13 +60,18 @@ def run_figures(run: RunFolder) -> tuple[Calibration, list[dict[str, Any]]]:
     return calibration, evaluation
 
 
-def run_card(recipe: Recipe, run: RunFolder, sources: Sequence[SourceReport]) -> str:
+def run_card(
+    recipe: Recipe,
+    run: RunFolder,
+    sources: Sequence[SourceReport],
+    figures: RunFigures | None = None,
+) -> str:
     """The card of ``run``'s final weights: the recipe, the data read
     (``sources``), the test people left out, the run's calibration and
-    evaluation, and its test sets when ``likeness-train test-sets`` wrote
-    them. Raises ValueError as :func:`run_figures` and for unreadable
-    test-set rows."""
-    calibration, evaluation = run_figures(run)
+    evaluation (``figures``, read by :func:`run_figures` when not given),
+    and its test sets when ``likeness-train test-sets`` wrote them. Raises
+    ValueError as :func:`run_figures` and for unreadable test-set rows."""
+    calibration, evaluation = figures if figures is not None else run_figures(run)
     tests = read_rows(run.test_sets) if run.test_sets.exists() else []
     return model_card(recipe, sources, calibration, evaluation, held_out_lists(recipe), tests)
 
@@ -83,13 +92,14 @@ def rewrite_card(recipe: Recipe, run: RunFolder, artifact: Path, cache_root: Pat
             f"{artifact} holds {manifest.fingerprint}, not the build's final weights"
             f" {expected} ({run.final_weights}): its card would describe other weights"
         )
-    calibration, _ = run_figures(run)
+    figures = run_figures(run)
+    calibration = figures[0]
     if manifest.operating_points and manifest.operating_points != calibration.operating_points:
         raise ValueError(
             f"{artifact} serves other operating points than {run.calibration} holds:"
             " its card would state other thresholds"
         )
-    card = run_card(recipe, run, data_report(recipe, cache_root))
+    card = run_card(recipe, run, data_report(recipe, cache_root), figures)
     path = artifact / CARD_NAME
     path.write_text(card)
     return path
