@@ -14,8 +14,9 @@ import pytest
 from embedder.manifest import read_manifest
 from likeness.errors import FailedPrecondition
 from likeness.operating_points import CUSTOM, OperatingPoint, custom, point_name, strictest
-from trainer.calibrate import FARS, IMPOSTOR_PAIRS, operating_points
+from trainer.calibrate import FARS, IMPOSTOR_PAIRS, STRICTEST_SOURCE, operating_points
 from trainer.evaluate import calibrate_threshold
+from trainer.metrics import sample_pairs, threshold_at_far
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -68,6 +69,60 @@ def test_the_pooled_rates_are_what_the_pairs_give() -> None:
     upper = np.triu(np.ones_like(same), k=1).astype(bool)
     expected_tar = np.mean(sims[same & upper] >= point.threshold)
     assert point.rates[0].tar == pytest.approx(expected_tar)
+
+
+def _two_sources(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source "easy": people far apart; source "hard": fewer faces whose
+    people look alike (their centres close), as LFW's few look-alike
+    celebrities sit beside CelebA's many."""
+    rng = np.random.default_rng(seed)
+    easy, easy_people = _faces(60, 5, seed=seed)
+    shared = rng.standard_normal(16)
+    centres = shared + 0.35 * rng.standard_normal((20, 16))
+    hard = centres[np.repeat(np.arange(20), 5)] + 0.25 * rng.standard_normal((100, 16))
+    hard /= np.linalg.norm(hard, axis=1, keepdims=True)
+    emb = np.vstack([easy, hard])
+    people = np.r_[
+        np.char.add("e", easy_people), np.char.add("h", np.repeat(np.arange(20), 5).astype(str))
+    ]
+    sources = np.r_[np.full(300, "easy"), np.full(100, "hard")]
+    return emb, people, sources
+
+
+def test_the_strictest_source_rule_serves_the_largest_per_source_threshold() -> None:
+    """Round 5 of v7-rule.md: the target FAR holds on each source, not only
+    on the pooled pairs the source with the most faces rules."""
+    emb, people, sources = _two_sources(seed=4)
+    pooled = operating_points(emb, people, sources, (1e-2,), seed=5)[0]
+    (point,) = operating_points(emb, people, sources, (1e-2,), seed=5, rule=STRICTEST_SOURCE)
+    own = {}
+    for name in ("easy", "hard"):
+        inside = sources == name
+        a, b, same = sample_pairs(people[inside], n_different=IMPOSTOR_PAIRS, seed=5)
+        scores = np.sum(emb[inside][a] * emb[inside][b], axis=1)
+        own[name] = threshold_at_far(scores, same, 1e-2)
+    assert point.threshold == round(max(own.values()), 4) == round(own["hard"], 4)
+    rates = {r.source: r for r in point.rates}
+    # Each source's rates are on its own drawn pairs, and it meets the target.
+    assert all(r.impostor_pairs == IMPOSTOR_PAIRS for r in rates.values())
+    assert rates["hard"].far <= 1e-2 + 1e-4 and rates["easy"].far <= 1e-2
+    # Pooled, the hard source's look-alikes are let through far above it.
+    assert pooled.threshold < point.threshold
+    assert {r.source: r for r in pooled.rates}["hard"].far > 2e-2
+
+
+def test_the_strictest_source_rule_leaves_out_a_source_of_one_person() -> None:
+    emb, people, sources = _two_sources(seed=6)
+    sources = sources.copy()
+    sources[people == "h0"] = "alone"
+    (point,) = operating_points(emb, people, sources, (1e-2,), seed=5, rule=STRICTEST_SOURCE)
+    assert [r.source for r in point.rates] == ["easy", "hard"]
+
+
+def test_an_unknown_rule_is_refused() -> None:
+    emb, people = _faces(10, 3, seed=1)
+    with pytest.raises(ValueError, match="unknown calibration rule 'lowest'"):
+        operating_points(emb, people, np.full(30, "a"), FARS, seed=1, rule="lowest")
 
 
 def _manifest_copy(tmp_path: Path, **changes: object) -> Path:

@@ -192,6 +192,12 @@ def _v6_with(old: str, new: str) -> str:
         ('init = "soup"', 'init = "relation"', "init 'relation' is not one of"),
         ("shift_px = 4\n", "shift_px = 4\nmirror = true\n", "unknown key 'mirror' in [test_views]"),
         ("[calibration] ", "[calibrate] ", "unknown key 'calibrate' in the top level"),
+        (
+            "far = 1e-3\n",
+            'far = 1e-3\nrule = "lowest"\n',
+            "[calibration] rule 'lowest' is none of pooled, strictest-source",
+        ),
+        ("far = 1e-3\n", "far = 1e-3\nrule = 1\n", "[calibration] rule must be a str"),
         ('average = ["base", "finetune"]', 'average = ["base"]', "two or more earlier stages"),
         ("alpha = 0.35\n", 'alpha = "wide"\n', "[network] alpha must be a float"),
         ("flip = true\n", "flip = 1\n", "[test_views] flip must be a bool"),

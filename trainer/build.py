@@ -219,8 +219,10 @@ def _finish(build: Build, report: Report) -> None:
         caches = evaluation_caches(recipe, build.cache_root, build.workers)
         report(evaluate_run(final, recipe.lfw, caches, recipe.test_views))
     if not final.calibration.exists():
-        result = calibrate(final, recipe.test_views, recipe.far, recipe.calibration_seed)
-        report(f"threshold at FAR {result.far:g}: {result.threshold:.4f}")
+        result = calibrate(
+            final, recipe.test_views, recipe.far, recipe.calibration_seed, recipe.calibration_rule
+        )
+        report(f"threshold at FAR {result.far:g} ({result.rule}): {result.threshold:.4f}")
     if not build.folder.artifact_manifest.exists():
         sources = data_report(recipe, build.cache_root)
         build.folder.data_report.write_text(json.dumps([asdict(s) for s in sources], indent=2))

@@ -290,14 +290,16 @@ def calibrate(
     """Choose the served threshold on the run's held-out training people.
 
     The cosine threshold at the recipe's FAR, with the recipe's test-time
-    views; written into the run folder."""
+    views, by the recipe's rule; written into the run folder."""
     from trainer.calibrate import calibrate as run_calibration
 
     where, run = _target(target, runs, cache_dir)
     recipe = where.recipe
-    result = run_calibration(run, recipe.test_views, recipe.far, recipe.calibration_seed)
+    result = run_calibration(
+        run, recipe.test_views, recipe.far, recipe.calibration_seed, recipe.calibration_rule
+    )
     typer.echo(
-        f"threshold at FAR {result.far:g}: {result.threshold:.4f} "
+        f"threshold at FAR {result.far:g} ({result.rule}): {result.threshold:.4f} "
         f"(dlib-resnet {result.dlib_threshold:.4f})"
     )
     if dlib_model is not None:
@@ -338,7 +340,9 @@ def operating_points_(
         + (f" --dlib-model {dlib_model}" if dlib_model else "")
         + f" --cache-dir {cache_dir}"
     )
-    note = {"operating_points_command": command}
+    # The calibration recorded is the one served now, so a later run of this
+    # command checks itself against it.
+    note = {"operating_points_command": command, "calibration": result.record()}
     write_points(artifact, result.operating_points, result.far, note)
     measured = sorted({r.source for p in result.operating_points for r in p.rates})
     from trainer.export import CARD_NAME
@@ -361,7 +365,12 @@ def operating_points_(
         )
         card.write_text(with_operating_points(card.read_text(), result.operating_points, text))
     if dlib_model is not None and result.dlib_operating_points:
-        write_points(dlib_model, result.dlib_operating_points, result.far, note)
+        write_points(
+            dlib_model,
+            result.dlib_operating_points,
+            result.far,
+            {"operating_points_command": command},
+        )
     for ours in result.operating_points:
         rates = ", ".join(
             f"{r.source}: TAR {r.tar:.2%} FAR {r.far:.1e} ({r.genuine_pairs} genuine,"

@@ -150,8 +150,7 @@ def export_run(
         training["averaged_from"] = averaged
     extra = {
         "threshold_far": calibration.far,
-        # The points themselves are the manifest's operating_points.
-        "calibration": {k: v for k, v in asdict(calibration).items() if k != "operating_points"},
+        "calibration": calibration.record(),
         "evaluation": evaluation,
         "training": training,
     }

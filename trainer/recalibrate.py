@@ -4,7 +4,9 @@ split of the same listings), only their faces are cached, and the shipped
 weights calibrate on them (trainer.calibrate, one definition). The split
 and the embedding are trusted only when they give back the artifact's own
 recorded calibration: the same number of faces and the same threshold at
-its FAR. The weights, and so the fingerprint, never change."""
+its FAR by its recorded rule. The points returned follow the recipe's
+rule, which may be a newer one. The weights, and so the fingerprint, never
+change."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from embedder.manifest import Manifest, load_manifest, read_manifest, write_manifest
 from embedder.model import ModelConfig, load_model
 from likeness.operating_points import OperatingPoint, point_name
-from trainer.calibrate import Calibration, calibrate_faces
+from trainer.calibrate import POOLED, Calibration, calibrate_embeddings
 from trainer.data import concat_faces, load_faces, validation_people
 from trainer.recipe import Recipe
 from trainer.sources import excluded_people, list_source, stage_spec
@@ -37,9 +39,12 @@ def recalibrate_artifact(
 ) -> Calibration:
     """Calibrate the artifact's weights (likeness-mobilenet) on the
     recipe's validation people; the faces are cached under
-    ``cache_root/s<size>/<source>-validation``. Raises ValueError when the
-    result does not reproduce the manifest's recorded calibration."""
+    ``cache_root/s<size>/<source>-validation``; the points are chosen by
+    the recipe's rule. Raises ValueError when the manifest's recorded
+    calibration (by its own rule) is not reproduced."""
     from trainer.cache import build_cache
+    from trainer.embed import embed_views
+    from trainer.evaluate import unit
 
     manifest = load_manifest(artifact)
     recorded = manifest.extra.get("calibration")
@@ -70,16 +75,18 @@ def recalibrate_artifact(
             f"{len(val)} validation faces, the manifest records {recorded.get('validation_faces')}"
         )
     model = load_model(ModelConfig.from_dict(manifest.config), artifact / manifest.weights)
-    far = float(recorded["far"])
-    result = calibrate_faces(
-        model, stage.input_size, val, sources, recipe.test_views, far, recipe.calibration_seed
-    )
-    if abs(result.threshold - float(recorded["threshold"])) > _TOLERANCE:
+    far, seed, views = float(recorded["far"]), recipe.calibration_seed, recipe.test_views
+    emb = unit(embed_views(model, val, stage.input_size, views))
+    rule = str(recorded.get("rule", POOLED))
+    check = calibrate_embeddings(emb, val, sources, views, far, seed, rule)
+    if abs(check.threshold - float(recorded["threshold"])) > _TOLERANCE:
         raise ValueError(
-            f"threshold at FAR {far:g} is {result.threshold}, the manifest records"
+            f"threshold at FAR {far:g} ({rule}) is {check.threshold}, the manifest records"
             f" {recorded['threshold']}: not the split or views the model was calibrated on"
         )
-    return result
+    if rule == recipe.calibration_rule:
+        return check
+    return calibrate_embeddings(emb, val, sources, views, far, seed, recipe.calibration_rule)
 
 
 def write_points(

@@ -16,7 +16,7 @@ Layout (every key is documented in trainer/recipes/README.md)::
     [defaults]                        # stage keys every stage takes unless it sets them
     [[stages]]                        # name, init or average, stage keys
     [test_views]                      # embedder.model.InferenceViews
-    [calibration]                     # far, seed
+    [calibration]                     # far, seed; optional rule (trainer.calibrate.RULES)
     [arms.<name>]                     # optional: an ablation's arms, loss keys only
 """
 
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from embedder.model import InferenceViews, ModelConfig
 from trainer.cache import CacheSpec
+from trainer.calibrate import POOLED, RULES
 from trainer.config import LOSS_KEYS, TrainConfig, declared_fields, margin_head_problem
 from trainer.run import BuildFolder
 
@@ -155,6 +156,8 @@ class Recipe:
     test_views: InferenceViews
     far: float
     calibration_seed: int
+    #: How the served thresholds are chosen (trainer.calibrate.RULES).
+    calibration_rule: str = POOLED
     #: Held-out test people lists (trainer.test_people), by name: their
     #: people leave every source, like LFW's DevTest people.
     test_people: tuple[tuple[str, Path], ...] = ()
@@ -263,7 +266,10 @@ def load_recipe(file: Path) -> Recipe:
     views = _table(top["test_views"], "[test_views]", file)
     _check(views, "[test_views]", file, {f.name: True for f in fields(InferenceViews)})
     calibration = _table(top["calibration"], "[calibration]", file)
-    _check(calibration, "[calibration]", file, {"far": True, "seed": True})
+    _check(calibration, "[calibration]", file, {"far": True, "seed": True, "rule": False})
+    rule = _typed(calibration.get("rule", POOLED), str, "[calibration] rule", file)
+    if rule not in RULES:
+        raise RecipeError(f"{file}: [calibration] rule {rule!r} is none of {', '.join(RULES)}")
     defaults = _table(top["defaults"], "[defaults]", file)
     stage_keys = {**declared_fields(), **_STAGE_SHAPE}
     _check(defaults, "[defaults]", file, dict.fromkeys(stage_keys, False))
@@ -293,6 +299,7 @@ def load_recipe(file: Path) -> Recipe:
         test_views=InferenceViews(**_typed_fields(InferenceViews, views, "[test_views]", file)),
         far=float(calibration["far"]),
         calibration_seed=_typed(calibration["seed"], int, "[calibration] seed", file),
+        calibration_rule=rule,
         test_people=_test_people(top.get("test_people", {}), file),
         arms=arms,
     )
