@@ -26,9 +26,9 @@ together. ``likeness cluster`` therefore links faces at the model's
 strictest operating point (``far-1e-4``,
 :func:`likeness.operating_points.strictest`). On LFW DevTest (3,900 faces,
 docs/BENCHMARKS.md#clustering) that is what separates people: BCubed F
-0.84 for v7d at its far-1e-4 threshold 0.7587 against 0.52 at its
-verification threshold 0.6481 (dlib-resnet's descriptors: 0.94 at cosine
-0.94 against 0.67 at its 0.9241).
+0.84 for v7d at its far-1e-4 threshold 0.7701 against 0.52 at cosine
+0.6481, its pooled verification threshold before (dlib-resnet's
+descriptors: 0.94 at cosine 0.94 against 0.67 at its 0.9241).
 """
 
 from __future__ import annotations

@@ -37,6 +37,14 @@ POOLED = "pooled"
 STRICTEST_SOURCE = "strictest-source"
 #: The rules a recipe's ``[calibration] rule`` may name.
 RULES = (POOLED, STRICTEST_SOURCE)
+#: Each rule in words (model cards).
+RULE_TEXT = {
+    POOLED: "each threshold is the one at its FAR on the different-person pairs of all"
+    " held-out sources pooled",
+    STRICTEST_SOURCE: "each threshold is the largest of the held-out sources' own"
+    " thresholds at its FAR (each on different-person pairs drawn within the source),"
+    " so the target holds on every source",
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class Calibration:
         """The JSON form a manifest keeps as ``calibration`` (the points
         themselves are the manifest's ``operating_points``)."""
         return {k: v for k, v in asdict(self).items() if k != "operating_points"}
+
+    def save(self, path: Path) -> None:
+        """Write it as JSON (what :meth:`load` reads)."""
+        path.write_text(json.dumps(asdict(self), indent=2))
 
     @staticmethod
     def load(path: Path) -> Calibration:
@@ -210,7 +222,7 @@ def calibrate(
     model, cfg = run_model(run)
     val, sources = validation_faces(run, cfg), validation_sources(run, cfg)
     result = calibrate_faces(model, cfg.model.input_size, val, sources, views, far, seed, rule)
-    run.calibration.write_text(json.dumps(asdict(result), indent=2))
+    result.save(run.calibration)
     return result
 
 

@@ -320,25 +320,42 @@ def operating_points_(
         Path | None,
         typer.Option(help="Also write dlib-resnet's points into this artifact's manifest."),
     ] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            help="The run folder that trained the artifact (e.g. runs/v7d/more): its"
+            " validation faces, as they were cached, instead of drawing them again.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     cache_dir: CacheDir = Path("cache"),
     workers: Annotated[int, typer.Option(min=1, help="Processes building caches.")] = 2,
 ) -> None:
-    """Operating points (FAR 1e-2, 1e-3, 1e-4) for a shipped model whose run
-    folder is gone: its recipe's validation people are drawn again, cached,
-    and the shipped weights calibrated on them; refused unless the recorded
-    calibration is reproduced. Weights and fingerprint are unchanged."""
-    from trainer.recalibrate import recalibrate_artifact, write_points
+    """Operating points (FAR 1e-2, 1e-3, 1e-4) for a shipped model, by its
+    recipe's `[calibration] rule`: on the validation faces of the run that
+    trained it (--run), or, where that folder is gone, on its recipe's
+    validation people drawn again and cached; refused unless the recorded
+    calibration is reproduced. Weights and fingerprint are unchanged; galleries
+    keep the threshold they were given until `likeness galleries update`."""
+    from trainer.recalibrate import recalibrate_artifact, recalibrate_from_run, write_points
 
     try:
         recipe = load_recipe(recipe_file)
-        result = recalibrate_artifact(recipe, artifact, cache_dir, workers, typer.echo)
-    except (RecipeError, ValueError) as exc:
+        if run is not None:
+            result = recalibrate_from_run(recipe, artifact, RunFolder(run))
+            # The run's calibration is what its artifact serves: the model
+            # card is written from it and checked against the manifest.
+            result.save(RunFolder(run).calibration)
+        else:
+            result = recalibrate_artifact(recipe, artifact, cache_dir, workers, typer.echo)
+    except (RecipeError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     command = (
         f"likeness-train operating-points {recipe_file} --artifact {artifact}"
         + (f" --dlib-model {dlib_model}" if dlib_model else "")
-        + f" --cache-dir {cache_dir}"
+        + (f" --run {run}" if run is not None else f" --cache-dir {cache_dir}")
     )
     # The calibration recorded is the one served now, so a later run of this
     # command checks itself against it.
@@ -352,8 +369,13 @@ def operating_points_(
         from trainer.model_card import with_operating_points
 
         text = (
-            f"\nComputed from the shipped weights by `{command}` on the recipe's validation"
-            f" people again. Sources measured: {', '.join(measured)}, the only labelled"
+            f"\nComputed from the shipped weights by `{command}` on"
+            + (
+                " its run's validation faces"
+                if run is not None
+                else " the recipe's validation people drawn again"
+            )
+            + f". Sources measured: {', '.join(measured)}, the only labelled"
             " source(s) this model's recipe holds out people of."
             + "".join(
                 f" `{p.name}` on {r.source} rests on {round(r.far * r.impostor_pairs)} of the"
@@ -363,7 +385,9 @@ def operating_points_(
             )
             + "\n"
         )
-        card.write_text(with_operating_points(card.read_text(), result.operating_points, text))
+        card.write_text(
+            with_operating_points(card.read_text(), result.operating_points, text, result.rule)
+        )
     if dlib_model is not None and result.dlib_operating_points:
         write_points(
             dlib_model,

@@ -16,7 +16,7 @@ from typing import Any
 from embedder.manifest import sha256_file
 from embedder.model import InferenceViews
 from likeness.operating_points import OperatingPoint
-from trainer.calibrate import Calibration
+from trainer.calibrate import POOLED, RULE_TEXT, Calibration
 from trainer.export import CARD_NAME
 from trainer.recipe import Recipe, Stage, init_artifact, verified_artifact
 from trainer.run import RunFolder
@@ -126,7 +126,7 @@ def model_card(
         for e in evaluation
     )
     data_rows = "\n".join(_source_row(s) for s in sources)
-    points = operating_points_text(calibration.operating_points)
+    points = operating_points_text(calibration.operating_points, rule=calibration.rule)
     stages = "\n".join(f"{i}. {_stage_text(recipe, s)}" for i, s in enumerate(recipe.stages, 1))
     return f"""# Model card: {recipe.model_id}
 
@@ -287,10 +287,13 @@ def _stage_text(recipe: Recipe, stage: Stage) -> str:
     )
 
 
-def operating_points_text(points: Sequence[OperatingPoint], note: str = "") -> str:
+def operating_points_text(
+    points: Sequence[OperatingPoint], note: str = "", rule: str = POOLED
+) -> str:
     """The card's "Operating points" section (empty without points): each
     point's threshold with the TAR and FAR it gave on each held-out source,
-    and the pairs they rest on; ``note`` (markdown) follows the table."""
+    and the pairs they rest on, chosen by ``rule`` (trainer.calibrate.RULES);
+    ``note`` (markdown) follows the table."""
     if not points:
         return ""
     rows = "\n".join(
@@ -301,7 +304,8 @@ def operating_points_text(points: Sequence[OperatingPoint], note: str = "") -> s
         for r in p.rates
     )
     return f"""**Operating points** (a gallery picks one by name; thresholds calibrated on
-held-out training people and served to 4 decimals, the TAR and FAR measured
+held-out training people by the rule `{rule}`: {RULE_TEXT[rule]};
+served to 4 decimals, the TAR and FAR measured
 at the served threshold on the same pairs, so they describe the calibration
 set, not unseen photos, and the FAR may differ from the target by the pairs
 the rounding moves; different-person pairs are sampled with repetition from
@@ -314,7 +318,9 @@ the distinct ones):
 """
 
 
-def with_operating_points(card: str, points: Sequence[OperatingPoint], note: str = "") -> str:
+def with_operating_points(
+    card: str, points: Sequence[OperatingPoint], note: str = "", rule: str = POOLED
+) -> str:
     """``card`` (markdown) with its operating-points section replaced by, or
     inserted before "**Limits.**" as, :func:`operating_points_text`."""
     start = card.find("**Operating points**")
@@ -322,7 +328,7 @@ def with_operating_points(card: str, points: Sequence[OperatingPoint], note: str
     if limits < 0:
         raise ValueError("the model card has no **Limits.** section to insert before")
     head = card[: start if 0 <= start < limits else limits]
-    return head + operating_points_text(points, note) + card[limits:]
+    return head + operating_points_text(points, note, rule) + card[limits:]
 
 
 def views_text(views: InferenceViews) -> str:
